@@ -1,0 +1,55 @@
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from titn_lite.attention import keeping_attention_weights
+from titn_lite.cli import main
+from titn_lite.models import create_model
+from titn_lite.profile import count_flops, format_table, profile_models
+
+
+def test_flops_of_a_linear_layer_count_multiply_add_as_two():
+    assert count_flops(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)),
+                       img_size=4) == 2 * 48 * 5
+
+
+@pytest.mark.parametrize("name", ["deit", "titn"])
+def test_attention_flops_are_counted(name):
+    # The written-out path's matmuls are what attention costs; the profile must see them
+    # even though the fused CPU kernel is invisible to the flop counter.
+    model = create_model(name, num_classes=10, depth=2).eval()
+    images = torch.zeros(2, 3, 32, 32)
+    counter = FlopCounterMode(display=False)
+    with keeping_attention_weights(model), counter:
+        model(images)
+    assert count_flops(model) == counter.get_total_flops() / 2
+
+
+def test_profile_matches_the_papers_table_3_within_two_percent():
+    rows = {row.name: row for row in profile_models(["vit", "titn", "titn_large_patch"])}
+    for row in rows.values():
+        assert abs(row.gflops_per_512 / row.paper_gflops_per_512 - 1) < 0.02
+        assert abs(row.params / 1e6 / row.paper_params_m - 1) < 0.01
+    table = format_table(list(rows.values()))
+    assert "| titn | 5.853 | 5.85 | 1.000 |" in table
+
+
+def test_paper_figures_are_left_out_outside_the_papers_setting():
+    (row,) = profile_models(["titn"], num_classes=10)
+    assert row.paper_params_m is None and "| titn | 5.818 | - | - |" in format_table([row])
+
+
+def test_cli_profile_prints_the_table(capsys):
+    assert main(["profile", "--models", "tnt,small_cnn"]) == 0
+    out = capsys.readouterr().out
+    assert "| tnt | 5.832 | 5.83 | 1.000 |" in out and "| small_cnn |" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["profile", "--models", "vit,foo"], "unknown model or teacher 'foo'; valid: vit, deit"),
+    (["profile", "--models", "vit", "--img-size", "30"], "image size 30 is not divisible by patch size 8"),
+])
+def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1

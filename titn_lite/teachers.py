@@ -1,0 +1,154 @@
+"""CNN teachers: the paper's Table 2 zoo from torchvision, and a small CPU teacher.
+
+The paper feeds 32x32 images to ImageNet-shaped torchvision models unchanged (their
+adaptive pooling makes that work), which is how VGG16-BN has 138.36M parameters at 100
+classes in Table 3. ``small_cnn`` is ours: a few conv/BN layers a laptop trains in minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor, nn
+from torchvision import models as tv
+
+
+class SmallCNN(nn.Module):
+    """Three stages of two conv-BN-ReLU layers, max-pooled between, then global average
+    pooling and a linear classifier.
+
+    images (B, in_chans, H, W) -> logits (B, num_classes); any H, W >= 4.
+    """
+
+    def __init__(self, num_classes: int, in_chans: int = 3, widths: tuple[int, ...] = (32, 64, 128)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for stage, width in enumerate(widths):
+            if stage:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(2):
+                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.features(images)).flatten(1))
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """How to build one teacher and where its input conv and classifier sit."""
+
+    builder: Callable[..., nn.Module]
+    weights: tv.WeightsEnum | None
+    first_conv: str
+    classifier: str
+
+
+# Table 2's teachers, in the paper's order of preference (VGG16-BN was chosen).
+TEACHERS: dict[str, TeacherSpec] = {
+    "vgg16_bn": TeacherSpec(tv.vgg16_bn, tv.VGG16_BN_Weights.DEFAULT, "features.0", "classifier.6"),
+    "vgg16": TeacherSpec(tv.vgg16, tv.VGG16_Weights.DEFAULT, "features.0", "classifier.6"),
+    "vgg19": TeacherSpec(tv.vgg19, tv.VGG19_Weights.DEFAULT, "features.0", "classifier.6"),
+    "resnet50": TeacherSpec(tv.resnet50, tv.ResNet50_Weights.DEFAULT, "conv1", "fc"),
+    "wide_resnet50_2": TeacherSpec(tv.wide_resnet50_2, tv.Wide_ResNet50_2_Weights.DEFAULT, "conv1", "fc"),
+    "densenet121": TeacherSpec(tv.densenet121, tv.DenseNet121_Weights.DEFAULT, "features.conv0", "classifier"),
+    "mobilenet_v3": TeacherSpec(tv.mobilenet_v3_large, tv.MobileNet_V3_Large_Weights.DEFAULT, "features.0.0", "classifier.3"),
+    "squeezenet": TeacherSpec(tv.squeezenet1_1, tv.SqueezeNet1_1_Weights.DEFAULT, "features.0", "classifier.1"),
+    "small_cnn": TeacherSpec(SmallCNN, None, "features.0", "classifier"),
+}
+
+
+def list_teachers() -> list[str]:
+    """Names ``create_teacher`` accepts."""
+    return list(TEACHERS)
+
+
+def create_teacher(name: str, *, num_classes: int, in_chans: int = 3, pretrained: bool = False) -> nn.Module:
+    """Build a teacher for ``num_classes`` classes and ``in_chans``-channel images.
+
+    ``pretrained=True`` starts from torchvision's ImageNet weights (the classifier is new;
+    for ``in_chans != 3`` the input conv's RGB filters are averaged per output channel).
+    The weights come from torch's hub cache (``$TORCH_HOME/hub/checkpoints``) or are
+    downloaded; offline with no cached file it raises ``RuntimeError`` saying which file
+    to put where, after at most a 10 s network timeout.
+    """
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}; valid teachers: {', '.join(list_teachers())}")
+    for field, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{field} must be a positive integer, got {value!r}")
+    spec = TEACHERS[name]
+    if spec.builder is SmallCNN:
+        if pretrained:
+            raise ValueError("small_cnn has no pretrained weights; train it (titn-lite train --model small_cnn)")
+        return SmallCNN(num_classes, in_chans)
+    if not pretrained:
+        model = spec.builder(weights=None, num_classes=num_classes)
+    else:
+        model = spec.builder(weights=None)
+        model.load_state_dict(_imagenet_state_dict(name, spec.weights))
+        _replace(model, spec.classifier, _resized_classifier(_get(model, spec.classifier), num_classes))
+    if in_chans != 3:
+        _replace(model, spec.first_conv, _adapted_input_conv(_get(model, spec.first_conv), in_chans))
+    return model
+
+
+def weights_cache_path(weights: tv.WeightsEnum) -> Path:
+    """Where torch's hub keeps (and looks for) a torchvision weights file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _imagenet_state_dict(name: str, weights: tv.WeightsEnum) -> dict[str, Tensor]:
+    cached = weights_cache_path(weights)
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)  # torch.hub's urlopen has no timeout of its own
+    try:
+        return weights.get_state_dict(progress=True)
+    except (urllib.error.URLError, OSError) as error:
+        raise RuntimeError(
+            f"could not download the ImageNet weights of {name} ({error}). Offline? Download "
+            f"{weights.url} elsewhere and copy it to {cached}, or use pretrained=False."
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+
+
+def _resized_classifier(old: nn.Module, num_classes: int) -> nn.Module:
+    if isinstance(old, nn.Linear):
+        return nn.Linear(old.in_features, num_classes)
+    assert isinstance(old, nn.Conv2d)  # SqueezeNet classifies with a 1x1 conv
+    return nn.Conv2d(old.in_channels, num_classes, kernel_size=old.kernel_size)
+
+
+def _adapted_input_conv(old: nn.Conv2d, in_chans: int) -> nn.Conv2d:
+    new = nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding,
+                    bias=old.bias is not None)
+    with torch.no_grad():
+        # Averaging the RGB filters keeps each filter's response to a grey image.
+        new.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    return new
+
+
+def _get(model: nn.Module, path: str) -> nn.Module:
+    return model.get_submodule(path)
+
+
+def _replace(model: nn.Module, path: str, new: nn.Module) -> None:
+    parent, _, child = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
