@@ -9,8 +9,11 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
+from titn_lite.data import DEFAULT_DATASET, list_datasets
 from titn_lite.models import list_models
+from titn_lite.profiles import list_profiles
 from titn_lite.teachers import list_teachers
 
 
@@ -32,6 +35,82 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from titn_lite.training import TrainConfig, train
+
+    overrides = dict(_parse_override(item) for item in args.override)
+    out = args.out or f"runs/{args.model}-{args.dataset}-{args.profile}"
+    config = TrainConfig(
+        model=args.model, dataset=args.dataset, profile=args.profile, out_dir=out, data_dir=args.data_dir,
+        teacher=args.teacher, distill=args.distill, distill_alpha=args.distill_alpha,
+        temperature=args.temperature, mix=args.mix, mix_alpha=args.mix_alpha, mix_prob=args.mix_prob,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
+        augmentation=args.augmentation, train_subset=args.train_subset, test_subset=args.test_subset,
+        num_workers=args.workers, device=args.device, amp=args.amp, compile=args.compile, seed=args.seed,
+        model_overrides=overrides,
+    )
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    metrics = result.metrics
+    print(f"{args.model} on {args.dataset}: top-1 {100 * metrics.top1:.2f}%, top-5 {100 * metrics.top5:.2f}%, "
+          f"macro F1 {metrics.f1:.3f} ({metrics.count} test images); run in {result.out_dir}")
+    return 0
+
+
+def _parse_override(item: str) -> tuple[str, int]:
+    key, sep, value = item.partition("=")
+    if not sep or not value.lstrip("-").isdigit():
+        raise ValueError(f"--override takes KEY=INTEGER (e.g. depth=4), got {item!r}")
+    return key, int(value)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from titn_lite.checkpoints import load_checkpoint
+    from titn_lite.data import dataset_info, eval_transform, load_dataset
+    from titn_lite.profile import count_flops, count_parameters
+    from titn_lite.training import evaluate, model_from_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    dataset = args.dataset or checkpoint["dataset"]
+    info = dataset_info(dataset)
+    if (info.num_classes, info.in_chans) != (checkpoint["num_classes"], checkpoint["in_chans"]):
+        raise ValueError(f"{args.checkpoint} classifies {checkpoint['num_classes']} classes of "
+                         f"{checkpoint['in_chans']}-channel images; {dataset} has {info.num_classes} classes of "
+                         f"{info.in_chans}-channel images")
+    model = model_from_checkpoint(checkpoint)
+    test_set = load_dataset(dataset, train=False, data_dir=args.data_dir, transform=eval_transform(info))
+    metrics = evaluate(model, DataLoader(test_set, batch_size=256), info.num_classes)
+    result = {"checkpoint": str(args.checkpoint), "model": checkpoint["model_name"], "dataset": dataset,
+              "top1": metrics.top1, "top5": metrics.top5, "precision": metrics.precision,
+              "recall": metrics.recall, "f1": metrics.f1, "test_images": metrics.count,
+              "params_m": count_parameters(model) / 1e6,
+              "gflops_per_512": count_flops(model, in_chans=info.in_chans) * 512 / 1e9}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print("| model | dataset | top-1 % | top-5 % | precision | recall | F1 | GFLOPs / 512 | params (M) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {result['model']} | {dataset} | {100 * metrics.top1:.2f} | {100 * metrics.top5:.2f} | "
+          f"{metrics.precision:.3f} | {metrics.recall:.3f} | {metrics.f1:.3f} | {result['gflops_per_512']:.2f} | "
+          f"{result['params_m']:.3f} |")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from titn_lite.checkpoints import write_atomic
+    from titn_lite.report import format_report, summarize_run
+
+    summaries = [summarize_run(run_dir) for run_dir in args.run_dirs]
+    text = format_report(summaries) + "\n"
+    if args.out:
+        write_atomic(args.out, text.encode())
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="titn-lite", description="Vision transformers and knowledge distillation, TITN-style."
@@ -48,17 +127,73 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--in-chans", type=int, default=3)
     profile.add_argument("--json", action="store_true", help="print the rows as JSON")
     profile.set_defaults(run=_profile)
+
+    train = commands.add_parser("train", help="train a student or a teacher (the paper's recipe)")
+    train.add_argument("--model", required=True, metavar="NAME",
+                       help=f"students: {', '.join(list_models())}; teachers: {', '.join(list_teachers())}")
+    train.add_argument("--dataset", default=DEFAULT_DATASET, help=f"one of {', '.join(list_datasets())}")
+    train.add_argument("--data-dir", help="folder holding the dataset's files (default: $TITN_LITE_DATA "
+                                          "or ~/.cache/titn-lite/data)")
+    train.add_argument("--teacher", metavar="NAME|CKPT",
+                       help="teacher for a distilled student: a teacher name (trained first into OUT/teacher, "
+                            "or reused) or a teacher checkpoint (default: the profile's teacher)")
+    train.add_argument("--profile", default="classroom", help=f"one of {', '.join(list_profiles())}")
+    train.add_argument("--out", help="run directory (default: runs/MODEL-DATASET-PROFILE)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    train.add_argument("--lr", type=float)
+    train.add_argument("--warmup-epochs", type=float)
+    train.add_argument("--mix", default="cutmix", help="cutmix, mixup or none")
+    train.add_argument("--mix-alpha", type=float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
+    train.add_argument("--mix-prob", type=float, default=1.0, help="probability of mixing a batch")
+    train.add_argument("--distill", help="hard, soft or none (default: hard for deit/titn/titn_large_patch)")
+    train.add_argument("--distill-alpha", type=float, default=0.5,
+                       help="weight of the class-token loss; 1 - alpha weights the teacher term (eq. 10)")
+    train.add_argument("--temperature", type=float, default=3.0, help="soft distillation's temperature")
+    train.add_argument("--augmentation", help="paper, light or none (default: the profile's)")
+    train.add_argument("--train-subset", type=int, help="train on the first N training images")
+    train.add_argument("--test-subset", type=int, help="evaluate on the first N test images")
+    train.add_argument("--override", action="append", default=[], metavar="KEY=INT",
+                       help="change a student's config field, e.g. --override depth=6")
+    train.add_argument("--workers", type=int, help="DataLoader worker processes")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--amp", default="none", help="none, bf16 or fp16 (fp16: CUDA only)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="Table 3 metrics of a checkpoint on a test set")
+    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
+
+    report = commands.add_parser("report", help="measured runs beside the paper's tables, as Markdown")
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    report.add_argument("--out", type=Path, help="write the report here (default: print it)")
+    report.set_defaults(run=_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from titn_lite.training import TrainingDiverged
+
     try:
         return args.run(args)
-    except ValueError as error:
+    except ValueError as error:  # bad input: what it was and what would be valid
         print(f"titn-lite {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"titn-lite {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"titn-lite {args.command}: interrupted; a training run continues with --resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ def create_model(
     Raises ``ValueError`` (before any tensor is made) for an unknown name or override,
     or sizes that do not fit together.
     """
+    config = model_config(name, **overrides)
+    validate_config(config, num_classes=num_classes, img_size=img_size, in_chans=in_chans)
+    family = VisionTransformer if config.family == "vit" else TransformerInTransformer
+    return family(config, num_classes=num_classes, img_size=img_size, in_chans=in_chans)
+
+
+def model_config(name: str, **overrides: object) -> ModelConfig:
+    """Table 1's config for ``name`` with ``overrides`` applied (not yet validated)."""
     if name not in MODEL_CONFIGS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(list_models())}")
     overridable = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "family"]
@@ -81,10 +89,7 @@ def create_model(
             f"unknown override(s) {unknown} for model {name!r}; valid overrides: "
             f"{', '.join(overridable)}"
         )
-    config = dataclasses.replace(MODEL_CONFIGS[name], **overrides)
-    validate_config(config, num_classes=num_classes, img_size=img_size, in_chans=in_chans)
-    family = VisionTransformer if config.family == "vit" else TransformerInTransformer
-    return family(config, num_classes=num_classes, img_size=img_size, in_chans=in_chans)
+    return dataclasses.replace(MODEL_CONFIGS[name], **overrides)
 
 
 def validate_config(config: ModelConfig, *, num_classes: int, img_size: int, in_chans: int) -> None:

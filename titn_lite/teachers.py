@@ -8,7 +8,6 @@ classes in Table 3. ``small_cnn`` is ours: a few conv/BN layers a laptop trains 
 from __future__ import annotations
 
 import os
-import socket
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 from torchvision import models as tv
+
+from titn_lite.downloads import network_timeout
 
 
 class SmallCNN(nn.Module):
@@ -114,17 +115,14 @@ def _imagenet_state_dict(name: str, weights: tv.WeightsEnum) -> dict[str, Tensor
     cached = weights_cache_path(weights)
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True)
-    previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(10)  # torch.hub's urlopen has no timeout of its own
     try:
-        return weights.get_state_dict(progress=True)
+        with network_timeout():
+            return weights.get_state_dict(progress=True)
     except (urllib.error.URLError, OSError) as error:
         raise RuntimeError(
             f"could not download the ImageNet weights of {name} ({error}). Offline? Download "
             f"{weights.url} elsewhere and copy it to {cached}, or use pretrained=False."
         ) from None
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
 
 
 def _resized_classifier(old: nn.Module, num_classes: int) -> nn.Module:

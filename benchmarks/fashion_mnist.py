@@ -1,0 +1,94 @@
+"""Full Fashion-MNIST, classroom profile: small CNN teacher, then ViT, DeiT, TNT and TITN
+under the same wall-clock budget each. Prints top-1, top-5, macro F1 and images/s.
+
+The budget is met by choosing each model's epoch count up front from its measured
+training speed (the cosine schedule needs the run's length in advance).
+
+    apt-get install dataset-fashion-mnist      # the full 70k images, offline
+    python benchmarks/fashion_mnist.py [--budget-minutes 10] [--out runs/bench-fashion-mnist]
+
+Target (issue 3): TITN >= 90% top-1 on the full test set, and TITN >= DeiT >= ViT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from titn_lite.data import dataset_info
+from titn_lite.mixing import BatchMixer
+from titn_lite.profiles import get_profile
+from titn_lite.report import format_report, summarize_run
+from titn_lite.training import TrainConfig, build_model, train
+
+STUDENTS = ["vit", "deit", "tnt", "titn"]
+TRAIN_IMAGES = 60_000
+
+
+def images_per_second(model_name: str, batch_size: int, overrides: dict, steps: int = 6) -> float:
+    """Training speed of one model on random 32x32 grey images (model, loss, step)."""
+    torch.manual_seed(0)
+    model = build_model(model_name, 10, 1, overrides).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images, labels = torch.randn(batch_size, 1, 32, 32), torch.randint(0, 10, (batch_size,))
+    mixer = BatchMixer("cutmix")
+    for step in range(steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        outputs = model(mixer(images, labels).images)
+        logits = outputs if isinstance(outputs, torch.Tensor) else sum(outputs)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--budget-minutes", type=float, default=10.0, help="wall clock per student")
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the classroom profile's")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-fashion-mnist"))
+    args = parser.parse_args()
+    if not (Path(args.data_dir) / "train-images-idx3-ubyte.gz").is_file():
+        raise SystemExit(f"no Fashion-MNIST files in {args.data_dir}: apt-get install dataset-fashion-mnist, "
+                         f"or pass --data-dir")
+    profile = get_profile("classroom")
+    dataset_info("fashion-mnist")
+    common = dict(dataset="fashion-mnist", profile="classroom", data_dir=args.data_dir)
+
+    teacher_dir = args.out / "small_cnn"
+    started = time.perf_counter()
+    if not (teacher_dir / "metrics.json").is_file():
+        train(TrainConfig(model="small_cnn", out_dir=str(teacher_dir), epochs=args.teacher_epochs, **common),
+              resume=(teacher_dir / "checkpoint.pt").is_file())
+    print(f"teacher small_cnn: {time.perf_counter() - started:.0f} s")
+    run_dirs = [teacher_dir]
+    for name in STUDENTS:
+        rate = images_per_second(name, profile.batch_size, profile.model_overrides)
+        # 85% of the budget for training steps; the rest goes to data loading and evaluation.
+        epochs = max(1, int(0.85 * args.budget_minutes * 60 * rate / TRAIN_IMAGES))
+        print(f"{name}: {rate:.0f} img/s measured -> {epochs} epochs in {args.budget_minutes:g} min")
+        run_dir = args.out / name
+        if not (run_dir / "metrics.json").is_file():
+            teacher = str(teacher_dir / "checkpoint.pt") if name in ("deit", "titn") else None
+            train(TrainConfig(model=name, out_dir=str(run_dir), epochs=epochs, teacher=teacher, **common),
+                  resume=(run_dir / "checkpoint.pt").is_file())
+        run_dirs.append(run_dir)
+
+    summaries = [summarize_run(d) for d in run_dirs]
+    print()
+    print(format_report(summaries))
+    by_name = {s.model: s for s in summaries}
+    titn, deit, vit = by_name["titn"].top1, by_name["deit"].top1, by_name["vit"].top1
+    print(f"\nTITN top-1 {100 * titn:.2f}% (target >= 90%: {'met' if titn >= 0.90 else 'NOT met'}); "
+          f"TITN >= DeiT >= ViT: {'met' if titn >= deit >= vit else 'NOT met'} "
+          f"({100 * titn:.2f} / {100 * deit:.2f} / {100 * vit:.2f})")
+
+
+if __name__ == "__main__":
+    main()

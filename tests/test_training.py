@@ -1,0 +1,207 @@
+"""The training engine on the embedded data at the smoke profile."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from titn_lite import training
+from titn_lite.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from titn_lite.cli import main
+from titn_lite.training import TrainConfig, TrainingDiverged, train, warmup_cosine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("TITN_LITE_DATA", str(tmp_path_factory.mktemp("cache")))
+
+
+def smoke(out, **kwargs):
+    kwargs.setdefault("model", "titn")
+    return TrainConfig(profile="smoke", out_dir=str(out), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def teacher_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    train(TrainConfig(model="small_cnn", profile="smoke", out_dir=str(out)), progress=False)
+    return out / "checkpoint.pt"
+
+
+def test_smoke_run_writes_a_complete_run(tmp_path, teacher_checkpoint):
+    result = train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), epochs=2), progress=False)
+    run = tmp_path / "run"
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2] and history == result.history
+    assert set(history[0]) == {"epoch", "lr", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1",
+                               "val_top5", "seconds", "images_per_second"}
+    assert (run / "history.csv").read_text().splitlines()[0].startswith("epoch,lr,train_loss")
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["count"] == 128 and 0 <= metrics["top1"] <= metrics["top5"] <= 1
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    assert checkpoint["complete"] and checkpoint["epoch"] == 2 and checkpoint["dataset"] == "fashion-mnist-mini"
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "config"} <= set(checkpoint)
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_named_teacher_is_trained_once_then_reused(tmp_path):
+    train(smoke(tmp_path / "a"), progress=False)
+    teacher = tmp_path / "a" / "teacher" / "checkpoint.pt"
+    assert load_checkpoint(teacher)["model_name"] == "small_cnn"
+    before = teacher.stat().st_mtime_ns
+    # a second student in the same folder (after the first run is moved away) reuses it
+    (tmp_path / "a" / "checkpoint.pt").unlink()
+    train(smoke(tmp_path / "a", model="deit"), progress=False)
+    assert teacher.stat().st_mtime_ns == before
+
+
+def test_resume_after_interruption_is_bit_for_bit(tmp_path, teacher_checkpoint):
+    config = dict(teacher=str(teacher_checkpoint), epochs=3, mix="cutmix", augmentation="paper")
+    train(smoke(tmp_path / "straight", **config), progress=False)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(smoke(tmp_path / "resumed", **config), progress=False, callbacks=[stop_after_first_epoch])
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["epoch"] == 1
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    train(smoke(tmp_path / "resumed", **config), resume=True, progress=False)
+
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    assert [r["train_loss"] for r in straight["history"]] == [r["train_loss"] for r in resumed["history"]]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, teacher_checkpoint):
+    real_forward = training.DistillationLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, outputs, batch):
+        calls["n"] += 1
+        loss = real_forward(self, outputs, batch)
+        return loss * float("nan") if calls["n"] > 8 else loss  # smoke: 8 steps per epoch
+    monkeypatch.setattr(training.DistillationLoss, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1 .*checkpoint of epoch 1 is kept"):
+        train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), epochs=3), progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_teacher_from_another_dataset_is_refused(tmp_path, teacher_checkpoint):
+    checkpoint = load_checkpoint(teacher_checkpoint)
+    checkpoint["dataset"] = "mnist"
+    save_checkpoint(tmp_path / "mnist_teacher.pt", checkpoint)
+    with pytest.raises(ValueError, match=r"trained on mnist \(10 classes, 1 channel\(s\)\) but the student trains on fashion-mnist-mini"):
+        train(smoke(tmp_path / "run", teacher=str(tmp_path / "mnist_teacher.pt")), progress=False)
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path):
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="is not a readable titn-lite checkpoint"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="is not a titn-lite checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save(TrainConfig(model="vit"), tmp_path / "pickled_object.pt")
+    with pytest.raises(CheckpointError, match="is not a readable titn-lite checkpoint"):
+        load_checkpoint(tmp_path / "pickled_object.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_existing_run_is_not_overwritten_and_resume_must_match(tmp_path, teacher_checkpoint):
+    train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint)), progress=False)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint)), progress=False)
+    with pytest.raises(ValueError, match=r"--resume continues the run .* lr: run has 0.05, asked 0.2"):
+        train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), lr=0.2), resume=True, progress=False)
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path, teacher_checkpoint):
+    result = train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), amp="bf16"), progress=False)
+    assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
+
+
+def test_warmup_then_cosine():
+    factor = warmup_cosine(warmup_steps=10, total_steps=110)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "titm"], "unknown model 'titm'; valid students: vit, deit, tnt, titn, titn_large_patch; valid teachers: vgg16_bn"),
+    (["--model", "titn", "--dataset", "svhn"], "unknown dataset 'svhn'; valid datasets: fashion-mnist-mini"),
+    (["--model", "titn", "--profile", "huge"], "unknown profile 'huge'; valid profiles: smoke, classroom, paper"),
+    (["--model", "titn", "--teacher", "vgg17"], "teacher 'vgg17' is neither a teacher name (vgg16_bn"),
+    (["--model", "titn", "--mix-alpha", "-1"], "mixing alpha must be a positive finite number"),
+    (["--model", "titn", "--mix-prob", "2"], "mixing probability must be between 0 and 1, got 2.0"),
+    (["--model", "titn", "--distill-alpha", "1.5"], "distillation alpha must be between 0 and 1, got 1.5"),
+    (["--model", "titn", "--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    (["--model", "vit", "--distill", "hard"], "vit has no distillation token"),
+    (["--model", "titn", "--amp", "fp16"], "need CUDA, which this machine lacks"),
+    (["--model", "titn", "--dataset", "cifar10", "--data-dir", "{tmp}/nothing"], "cifar10 not found in"),
+    (["--model", "titn", "--resume"], "no checkpoint at"),
+    (["--model", "titn", "--override", "depth"], "--override takes KEY=INTEGER"),
+    (["--model", "titn", "--override", "pixel_size=3"], "patch size 8 is not divisible by pixel size 3"),
+])
+def test_cli_train_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, monkeypatch, argv, message):
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline")
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", offline)
+    out = tmp_path / "run"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["train", "--profile", "smoke", "--out", str(out), *argv] if "--profile" not in argv
+                else ["train", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_train_evaluate_report(tmp_path, capsys, teacher_checkpoint):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "titn", "--profile", "smoke", "--teacher", str(teacher_checkpoint),
+                 "--out", str(out), "--quiet"]) == 0
+    assert "titn on fashion-mnist-mini: top-1" in capsys.readouterr().out
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_images"] == 2000 and evaluated["model"] == "titn"
+    assert main(["report", str(out), str(teacher_checkpoint.parent), "--out", str(tmp_path / "report.md")]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "| titn | fashion-mnist-mini |" in report and "| small_cnn | fashion-mnist-mini |" in report
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--dataset", "cifar10"]) == 2
+    assert "classifies 10 classes of 1-channel images; cifar10 has 10 classes of 3-channel images" in capsys.readouterr().err
+
+
+def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tmp_path):
+    common = ["--model", "vit", "--profile", "smoke", "--mix", "none", "--batch-size", "32",
+              "--train-subset", "128", "--epochs", "2", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "titn_lite", "train", *common, "--out", str(tmp_path / "one")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29517", "-m", "titn_lite", "train", *common,
+                             "--out", str(tmp_path / "two")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    for key, value in one["model"].items():
+        torch.testing.assert_close(two["model"][key], value, atol=1e-5, rtol=1e-4)
+    for a, b in zip(one["history"], two["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_top1"] == pytest.approx(b["val_top1"])
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())

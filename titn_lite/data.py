@@ -1,0 +1,230 @@
+"""Datasets and the paper's transforms (§3.3, §3.4, §4.1).
+
+One registry, ``DATASETS``, through torchvision's own dataset classes:
+
+- ``fashion-mnist-mini`` (the default everywhere): 10k train / 2k test real
+  Fashion-MNIST images embedded in ``assets/``, so everything runs offline.
+- ``mnist``, ``fashion-mnist``: from ``--data-dir`` in torchvision's layout
+  (``DIR/MNIST/raw/...``) or as the four IDX files side by side, as shipped (``.gz``)
+  or unpacked, e.g. Debian's ``dataset-fashion-mnist`` in
+  ``/usr/share/datasets/fashion-mnist``; otherwise torchvision downloads them.
+- ``cifar10``, ``cifar100``: torchvision's layout (``DIR/cifar-10-batches-py``), or
+  downloaded.
+
+Grey 28x28 images become 32x32, as in the paper's MNIST recipe.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import tempfile
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import datasets as tvd
+from torchvision.transforms import v2
+
+from titn_lite.downloads import network_timeout
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+IMG_SIZE = 32
+
+Augmentation = Literal["paper", "light", "none"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a transform need to know about a dataset."""
+
+    name: str
+    torchvision_class: type[Dataset]
+    num_classes: int
+    in_chans: int
+    recipe: Literal["mnist", "cifar"]  # which of the paper's augmentation recipes
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def files(self) -> list[str]:
+        """The files torchvision reads, as they are named on disk (IDX unpacked)."""
+        cls = self.torchvision_class
+        if self.recipe == "mnist":
+            return [f"{split}-{kind}-ubyte" for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
+        return [cls.base_folder + "/" + name for name, _ in cls.train_list + cls.test_list] + [
+            cls.base_folder + "/" + cls.meta["filename"]
+        ]
+
+
+_MNIST_STATS = dict(num_classes=10, in_chans=1, recipe="mnist")
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist-mini": DatasetInfo("fashion-mnist-mini", tvd.FashionMNIST, **_MNIST_STATS, mean=(0.2860,), std=(0.3530,)),
+    "fashion-mnist": DatasetInfo("fashion-mnist", tvd.FashionMNIST, **_MNIST_STATS, mean=(0.2860,), std=(0.3530,)),
+    "mnist": DatasetInfo("mnist", tvd.MNIST, **_MNIST_STATS, mean=(0.1307,), std=(0.3081,)),
+    "cifar10": DatasetInfo("cifar10", tvd.CIFAR10, 10, 3, "cifar", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo("cifar100", tvd.CIFAR100, 100, 3, "cifar", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+DEFAULT_DATASET = "fashion-mnist-mini"
+
+
+class DatasetNotFound(ValueError):
+    """The dataset's files are not where they were looked for; says where to put them."""
+
+
+def list_datasets() -> list[str]:
+    return list(DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
+    return DATASETS[name]
+
+
+def default_data_dir() -> Path:
+    """``$TITN_LITE_DATA``, else ``~/.cache/titn-lite/data``."""
+    return Path(os.environ.get("TITN_LITE_DATA", Path.home() / ".cache" / "titn-lite" / "data"))
+
+
+def load_dataset(
+    name: str, *, train: bool, data_dir: str | Path | None = None,
+    transform: v2.Transform | None = None, download: bool = True,
+) -> Dataset:
+    """The torchvision dataset for ``name``'s train or test split.
+
+    Items are ``(transform(PIL image), label)``. Raises ``DatasetNotFound`` (a
+    ``ValueError``) saying which files to put where when they are missing and cannot be
+    downloaded.
+    """
+    info = dataset_info(name)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name == "fashion-mnist-mini":
+        root = _stage_idx_files(ASSETS_DIR / name, info, verify=True)
+    elif info.recipe == "mnist":
+        root = _find_idx_root(info, data_dir, download)
+    else:
+        root = _find_cifar_root(info, data_dir, download)
+    try:
+        return info.torchvision_class(str(root), train=train, transform=transform, download=False)
+    except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+        raise DatasetNotFound(f"{name} in {root} is incomplete or corrupted ({error}); expected "
+                              f"{', '.join(info.files)}") from None
+
+
+# --- finding files ---------------------------------------------------------------------
+
+def _find_idx_root(info: DatasetInfo, data_dir: Path, download: bool) -> Path:
+    folder = info.torchvision_class.__name__
+    if all((data_dir / folder / "raw" / f).is_file() for f in info.files):
+        return data_dir
+    if all(_compressed_or_plain(data_dir / f) for f in info.files):
+        return _stage_idx_files(data_dir, info)
+    hint = (f"put the four IDX files ({', '.join(f + '.gz' for f in info.files)}; .gz or unpacked) in "
+            f"{data_dir} or {data_dir / folder / 'raw'}, or point --data-dir at them")
+    if info.name == "fashion-mnist":
+        hint += " (apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)"
+    _download(info, data_dir, download, hint)
+    return data_dir
+
+
+def _find_cifar_root(info: DatasetInfo, data_dir: Path, download: bool) -> Path:
+    if all((data_dir / f).is_file() for f in info.files):
+        return data_dir
+    hint = (f"unpack {info.torchvision_class.filename} into {data_dir} (it makes "
+            f"{data_dir / info.torchvision_class.base_folder}), or point --data-dir at the folder holding it")
+    _download(info, data_dir, download, hint)
+    return data_dir
+
+
+def _download(info: DatasetInfo, data_dir: Path, download: bool, hint: str) -> None:
+    if not download:
+        raise DatasetNotFound(f"{info.name} not found in {data_dir}: {hint}")
+    try:
+        with network_timeout():
+            for train in (True, False):
+                info.torchvision_class(str(data_dir), train=train, download=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        reason = " ".join(str(error).split())  # torchvision's message spans several lines
+        raise DatasetNotFound(f"{info.name} not found in {data_dir} and the download failed ({reason}): {hint}") from None
+
+
+def _compressed_or_plain(path: Path) -> Path | None:
+    for candidate in (path, path.with_name(path.name + ".gz"), path.with_name(path.name + ".xz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _stage_idx_files(source: Path, info: DatasetInfo, verify: bool = False) -> Path:
+    """Unpack IDX files into torchvision's layout in the cache, once; return its root."""
+    folder = info.torchvision_class.__name__
+    key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+    root = default_data_dir() / "staged" / f"{info.name}-{key}"
+    if all((root / folder / "raw" / f).is_file() for f in info.files):
+        return root
+    expected = json.loads((source / "MANIFEST.json").read_text())["files"] if verify else {}
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Unpack into a temporary folder, then rename: a crash never leaves half a dataset.
+    with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
+        raw = Path(tmp) / folder / "raw"
+        raw.mkdir(parents=True)
+        for name in info.files:
+            packed = _compressed_or_plain(source / name)
+            if packed is None:
+                raise DatasetNotFound(f"{info.name}: {source / name} (or .gz/.xz) is missing")
+            data = packed.read_bytes()
+            if packed.name in expected and hashlib.sha256(data).hexdigest() != expected[packed.name]:
+                raise DatasetNotFound(f"{packed} does not match its SHA256 in MANIFEST.json; restore it "
+                                      f"with git checkout, or rebuild with assets/build_fashion_mnist_mini.py")
+            if packed.suffix == ".gz":
+                data = gzip.decompress(data)
+            elif packed.suffix == ".xz":
+                data = lzma.decompress(data)
+            (raw / name).write_bytes(data)
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+        os.mkdir(tmp)  # TemporaryDirectory's cleanup expects its folder back
+    return root
+
+
+# --- transforms ------------------------------------------------------------------------
+
+def train_transform(info: DatasetInfo, augmentation: Augmentation = "paper") -> v2.Compose:
+    """The paper's training transforms for ``info`` (``"light"``: crop and flip only).
+
+    CIFAR: AutoAugment (CIFAR10 policy), RandomCrop(32, padding=4), horizontal flip.
+    MNIST-like: resize to 32, random crop, rotation, affine, colour jitter.
+    """
+    if augmentation not in ("paper", "light", "none"):
+        raise ValueError(f"unknown augmentation {augmentation!r}; valid: paper, light, none")
+    steps: list[v2.Transform] = [v2.ToImage(), v2.Resize(IMG_SIZE, antialias=True)]
+    if info.recipe == "cifar":
+        if augmentation == "paper":
+            steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
+        if augmentation != "none":
+            steps += [v2.RandomCrop(IMG_SIZE, padding=4), v2.RandomHorizontalFlip()]
+    else:
+        if augmentation != "none":
+            steps.append(v2.RandomCrop(IMG_SIZE, padding=2))
+        if augmentation == "paper":
+            steps += [v2.RandomRotation(10), v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+                      v2.ColorJitter(brightness=0.2, contrast=0.2)]
+    return v2.Compose(steps + _to_normalised_tensor(info))
+
+
+def eval_transform(info: DatasetInfo) -> v2.Compose:
+    """Resize to 32x32 and normalise; no randomness."""
+    return v2.Compose([v2.ToImage(), v2.Resize(IMG_SIZE, antialias=True), *_to_normalised_tensor(info)])
+
+
+def _to_normalised_tensor(info: DatasetInfo) -> list[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]

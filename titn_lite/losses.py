@@ -1,0 +1,75 @@
+"""Losses of the paper's Algorithm 2: CutMix loss (eq. 9) and hard distillation (eq. 10).
+
+Convention for ``alpha`` (the paper's, eq. 10): it weights the class-token term,
+
+    L = alpha * L_CM(class_logits) + (1 - alpha) * CE(distill_logits, teacher_labels).
+
+DeiT's reference code weights the teacher term with alpha instead; at the paper's
+alpha = 0.5 the two are the same loss.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from titn_lite.mixing import MixedBatch
+
+DistillMode = Literal["hard", "soft", "none"]
+
+
+def mixed_cross_entropy(logits: Tensor, batch: MixedBatch) -> Tensor:
+    """Eq. 9: lam * CE(p, l1) + (1 - lam) * CE(p, l2). logits (B, classes) -> scalar."""
+    own = F.cross_entropy(logits, batch.labels)
+    if batch.lam == 1.0:
+        return own
+    return batch.lam * own + (1 - batch.lam) * F.cross_entropy(logits, batch.partner_labels)
+
+
+class DistillationLoss(nn.Module):
+    """The student's loss, with or without a teacher.
+
+    - student returns one tensor: eq. 9 on it;
+    - ``hard`` (eq. 10): the teacher, in eval mode and without gradients, labels the same
+      mixed images with its argmax; the distillation head learns those labels;
+    - ``soft`` (DeiT): KL between the teacher's and the distillation head's
+      temperature-softened distributions, times T^2;
+    - ``none`` with a distilled student: both heads learn the (mixed) true labels.
+    """
+
+    def __init__(
+        self, teacher: nn.Module | None = None, mode: DistillMode = "hard",
+        alpha: float = 0.5, temperature: float = 3.0,
+    ) -> None:
+        super().__init__()
+        if mode not in ("hard", "soft", "none"):
+            raise ValueError(f"unknown distillation {mode!r}; valid: hard, soft, none")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"distillation alpha must be between 0 and 1, got {alpha}")
+        if temperature <= 0:
+            raise ValueError(f"distillation temperature must be positive, got {temperature}")
+        if mode != "none" and teacher is None:
+            raise ValueError(f"{mode} distillation needs a teacher; pass one, or use mode='none'")
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None and mode != "none" else None
+        self.mode, self.alpha, self.temperature = mode, alpha, temperature
+
+    def forward(self, outputs: Tensor | tuple[Tensor, Tensor], batch: MixedBatch) -> Tensor:
+        if isinstance(outputs, Tensor):
+            return mixed_cross_entropy(outputs, batch)
+        class_logits, distill_logits = outputs
+        base = mixed_cross_entropy(class_logits, batch)
+        if self.teacher is None:
+            return self.alpha * base + (1 - self.alpha) * mixed_cross_entropy(distill_logits, batch)
+        with torch.no_grad():
+            self.teacher.eval()  # a parent's .train() must not put BatchNorm back in training mode
+            teacher_logits = self.teacher(batch.images)
+        if self.mode == "hard":
+            distill = F.cross_entropy(distill_logits, teacher_logits.argmax(dim=1))
+        else:
+            t = self.temperature
+            distill = F.kl_div(F.log_softmax(distill_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                               reduction="batchmean", log_target=True) * t * t
+        return self.alpha * base + (1 - self.alpha) * distill

@@ -1,0 +1,52 @@
+"""Run profiles, shared by the CLI and the notebooks: how big and how long.
+
+- ``smoke``: seconds, for CI; tiny models on a few hundred images.
+- ``classroom``: minutes on a laptop CPU; Table 1 models made shallower.
+- ``paper``: the paper's recipe (§4.1) for a GPU: Table 1 sizes, batch 1024, SGD lr 0.1,
+  students 350 epochs, teachers 600.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from titn_lite.data import Augmentation
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    epochs: int
+    teacher_epochs: int
+    batch_size: int
+    lr: float
+    teacher_lr: float
+    warmup_epochs: float
+    augmentation: Augmentation
+    model_overrides: dict[str, int] = field(default_factory=dict)
+    train_subset: int | None = None  # first N training images (None: all)
+    test_subset: int | None = None
+    num_workers: int = 0
+    teacher: str = "small_cnn"  # teacher a distilled student learns from by default
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", epochs=1, teacher_epochs=1, batch_size=32, lr=0.05, teacher_lr=0.05,
+                     warmup_epochs=0, augmentation="none", model_overrides={"depth": 1},
+                     train_subset=256, test_subset=128),
+    "classroom": Profile("classroom", epochs=8, teacher_epochs=3, batch_size=128, lr=0.1, teacher_lr=0.05,
+                         warmup_epochs=1, augmentation="light", model_overrides={"depth": 4}),
+    "paper": Profile("paper", epochs=350, teacher_epochs=600, batch_size=1024, lr=0.1, teacher_lr=0.1,
+                     warmup_epochs=5, augmentation="paper", num_workers=8,
+                     teacher="vgg16_bn"),
+}
+
+
+def list_profiles() -> list[str]:
+    return list(PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(list_profiles())}")
+    return PROFILES[name]

@@ -1,0 +1,86 @@
+"""Tables of measured runs beside the paper's figures (Tables 2-5 in shape)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from titn_lite import paper
+from titn_lite.checkpoints import load_checkpoint
+from titn_lite.profile import count_flops, count_parameters
+from titn_lite.training import model_from_checkpoint
+
+
+@dataclass
+class RunSummary:
+    """One finished run: what was trained on what, how well, at what size and cost."""
+
+    run_dir: Path
+    model: str
+    dataset: str
+    top1: float
+    top5: float
+    precision: float
+    recall: float
+    f1: float
+    params: int
+    flops_per_image: float
+    images_per_second: float
+    seconds: float
+    mix: str
+
+    @property
+    def paper(self) -> paper.PaperResult | None:
+        if self.model == "titn" and self.mix == "mixup" and self.dataset == "cifar100":
+            return paper.TITN_MIXUP_CIFAR100
+        return paper.RESULTS.get(self.dataset, {}).get(self.model)
+
+
+def summarize_run(run_dir: str | Path) -> RunSummary:
+    """Read a complete run directory; ``ValueError`` if it is not one."""
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise ValueError(f"{run_dir} is not a complete titn-lite run (no metrics.json); finish it with "
+                         f"titn-lite train ... --out {run_dir} --resume")
+    metrics = json.loads(metrics_path.read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    model = model_from_checkpoint(load_checkpoint(run_dir / "checkpoint.pt"))
+    return RunSummary(
+        run_dir=run_dir, model=metrics["model"], dataset=metrics["dataset"], top1=metrics["top1"],
+        top5=metrics["top5"], precision=metrics["precision"], recall=metrics["recall"], f1=metrics["f1"],
+        params=count_parameters(model), flops_per_image=count_flops(model, in_chans=model_in_chans(model)),
+        images_per_second=sum(r["images_per_second"] for r in history) / len(history),
+        seconds=sum(r["seconds"] for r in history), mix=config["mix"],
+    )
+
+
+def model_in_chans(model) -> int:
+    first_conv_or_linear = next(p for p in model.parameters() if p.dim() >= 2)
+    return getattr(model, "in_chans", None) or first_conv_or_linear.shape[1]
+
+
+def format_report(summaries: list[RunSummary]) -> str:
+    """Markdown: one row per run, measured beside the paper's top-1/top-5 (and P/R/F1)."""
+    def paper_value(summary: RunSummary, field: str, scale: float = 1.0) -> str:
+        result = summary.paper
+        value = getattr(result, field) if result else None
+        return f"{value * scale:.2f}" if value is not None else "-"
+
+    lines = [
+        "| model | dataset | top-1 % | top-5 % | precision | recall | F1 | GFLOPs / 512 | params (M) "
+        "| train img/s | train s | paper top-1 % | paper top-5 % | paper P / R / F1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in summaries:
+        prf = " / ".join(paper_value(s, f) for f in ("precision", "recall", "f1"))
+        lines.append(
+            f"| {s.model}{' (MixUp)' if s.mix == 'mixup' else ''} | {s.dataset} | {100 * s.top1:.2f} | "
+            f"{100 * s.top5:.2f} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | "
+            f"{s.flops_per_image * paper.GFLOPS_BATCH / 1e9:.2f} | {s.params / 1e6:.3f} | "
+            f"{s.images_per_second:.0f} | {s.seconds:.0f} | {paper_value(s, 'top1')} | {paper_value(s, 'top5')} | {prf} |"
+        )
+    lines.append("\nPaper: Tables 2-3 (CIFAR-100), 4 (CIFAR-10), 5 (MNIST); '-' where the paper gives no figure.")
+    return "\n".join(lines)
