@@ -99,3 +99,24 @@ def keeping_attention_weights(model: nn.Module) -> Iterator[list[MultiHeadAttent
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def attention_rollout(layers: list[Tensor]) -> Tensor:
+    """Attention rollout (Abnar & Zuidema 2020): how much each token's final state draws
+    on each input token, through every layer and its residual connection.
+
+    Each layer's weights (B, heads, T, T) are averaged over heads, mixed half and half
+    with the identity (the residual path), and the layers' matrices multiplied in order.
+    Returns (B, T, T) with rows summing to 1.
+    """
+    if not layers:
+        raise ValueError("attention rollout needs at least one layer of attention weights")
+    rollout = None
+    for weights in layers:
+        if weights.dim() != 4 or weights.shape[-1] != weights.shape[-2]:
+            raise ValueError(f"expected attention weights shaped (B, heads, T, T), got {tuple(weights.shape)}")
+        averaged = weights.mean(dim=1)
+        identity = torch.eye(averaged.shape[-1], dtype=averaged.dtype, device=averaged.device)
+        with_residual = 0.5 * averaged + 0.5 * identity
+        rollout = with_residual if rollout is None else with_residual @ rollout
+    return rollout

@@ -45,6 +45,7 @@ def _train(args: argparse.Namespace) -> int:
         teacher=args.teacher, distill=args.distill, distill_alpha=args.distill_alpha,
         temperature=args.temperature, mix=args.mix, mix_alpha=args.mix_alpha, mix_prob=args.mix_prob,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
+        optimizer=args.optimizer, weight_decay=args.weight_decay,
         augmentation=args.augmentation, train_subset=args.train_subset, test_subset=args.test_subset,
         num_workers=args.workers, device=args.device, amp=args.amp, compile=args.compile, seed=args.seed,
         model_overrides=overrides,
@@ -111,6 +112,29 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebooks_run(args: argparse.Namespace) -> int:
+    from titn_lite.notebooks import run_series
+
+    only = [item.strip() for item in args.only.split(",")] if args.only else None
+    results = run_series(args.profile, only=only, out_dir=args.out, device=args.device)
+    for result in results:
+        where = f" at cell {result.failed_cell}" if result.failed_cell else ""
+        detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
+        print(f"{result.notebook:<22} {result.status:<6} {result.seconds:7.1f} s{detail}")
+    failed = [r for r in results if r.status == "failed"]
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s; "
+          f"executed notebooks and summary.md in {args.out}")
+    return 1 if failed else 0
+
+
+def _notebooks_strip(args: argparse.Namespace) -> int:
+    from titn_lite.notebooks import list_notebooks, strip_outputs
+
+    changed = [p.name for p in list_notebooks() if strip_outputs(p)]
+    print(f"stripped outputs from {len(changed)} notebook(s): {', '.join(changed) or 'none needed'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="titn-lite", description="Vision transformers and knowledge distillation, TITN-style."
@@ -144,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
     train.add_argument("--lr", type=float)
     train.add_argument("--warmup-epochs", type=float)
-    train.add_argument("--mix", default="cutmix", help="cutmix, mixup or none")
+    train.add_argument("--optimizer", help="sgd (the paper's) or adamw (default: the profile's)")
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--mix", help="cutmix, mixup or none (default: the profile's)")
     train.add_argument("--mix-alpha", type=float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
     train.add_argument("--mix-prob", type=float, default=1.0, help="probability of mixing a batch")
     train.add_argument("--distill", help="hard, soft or none (default: hard for deit/titn/titn_large_patch)")
@@ -175,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     report.add_argument("--out", type=Path, help="write the report here (default: print it)")
     report.set_defaults(run=_report)
+
+    notebooks = commands.add_parser("notebooks", help="run the notebook series (the kit's main job)")
+    notebook_commands = notebooks.add_subparsers(dest="notebooks_command", required=True)
+    run = notebook_commands.add_parser("run", help="execute the series in order with papermill")
+    run.add_argument("--profile", default="classroom", help=f"one of {', '.join(list_profiles())}")
+    run.add_argument("--only", help="comma-separated notebook numbers or names, e.g. 01,05")
+    run.add_argument("--out", default="runs/notebooks", help="folder for executed notebooks and the summary")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.set_defaults(run=_notebooks_run)
+    strip = notebook_commands.add_parser("strip", help="clear outputs before committing (keeps nbval checks)")
+    strip.set_defaults(run=_notebooks_strip)
     return parser
 
 

@@ -6,7 +6,8 @@ hard-distillation loss against a CNN teacher. Runs on a CPU, a GPU (AMP, torch.c
 or several GPUs/processes (``torchrun --nproc_per_node N -m titn_lite train ...``).
 
 A run directory holds ``config.json``, ``checkpoint.pt`` (after every epoch),
-``history.json``/``history.csv`` (one row per epoch), ``run.json`` (status) and, once
+``history.json``/``history.csv`` (one row per epoch; ``seconds`` includes evaluation,
+``images_per_second`` is training alone), ``run.json`` (status) and, once
 the run is complete, ``metrics.json``. Every file is replaced atomically.
 
 Exact resume: each epoch's random streams (data order, augmentation, mixing) are seeded
@@ -17,6 +18,7 @@ uninterrupted run would (bit for bit on a CPU).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import random
@@ -61,15 +63,16 @@ class TrainConfig:
     distill: str | None = None  # hard | soft | none; default: hard for distilled students
     distill_alpha: float = 0.5
     temperature: float = 3.0
-    mix: str = "cutmix"
+    mix: str | None = None  # cutmix | mixup | none; default: the profile's
     mix_alpha: float = 1.0
     mix_prob: float = 1.0
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     warmup_epochs: float | None = None
+    optimizer: str | None = None  # sgd (the paper's) | adamw; default: the profile's
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     augmentation: str | None = None
     train_subset: int | None = None
     test_subset: int | None = None
@@ -97,6 +100,10 @@ class TrainConfig:
             lr=self.lr or (profile.lr if student else profile.teacher_lr),
             warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else profile.warmup_epochs,
             augmentation=self.augmentation or profile.augmentation,
+            mix=self.mix or (profile.mix if student else profile.teacher_mix),
+            optimizer=self.optimizer or (profile.optimizer if student else "sgd"),
+            weight_decay=self.weight_decay if self.weight_decay is not None else (
+                profile.weight_decay if student else 1e-4),
             train_subset=self.train_subset or profile.train_subset,
             test_subset=self.test_subset or profile.test_subset,
             num_workers=self.num_workers if self.num_workers is not None else profile.num_workers,
@@ -120,8 +127,9 @@ class TrainConfig:
                              f"valid teachers: {', '.join(teachers)}")
         dataset_info(self.dataset)
         get_profile(self.profile)
-        choices = {"distill": ("hard", "soft", "none", None), "mix": ("cutmix", "mixup", "none"),
+        choices = {"distill": ("hard", "soft", "none", None), "mix": ("cutmix", "mixup", "none", None),
                    "amp": ("none", "bf16", "fp16"), "device": ("auto", "cpu", "cuda"),
+                   "optimizer": ("sgd", "adamw", None),
                    "augmentation": ("paper", "light", "none", None)}
         for name, valid in choices.items():
             value = getattr(self, name)
@@ -181,7 +189,7 @@ def train(
     if not resume and (out_dir / "checkpoint.pt").exists():
         raise ValueError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
     rank, world = _init_distributed()
-    device = _device(cfg.device, rank)
+    device = resolve_device(cfg.device)
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world} processes")
 
@@ -214,7 +222,11 @@ def train(
     test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=256,
                              num_workers=cfg.num_workers)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch))
@@ -282,12 +294,13 @@ def train(
             sums += torch.tensor([loss_value * len(labels), top1, top5, len(labels)], dtype=torch.float64)
             bar.set_postfix(loss=f"{loss_value:.3f}")
         _all_reduce(sums)
+        train_seconds = time.perf_counter() - started
         metrics = evaluate(model, test_loader, info.num_classes, device=device, amp=cfg.amp)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                "train_loss": float(sums[0] / sums[3]), "train_top1": float(sums[1] / sums[3]),
                "train_top5": float(sums[2] / sums[3]), "val_loss": metrics.loss, "val_top1": metrics.top1,
-               "val_top5": metrics.top5, "seconds": seconds, "images_per_second": float(sums[3]) / seconds}
+               "val_top5": metrics.top5, "seconds": seconds, "images_per_second": float(sums[3]) / train_seconds}
         history.append(row)
         if is_writer:
             save(epoch + 1, complete=epoch + 1 == cfg.epochs)
@@ -384,8 +397,7 @@ def _prepare_teacher(cfg: TrainConfig, num_classes: int, in_chans: int, progress
         if not (path.is_file() and load_checkpoint(path)["complete"]):
             teacher_config = TrainConfig(
                 model=cfg.teacher, dataset=cfg.dataset, profile=cfg.profile, out_dir=str(teacher_dir),
-                data_dir=cfg.data_dir, mix=cfg.mix, mix_alpha=cfg.mix_alpha, mix_prob=cfg.mix_prob,
-                augmentation=cfg.augmentation, train_subset=cfg.train_subset, test_subset=cfg.test_subset,
+                data_dir=cfg.data_dir, augmentation=cfg.augmentation, train_subset=cfg.train_subset, test_subset=cfg.test_subset,
                 num_workers=cfg.num_workers, device=cfg.device, amp=cfg.amp, seed=cfg.seed)
             train(teacher_config, resume=path.is_file(), progress=progress)
     else:
@@ -417,12 +429,37 @@ def _all_reduce(tensor: Tensor) -> None:
         dist.all_reduce(tensor)
 
 
-def _device(requested: str, rank: int) -> torch.device:
+def resolve_device(requested: str = "auto") -> torch.device:
+    """``auto``: CUDA if there is a GPU, else the CPU; under torchrun, this process's GPU."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and dist.is_initialized():
-        requested = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+        requested = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.get_rank()))}"
     device = torch.device(requested)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+def train_or_load(config: TrainConfig, *, progress: bool = True,
+                  callbacks: list[EpochCallback] | None = None) -> RunResult:
+    """The finished run in ``config.out_dir`` if there is one, else train it (resuming a
+    partial run). Notebooks share runs this way: a later notebook reuses an earlier
+    notebook's teacher, or makes a quick one itself when run alone."""
+    out_dir = Path(config.out_dir)
+    if (out_dir / "metrics.json").is_file():
+        saved = load_checkpoint(out_dir / "checkpoint.pt")
+        expected = dataclasses.asdict(config.resolved())
+        differences = sorted(k for k, v in expected.items()
+                             if k not in ("out_dir", "num_workers", "data_dir") and saved["config"].get(k) != v)
+        if differences:
+            raise ValueError(f"{out_dir} holds a finished run with other settings ({', '.join(differences)}); "
+                             f"delete it or choose another out_dir")
+        return RunResult(out_dir, saved["history"], _saved_metrics(out_dir))
+    return train(config, resume=(out_dir / "checkpoint.pt").is_file(), progress=progress, callbacks=callbacks)
+
+
+def _saved_metrics(out_dir: Path) -> ClassificationMetrics:
+    saved = json.loads((out_dir / "metrics.json").read_text())
+    saved["confusion"] = torch.tensor(saved["confusion"])
+    return ClassificationMetrics(**{k: saved[k] for k in ClassificationMetrics.__dataclass_fields__})

@@ -1,0 +1,159 @@
+"""Run the numbered notebook series with papermill, in order, and summarise the results.
+
+``titn-lite notebooks run [--profile P] [--only 01,05] [--out DIR]`` is the kit's main
+job. It registers a Jupyter kernel for the Python it runs in (inside that environment,
+so nothing needs setting up by hand), runs every notebook with the profile injected
+into its ``parameters`` cell, keeps going past a failing notebook, and writes the
+executed notebooks plus ``summary.json`` and ``summary.md`` to ``DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from titn_lite.checkpoints import write_atomic, write_json
+from titn_lite.models import MODEL_CONFIGS
+from titn_lite.profiles import get_profile
+from titn_lite.training import RunResult, TrainConfig, train_or_load
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
+KERNEL_NAME = "titn-lite"
+CHECKED_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def shared_run(model: str, *, profile: str, artifacts_dir: str | Path = ARTIFACTS_DIR, device: str = "auto",
+               tag: str | None = None, progress: bool = True, **settings: object) -> RunResult:
+    """The run of ``model`` that the notebooks share, in ``ARTIFACTS/PROFILE/(tag or model)``:
+    reused when it exists with these settings, trained (or finished) otherwise.
+
+    A distilled student learns from the shared ``small_cnn`` teacher, itself a shared run.
+    """
+    distilled = model in MODEL_CONFIGS and MODEL_CONFIGS[model].distilled
+    if distilled and settings.get("distill") != "none" and "teacher" not in settings:
+        teacher = shared_run("small_cnn", profile=profile, artifacts_dir=artifacts_dir, device=device,
+                             progress=progress)
+        settings["teacher"] = str(teacher.out_dir / "checkpoint.pt")
+    out_dir = Path(artifacts_dir) / profile / (tag or model)
+    config = TrainConfig(model=model, profile=profile, device=device, out_dir=str(out_dir), **settings)
+    return train_or_load(config, progress=progress)
+
+
+def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The series, in order: ``NN_name.ipynb`` files."""
+    return sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d_", p.name))
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str  # ok | failed
+    seconds: float
+    failed_cell: int | None = None
+    error: str | None = None
+
+
+def ensure_kernel() -> str:
+    """A kernelspec named ``titn-lite`` that starts this very Python; installed into this
+    environment's own ``share/jupyter/kernels`` when missing or pointing elsewhere."""
+    from ipykernel.kernelspec import install
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    install(kernel_name=KERNEL_NAME, display_name="Python (titn-lite)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+def select_notebooks(only: list[str] | None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    notebooks = list_notebooks(folder)
+    if not only:
+        return notebooks
+    chosen = [p for p in notebooks if any(p.name.startswith(prefix) for prefix in only)]
+    unmatched = [prefix for prefix in only if not any(p.name.startswith(prefix) for p in notebooks)]
+    if unmatched:
+        raise ValueError(f"no notebook starts with {', '.join(unmatched)}; the series: "
+                         f"{', '.join(p.stem for p in notebooks)}")
+    return chosen
+
+
+def run_series(profile: str = "classroom", *, only: list[str] | None = None, out_dir: str | Path = "runs/notebooks",
+               device: str = "auto", artifacts_dir: str | Path = ARTIFACTS_DIR, progress: bool = True,
+               folder: Path = NOTEBOOK_DIR) -> list[NotebookResult]:
+    """Execute the series; returns one result per notebook (never raises for a failing one)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    get_profile(profile)
+    notebooks = select_notebooks(only, folder)
+    kernel = ensure_kernel()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {"profile": profile, "device": device, "artifacts_dir": str(Path(artifacts_dir).resolve())}
+    results: list[NotebookResult] = []
+    bar = tqdm(notebooks, desc=f"notebooks ({profile})", disable=not progress, unit="nb")
+    for notebook in bar:
+        bar.set_postfix_str(notebook.stem)
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
+                                       kernel_name=kernel, cwd=str(notebook.parent), progress_bar=False)
+            results.append(NotebookResult(notebook.stem, "ok", time.perf_counter() - started))
+        except PapermillExecutionError as error:
+            results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                          failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}"))
+        except Exception as error:  # the kernel died, the file is unreadable, ...
+            results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                          error=f"{type(error).__name__}: {error}"))
+        if progress and results[-1].status == "failed":
+            tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
+    write_summary(results, out_dir, profile)
+    return results
+
+
+def write_summary(results: list[NotebookResult], out_dir: Path, profile: str) -> None:
+    total = sum(r.seconds for r in results)
+    write_json(out_dir / "summary.json", {"profile": profile, "total_seconds": total,
+                                          "notebooks": [asdict(r) for r in results]})
+    lines = [f"# Notebook series, profile `{profile}`", "", "| notebook | status | seconds | failing cell | error |",
+             "|---|---|---:|---:|---|"]
+    for r in results:
+        error = (r.error or "").replace("|", "\\|").replace("\n", " ")[:200]
+        lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.failed_cell or ''} | {error} |")
+    lines.append(f"| **total** | {sum(r.status == 'ok' for r in results)}/{len(results)} ok | {total:.1f} | | |")
+    write_atomic(out_dir / "summary.md", ("\n".join(lines) + "\n").encode())
+
+
+def strip_outputs(path: Path) -> bool:
+    """Clear outputs and execution counts, keeping the small text outputs of cells marked
+    ``# NBVAL_CHECK_OUTPUT`` (what nbval compares). Returns whether the file changed."""
+    original = path.read_text()
+    notebook = json.loads(original)
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
+        cell.get("metadata", {}).pop("papermill", None)
+        if CHECKED_MARK in "".join(cell["source"]):
+            cell["outputs"] = [{**o, "execution_count": None} if "execution_count" in o else o
+                               for o in cell["outputs"] if o.get("output_type") in ("stream", "execute_result")
+                               and set(o.get("data", {"text/plain": 0})) <= {"text/plain"}]
+        else:
+            cell["outputs"] = []
+    notebook.get("metadata", {}).pop("papermill", None)
+    text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+    if text != original:
+        path.write_text(text)
+    return text != original
