@@ -28,15 +28,17 @@ STUDENTS = ["vit", "deit", "tnt", "titn"]
 TRAIN_IMAGES = 60_000
 
 
-def images_per_second(model_name: str, batch_size: int, overrides: dict, steps: int = 6) -> float:
-    """Training speed of one model on random 32x32 grey images (model, loss, step)."""
+def images_per_second(model_name: str, batch_size: int, overrides: dict, mix: str, steps: int = 10,
+                      warmup: int = 3) -> float:
+    """Training speed of one model on random 32x32 grey images (model, loss, step).
+    Run it on an otherwise idle machine: the epoch count follows from it."""
     torch.manual_seed(0)
     model = build_model(model_name, 10, 1, overrides).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images, labels = torch.randn(batch_size, 1, 32, 32), torch.randint(0, 10, (batch_size,))
-    mixer = BatchMixer("cutmix")
-    for step in range(steps + 2):
-        if step == 2:
+    mixer = BatchMixer(mix)
+    for step in range(steps + warmup):
+        if step == warmup:
             start = time.perf_counter()
         outputs = model(mixer(images, labels).images)
         logits = outputs if isinstance(outputs, torch.Tensor) else sum(outputs)
@@ -69,7 +71,7 @@ def main() -> None:
     print(f"teacher small_cnn: {time.perf_counter() - started:.0f} s")
     run_dirs = [teacher_dir]
     for name in STUDENTS:
-        rate = images_per_second(name, profile.batch_size, profile.model_overrides)
+        rate = images_per_second(name, profile.batch_size, profile.model_overrides, profile.mix)
         # 85% of the budget for training steps; the rest goes to data loading and evaluation.
         epochs = max(1, int(0.85 * args.budget_minutes * 60 * rate / TRAIN_IMAGES))
         print(f"{name}: {rate:.0f} img/s measured -> {epochs} epochs in {args.budget_minutes:g} min")

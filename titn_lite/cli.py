@@ -116,7 +116,8 @@ def _notebooks_run(args: argparse.Namespace) -> int:
     from titn_lite.notebooks import run_series
 
     only = [item.strip() for item in args.only.split(",")] if args.only else None
-    results = run_series(args.profile, only=only, out_dir=args.out, device=args.device)
+    results = run_series(args.profile, only=only, out_dir=args.out, device=args.device,
+                         artifacts_dir=args.artifacts)
     for result in results:
         where = f" at cell {result.failed_cell}" if result.failed_cell else ""
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
@@ -128,10 +129,35 @@ def _notebooks_run(args: argparse.Namespace) -> int:
 
 
 def _notebooks_strip(args: argparse.Namespace) -> int:
-    from titn_lite.notebooks import list_notebooks, strip_outputs
+    from titn_lite.notebooks import execute_in_place, list_notebooks, strip_outputs
 
+    if args.execute:
+        for path in list_notebooks():
+            print(f"executing {path.name} at the smoke profile")
+            execute_in_place(path)
     changed = [p.name for p in list_notebooks() if strip_outputs(p)]
     print(f"stripped outputs from {len(changed)} notebook(s): {', '.join(changed) or 'none needed'}")
+    return 0
+
+
+def _assignments_build(args: argparse.Namespace) -> int:
+    from titn_lite.assignments import build
+
+    only = [item.strip() for item in args.only.split(",")] if args.only else None
+    exercises = build(args.out, only=only)
+    notebooks = sorted({e.notebook for e in exercises})
+    print(f"{len(exercises)} exercises ({sum(e.points for e in exercises):g} points) in {len(notebooks)} student "
+          f"notebooks written to {args.out}: {', '.join(notebooks)}")
+    return 0
+
+
+def _assignments_grade(args: argparse.Namespace) -> int:
+    from titn_lite.assignments import grade
+
+    grades = grade(args.submissions, args.release, args.out, cell_timeout=args.cell_timeout, profile=args.profile)
+    for g in grades:
+        print(f"{g.student:<20} {g.total:g} points" + (f"  ({len(g.errors)} problem(s))" if g.errors else ""))
+    print(f"grade sheet: {args.out}")
     return 0
 
 
@@ -209,9 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help="comma-separated notebook numbers or names, e.g. 01,05")
     run.add_argument("--out", default="runs/notebooks", help="folder for executed notebooks and the summary")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--artifacts", default=str(Path(__file__).resolve().parents[1] / "artifacts"),
+                     help="folder for the runs the notebooks share (default: artifacts/ in the kit)")
     run.set_defaults(run=_notebooks_run)
     strip = notebook_commands.add_parser("strip", help="clear outputs before committing (keeps nbval checks)")
+    strip.add_argument("--execute", action="store_true",
+                       help="first run every notebook in place at the smoke profile, to record the outputs "
+                            "nbval checks")
     strip.set_defaults(run=_notebooks_strip)
+
+    assignments = commands.add_parser("assignments", help="student versions of the notebooks, and grading")
+    assignment_commands = assignments.add_subparsers(dest="assignments_command", required=True)
+    build = assignment_commands.add_parser("build", help="write the student versions (answers replaced by stubs)")
+    build.add_argument("--out", required=True, type=Path)
+    build.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,05 (default: all with exercises)")
+    build.set_defaults(run=_assignments_build)
+    grade = assignment_commands.add_parser("grade", help="run and score a folder of submissions")
+    grade.add_argument("submissions", type=Path, help="a folder with one folder per student, holding the notebooks")
+    grade.add_argument("--release", required=True, type=Path, help="the folder `assignments build` wrote")
+    grade.add_argument("--out", type=Path, default=Path("grades.csv"))
+    grade.add_argument("--cell-timeout", type=float, default=120, help="seconds a cell may run")
+    grade.add_argument("--profile", default="smoke", help="profile the notebooks run at while grading")
+    grade.set_defaults(run=_assignments_grade)
     return parser
 
 

@@ -9,6 +9,8 @@ executed notebooks plus ``summary.json`` and ``summary.md`` to ``DIR``.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import re
 import sys
@@ -30,9 +32,11 @@ CHECKED_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def shared_run(model: str, *, profile: str, artifacts_dir: str | Path = ARTIFACTS_DIR, device: str = "auto",
-               tag: str | None = None, progress: bool = True, **settings: object) -> RunResult:
-    """The run of ``model`` that the notebooks share, in ``ARTIFACTS/PROFILE/(tag or model)``:
-    reused when it exists with these settings, trained (or finished) otherwise.
+               tag: str | None = None, progress: bool = True, callbacks: list | None = None,
+               **settings: object) -> RunResult:
+    """The run of ``model`` that the notebooks share, in ``ARTIFACTS/PROFILE/NAME-KEY``
+    (NAME: ``tag`` or the model; KEY: ``settings_key``): reused when it exists, trained
+    (or finished) otherwise.
 
     A distilled student learns from the shared ``small_cnn`` teacher, itself a shared run.
     """
@@ -41,9 +45,20 @@ def shared_run(model: str, *, profile: str, artifacts_dir: str | Path = ARTIFACT
         teacher = shared_run("small_cnn", profile=profile, artifacts_dir=artifacts_dir, device=device,
                              progress=progress)
         settings["teacher"] = str(teacher.out_dir / "checkpoint.pt")
-    out_dir = Path(artifacts_dir) / profile / (tag or model)
-    config = TrainConfig(model=model, profile=profile, device=device, out_dir=str(out_dir), **settings)
-    return train_or_load(config, progress=progress)
+    config = TrainConfig(model=model, profile=profile, device=device, out_dir="", **settings)
+    config.out_dir = str(Path(artifacts_dir) / profile / f"{tag or model}-{settings_key(config)}")
+    return train_or_load(config, progress=progress, callbacks=callbacks)
+
+
+def settings_key(config: TrainConfig) -> str:
+    """Eight hex digits naming a run's settings, so runs made with other settings (an
+    older profile, say) sit beside each other instead of clashing or being overwritten."""
+    settings = dataclasses.asdict(config.resolved())
+    for where in ("out_dir", "data_dir", "device", "num_workers"):
+        settings.pop(where)
+    if settings["teacher"]:  # the teacher's own folder name already carries its settings
+        settings["teacher"] = Path(settings["teacher"]).parent.name
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -108,7 +123,8 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
         started = time.perf_counter()
         try:
             papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
-                                       kernel_name=kernel, cwd=str(notebook.parent), progress_bar=False)
+                                       kernel_name=kernel, language="python", cwd=str(notebook.parent),
+                                       progress_bar=False)
             results.append(NotebookResult(notebook.stem, "ok", time.perf_counter() - started))
         except PapermillExecutionError as error:
             results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
@@ -133,6 +149,28 @@ def write_summary(results: list[NotebookResult], out_dir: Path, profile: str) ->
         lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.failed_cell or ''} | {error} |")
     lines.append(f"| **total** | {sum(r.status == 'ok' for r in results)}/{len(results)} ok | {total:.1f} | | |")
     write_atomic(out_dir / "summary.md", ("\n".join(lines) + "\n").encode())
+
+
+def execute_in_place(path: Path, profile: str = "smoke") -> None:
+    """Run a notebook top to bottom in its own folder and save it with its outputs (so that
+    ``strip_outputs`` can keep the nbval checks' outputs)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    previous = os.environ.get("TITN_LITE_PROFILE")
+    os.environ["TITN_LITE_PROFILE"] = profile  # the kernel inherits it; the parameters cell reads it
+    try:
+        NotebookClient(notebook, kernel_name=ensure_kernel(), resources={"metadata": {"path": str(path.parent)}},
+                       timeout=600).execute()
+    finally:
+        if previous is None:
+            os.environ.pop("TITN_LITE_PROFILE")
+        else:
+            os.environ["TITN_LITE_PROFILE"] = previous
+    nbformat.write(notebook, path)
 
 
 def strip_outputs(path: Path) -> bool:

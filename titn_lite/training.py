@@ -267,7 +267,7 @@ def train(
         step_model.train()
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
         bar = tqdm(train_loader, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (progress and is_writer), leave=False)
+                   disable=not (progress and is_writer), leave=False, mininterval=_progress_interval())
         for step, (images, labels) in enumerate(bar):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             if cnn and device.type == "cuda":
@@ -370,6 +370,15 @@ def seed_epoch(seed: int, epoch: int, loader_rng: torch.Generator) -> None:
     torch.manual_seed(epoch_seed)
     random.seed(epoch_seed)
     loader_rng.manual_seed(epoch_seed)
+
+
+def _progress_interval() -> float:
+    """Seconds between progress-bar updates: live in a terminal or notebook, rare in a log
+    file, where every update would be another line."""
+    import sys
+
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    return 0.1 if interactive else 30.0
 
 
 def _mean_logits(outputs: Tensor | tuple[Tensor, Tensor]) -> Tensor:

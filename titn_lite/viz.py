@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 import torch
 from matplotlib.axes import Axes
@@ -20,13 +21,13 @@ def _finish(fig: Figure, save_to: str | Path | None) -> Figure:
     return fig
 
 
-def _image_for_display(image: Tensor) -> Tensor:
-    """(C, H, W) tensor, any range -> (H, W) or (H, W, 3) in [0, 1]."""
+def _image_for_display(image: Tensor) -> np.ndarray:
+    """(C, H, W) tensor, any range -> (H, W) or (H, W, 3) array in [0, 1]."""
     if image.dim() != 3 or image.shape[0] not in (1, 3):
         raise ValueError(f"expected an image shaped (1 or 3, H, W), got {tuple(image.shape)}")
     image = image.detach().float().cpu()
     image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-8)
-    return image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+    return (image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)).numpy()
 
 
 def show_images(images: Tensor | Sequence[Tensor], titles: Sequence[str] | None = None, *, columns: int = 8,
@@ -99,7 +100,7 @@ def overlay_attention(image: Tensor, attention_map: Tensor, *, ax: Axes | None =
     upsampled = torch.nn.functional.interpolate(attention_map[None, None].float(), size=(height, width),
                                                 mode="nearest")[0, 0]
     ax.imshow(shown, cmap="gray")
-    ax.imshow(upsampled.cpu(), cmap="inferno", alpha=0.55)
+    ax.imshow(upsampled.cpu().numpy(), cmap="inferno", alpha=0.55)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     return _finish(fig, save_to)
@@ -110,9 +111,10 @@ def show_patch_grid(image: Tensor, patch_size: int, pixel_size: int | None = Non
     """An image with its patch grid (solid) and, for TNT, the pixel grid inside (dotted)."""
     shown = _image_for_display(image)
     height, width = shown.shape[:2]
-    for name, size in (("patch size", patch_size), ("pixel size", pixel_size or patch_size)):
-        if size < 1 or height % size or width % size:
-            raise ValueError(f"{name} {size} does not divide the {height}x{width} image")
+    if patch_size < 1 or height % patch_size or width % patch_size:
+        raise ValueError(f"patch size {patch_size} does not divide the {height}x{width} image")
+    if pixel_size is not None and (pixel_size < 1 or patch_size % pixel_size):
+        raise ValueError(f"pixel size {pixel_size} does not divide patch size {patch_size}")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(3.2, 3.2))
     ax.imshow(shown, cmap="gray", extent=(0, width, height, 0))
     if pixel_size:
@@ -131,3 +133,169 @@ def show_patch_grid(image: Tensor, patch_size: int, pixel_size: int | None = Non
     ax.set_xticks([])
     ax.set_yticks([])
     return _finish(fig, save_to)
+
+
+# --- attention pictures ----------------------------------------------------------------
+
+TOKENS = ("class", "distill")
+
+
+def _check_index(what: str, value: int, size: int) -> int:
+    """``value`` as a non-negative index into ``size`` items (negative counts from the end)."""
+    if not -size <= value < size:
+        raise ValueError(f"{what} {value} does not exist; valid: 0..{size - 1} (or -1 for the last)")
+    return value % size
+
+
+def _check_images(images: Tensor) -> None:
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images shaped (batch, 1 or 3, H, W), got {tuple(images.shape)}")
+
+
+def _tokens_of(maps) -> tuple[int, list[str]]:
+    """(patch grid side, tokens present) from the outer sequence's length: T = 1 + grid^2
+    for ViT/TNT, 2 + grid^2 when a distillation token is last."""
+    num_tokens = maps.outer[0].shape[-1]
+    for extra, tokens in ((1, ["class"]), (2, list(TOKENS))):
+        grid = int(round((num_tokens - extra) ** 0.5))
+        if grid * grid == num_tokens - extra:
+            return grid, tokens
+    raise ValueError(f"{num_tokens} tokens are not a class token, a square patch grid and a distillation token")
+
+
+def token_attention(maps, *, token: str = "class", layer: int = -1, head: int | None = None) -> Tensor:
+    """What the class or distillation token attends to over the patches, as (B, grid, grid).
+
+    ``maps``: ``titn_lite.AttentionMaps``; ``head=None`` averages the heads.
+    """
+    grid, tokens = _tokens_of(maps)
+    if token not in tokens:
+        raise ValueError(f"token {token!r} is not in this model; valid: {', '.join(tokens)}")
+    weights = maps.outer[_check_index("layer", layer, len(maps.outer))]  # (B, heads, T, T)
+    weights = weights.mean(dim=1) if head is None else weights[:, _check_index("head", head, weights.shape[1])]
+    row = weights[:, 0] if token == "class" else weights[:, -1]
+    return patch_attention_grid(row[:, 1 : 1 + grid * grid], grid)
+
+
+def plot_token_attention(images: Tensor, maps, *, image_index: int = 0, layer: int = -1, head: int | None = None,
+                         class_names: Sequence[str] | None = None, labels: Sequence[int] | None = None,
+                         save_to: str | Path | None = None) -> Figure:
+    """The image, then the class token's and (if any) the distillation token's attention over
+    it, side by side, for one layer and one head (or the heads' mean)."""
+    _check_images(images)
+    index = _check_index("image_index", image_index, images.shape[0])
+    _, tokens = _tokens_of(maps)
+    fig, axes = plt.subplots(1, 1 + len(tokens), figsize=(3 * (1 + len(tokens)), 3.3))
+    axes[0].imshow(_image_for_display(images[index]), cmap="gray")
+    axes[0].axis("off")
+    if class_names is not None and labels is not None:
+        axes[0].set_title(class_names[labels[index]], fontsize=9)
+    which = "mean of heads" if head is None else f"head {head}"
+    for ax, token in zip(axes[1:], tokens):
+        grid_map = token_attention(maps, token=token, layer=layer, head=head)[index]
+        overlay_attention(images[index], grid_map, ax=ax, title=f"{token} token, layer {layer}, {which}")
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+def plot_attention_by_layer(images: Tensor, maps, *, image_index: int = 0,
+                            save_to: str | Path | None = None) -> Figure:
+    """One row per token, one column per layer: where each token looks, layer by layer."""
+    _check_images(images)
+    index = _check_index("image_index", image_index, images.shape[0])
+    layers = len(maps.outer)
+    _, tokens = _tokens_of(maps)
+    fig, axes = plt.subplots(len(tokens), layers, figsize=(2.2 * layers, 2.4 * len(tokens)), squeeze=False)
+    for row, token in enumerate(tokens):
+        for layer in range(layers):
+            overlay_attention(images[index], token_attention(maps, token=token, layer=layer)[index],
+                              ax=axes[row, layer], title=f"{token}, layer {layer}")
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+def plot_pixel_attention(images: Tensor, maps, *, image_index: int = 0, patch: int = 0, layer: int = -1,
+                         head: int | None = None, save_to: str | Path | None = None) -> Figure:
+    """Inner (pixel) attention inside one patch: where the patch is, the pixel-to-pixel
+    weights, and how much attention each pixel receives, drawn over the patch."""
+    _check_images(images)
+    if not maps.inner:
+        raise ValueError("this model has no inner (pixel) attention; use a TNT-family model (tnt, titn)")
+    index = _check_index("image_index", image_index, images.shape[0])
+    weights = maps.inner[_check_index("layer", layer, len(maps.inner))]  # (B, P, heads, n, n)
+    patch = _check_index("patch", patch, weights.shape[1])
+    weights = weights[index, patch]
+    weights = weights.mean(dim=0) if head is None else weights[_check_index("head", head, weights.shape[0])]
+    grid, pixels_per_side = int(round(maps.inner[0].shape[1] ** 0.5)), int(round(weights.shape[-1] ** 0.5))
+    height = images.shape[-1]
+    patch_size = height // grid
+    row, col = divmod(patch, grid)
+    crop = images[index][:, row * patch_size:(row + 1) * patch_size, col * patch_size:(col + 1) * patch_size]
+
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
+    axes[0].imshow(_image_for_display(images[index]), cmap="gray")
+    axes[0].add_patch(plt.Rectangle((col * patch_size - 0.5, row * patch_size - 0.5), patch_size, patch_size,
+                                    fill=False, edgecolor="tab:orange", linewidth=2))
+    axes[0].set_title(f"patch {patch}", fontsize=9)
+    axes[0].axis("off")
+    sns.heatmap(weights.cpu().numpy(), ax=axes[1], cmap="viridis", cbar=False, square=True)
+    axes[1].set(xlabel="key pixel", ylabel="query pixel")
+    axes[1].set_title(f"pixel attention, layer {layer}", fontsize=9)
+    received = weights.mean(dim=0).reshape(pixels_per_side, pixels_per_side)
+    overlay_attention(crop, received, ax=axes[2], title="attention each pixel receives")
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+def plot_rollout(images: Tensor, maps, *, image_index: int = 0, save_to: str | Path | None = None) -> Figure:
+    """Attention rollout through all layers, for the class and (if any) distillation token."""
+    from titn_lite.attention import attention_rollout
+    from titn_lite.models import AttentionMaps
+
+    _check_images(images)
+    rolled = attention_rollout(maps.outer)[:, None]  # a one-layer, one-head stand-in: (B, 1, T, T)
+    return plot_token_attention(images, AttentionMaps(outer=[rolled], inner=[]), image_index=image_index,
+                                save_to=save_to)
+
+
+# --- runs, mixing, mistakes ---------------------------------------------------------------
+
+def plot_model_comparison(summaries, *, save_to: str | Path | None = None) -> Figure:
+    """Accuracy against parameters and against GFLOPs, one labelled point per run
+    (``summaries``: ``titn_lite.report.RunSummary`` list)."""
+    if not summaries:
+        raise ValueError("no runs to compare")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (label, value) in zip(axes, (("parameters (M)", lambda s: s.params / 1e6),
+                                         ("GFLOPs per 512 images", lambda s: s.flops_per_image * 512 / 1e9))):
+        for summary in summaries:
+            ax.scatter(value(summary), 100 * summary.top1, s=40)
+            ax.annotate(summary.model, (value(summary), 100 * summary.top1), fontsize=8,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.set(xlabel=label, ylabel="top-1 %", title=f"accuracy against {label.split(' ')[0]}")
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+def plot_mix_gallery(batch, class_names: Sequence[str], *, count: int = 8,
+                     save_to: str | Path | None = None) -> Figure:
+    """Mixed images with both labels and their shares (``batch``: a ``MixedBatch``)."""
+    count = min(count, batch.images.shape[0])
+    titles = [f"{batch.lam:.2f} {class_names[a][:8]}\n{1 - batch.lam:.2f} {class_names[b][:8]}"
+              for a, b in zip(batch.labels[:count].tolist(), batch.partner_labels[:count].tolist())]
+    return show_images(batch.images[:count], titles, columns=min(count, 8), save_to=save_to)
+
+
+def plot_top_mistakes(images: Tensor, logits: Tensor, labels: Tensor, class_names: Sequence[str], *,
+                      count: int = 8, save_to: str | Path | None = None) -> Figure:
+    """The misclassified images the model was most confident about, with what it said."""
+    _check_images(images)
+    probabilities = logits.softmax(dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    wrong = (predicted != labels).nonzero().flatten()
+    if len(wrong) == 0:
+        raise ValueError("the model made no mistakes on these images")
+    worst = wrong[confidence[wrong].argsort(descending=True)][:count]
+    titles = [f"said {class_names[predicted[i]][:9]} {100 * confidence[i]:.0f}%\nis {class_names[labels[i]][:9]}"
+              for i in worst.tolist()]
+    return show_images(images[worst], titles, columns=min(len(worst), 8), save_to=save_to)

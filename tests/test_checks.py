@@ -1,0 +1,133 @@
+"""Each exercise's instant check: silent on a right answer, plain words on typical wrong ones."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from titn_lite import checks
+from titn_lite.checks import CheckFailed
+
+
+def attention(q, k, v, mask=None, scale=True, dim=-1):
+    scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=dim)
+    return weights @ v, weights
+
+
+def test_attention_check():
+    checks.check_attention(attention)
+    with pytest.raises(CheckFailed, match=r"^scores are not divided by sqrt\(d_k\)$"):
+        checks.check_attention(lambda q, k, v, mask=None: attention(q, k, v, mask, scale=False))
+    with pytest.raises(CheckFailed, match="softmax runs over the queries"):
+        checks.check_attention(lambda q, k, v, mask=None: attention(q, k, v, mask, dim=-2))
+    with pytest.raises(CheckFailed, match="the mask is ignored"):
+        checks.check_attention(lambda q, k, v, mask=None: attention(q, k, v))
+    with pytest.raises(CheckFailed, match="is not written yet: replace `raise NotImplementedError\\(\\)`"):
+        checks.check_attention(lambda q, k, v, mask=None: (_ for _ in ()).throw(NotImplementedError()))
+
+
+def make_multi_head(pattern):
+    class MultiHead(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.to_qkv = nn.Linear(dim, 3 * dim)
+            self.to_out = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            q, k, v = rearrange(self.to_qkv(x), pattern, qkv=3, h=self.heads)
+            return self.to_out(rearrange(attention(q, k, v)[0], "b h n d -> b n (h d)"))
+    return MultiHead
+
+
+def test_multi_head_check():
+    checks.check_multi_head(make_multi_head("b n (qkv h d) -> qkv b h n d"))
+    with pytest.raises(CheckFailed, match="one head works but four do not: the split into heads is wrong"):
+        checks.check_multi_head(make_multi_head("b n (qkv d h) -> qkv b h n d"))
+
+
+def test_patches_check():
+    checks.check_patches(lambda x, p: rearrange(x, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=p, p2=p))
+    with pytest.raises(CheckFailed, match="column-major order"):
+        checks.check_patches(lambda x, p: rearrange(x, "b c (gh p1) (gw p2) -> b (gw gh) (c p1 p2)", p1=p, p2=p))
+    with pytest.raises(CheckFailed, match=r"ordered \(p1 p2 c\)"):
+        checks.check_patches(lambda x, p: rearrange(x, "b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)", p1=p, p2=p))
+    with pytest.raises(CheckFailed, match=r"patches should be shaped \(batch, patches, channels x p x p\)"):
+        checks.check_patches(lambda x, p: x.flatten(2))
+
+
+def pixel_to_patch(pixels, norm, proj, batch_size, pad=(0, 0, 1, 1), normalise=True):
+    flat = rearrange(norm(pixels) if normalise else pixels, "(b p) n d -> b p (n d)", b=batch_size)
+    return F.pad(proj(flat), pad)
+
+
+def test_pixel_to_patch_check():
+    checks.check_pixel_to_patch(pixel_to_patch)
+    with pytest.raises(CheckFailed, match="^the class-token row is not zero"):
+        checks.check_pixel_to_patch(lambda *a: pixel_to_patch(*a, pad=(0, 0, 0, 2)))
+    with pytest.raises(CheckFailed, match="^the distillation-token row is not zero"):
+        checks.check_pixel_to_patch(lambda *a: pixel_to_patch(*a, pad=(0, 0, 2, 0)))
+    with pytest.raises(CheckFailed, match="not normalised"):
+        checks.check_pixel_to_patch(lambda *a: pixel_to_patch(*a, normalise=False))
+
+
+def cutmix(images, labels, alpha, partner, correct=True):
+    lam = float(torch.distributions.Beta(torch.tensor([alpha]), torch.tensor([alpha])).sample(()))
+    height, width = images.shape[-2:]
+    cx, cy = torch.randint(width, size=(1,)), torch.randint(height, size=(1,))
+    half_w, half_h = int(0.5 * math.sqrt(1 - lam) * width), int(0.5 * math.sqrt(1 - lam) * height)
+    x1, x2 = int(torch.clamp(cx - half_w, min=0)), int(torch.clamp(cx + half_w, max=width))
+    y1, y2 = int(torch.clamp(cy - half_h, min=0)), int(torch.clamp(cy + half_h, max=height))
+    mixed = images.clone()
+    mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
+    corrected = 1 - (x2 - x1) * (y2 - y1) / (width * height)
+    return mixed, labels, labels[partner], lam, corrected if correct else lam
+
+
+def test_cutmix_check():
+    checks.check_cutmix(cutmix)
+    with pytest.raises(CheckFailed, match="^lambda is not corrected to the pasted area"):
+        checks.check_cutmix(lambda *a: cutmix(*a, correct=False))
+    with pytest.raises(CheckFailed, match="return five things"):
+        checks.check_cutmix(lambda *a: cutmix(*a)[:4])
+
+
+def hard_loss(class_logits, distill_logits, batch, teacher_logits, alpha=0.5, swap=False, soft=False):
+    cutmix_term = batch.lam * F.cross_entropy(class_logits, batch.labels) + (1 - batch.lam) * F.cross_entropy(
+        class_logits, batch.partner_labels)
+    target = teacher_logits.softmax(1) if soft else teacher_logits.argmax(1)
+    teacher_term = F.cross_entropy(distill_logits, target)
+    a = 1 - alpha if swap else alpha
+    return a * cutmix_term + (1 - a) * teacher_term
+
+
+def test_hard_distillation_check():
+    checks.check_hard_distillation(hard_loss)
+    with pytest.raises(CheckFailed, match="alpha weights the wrong term"):
+        checks.check_hard_distillation(lambda *a: hard_loss(*a, swap=True))
+    with pytest.raises(CheckFailed, match="hard distillation uses its argmax label"):
+        checks.check_hard_distillation(lambda *a: hard_loss(*a, soft=True))
+
+
+def rollout(layers, residual=True, reverse=False):
+    result = torch.eye(layers[0].shape[-1])
+    for weights in layers:
+        step = weights.mean(1)
+        if residual:
+            step = 0.5 * step + 0.5 * torch.eye(weights.shape[-1])
+        result = result @ step if reverse else step @ result
+    return result
+
+
+def test_rollout_check():
+    checks.check_rollout(rollout)
+    with pytest.raises(CheckFailed, match="the residual path is missing"):
+        checks.check_rollout(lambda layers: rollout(layers, residual=False))
+    with pytest.raises(CheckFailed, match="multiplied in the wrong order"):
+        checks.check_rollout(lambda layers: rollout(layers, reverse=True))

@@ -1,0 +1,95 @@
+"""The notebook series: committed clean, parameterised, and run end to end by the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = list_notebooks()
+
+
+def test_the_series_is_numbered_and_complete():
+    assert [p.stem for p in NOTEBOOKS] == [
+        "00_setup", "01_attention", "02_vit", "03_inner_outer", "04_titn", "05_cutmix", "06_teacher",
+        "07_distillation", "08_comparison", "09_attention_maps", "10_ablations", "11_paper_run"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_or_execution_counts(path):
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        assert cell.execution_count is None, f"{path.name}: execution count left in"
+        checked = CHECKED_MARK in cell.source
+        for output in cell.outputs:
+            assert checked, f"{path.name}: output committed in an unchecked cell: {cell.source[:60]!r}"
+            assert output.output_type in ("stream", "execute_result"), f"{path.name}: {output.output_type} output"
+            assert "image/png" not in output.get("data", {}), f"{path.name}: image committed"
+        assert sum(len("".join(o.get("text", ""))) for o in cell.outputs) < 2000, f"{path.name}: bulky output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_defaults_to_classroom(path):
+    notebook = nbformat.read(path, as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    source = tagged[0].source
+    assert 'profile = os.environ.get("TITN_LITE_PROFILE", "classroom")' in source
+    assert 'device = "auto"' in source and "artifacts_dir" in source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_define_no_package_functions_they_reuse_later(path):
+    """A notebook may write a piece out to teach it, but nothing it defines is imported or
+    reused by a later notebook: shared code lives in titn_lite."""
+    later = [p for p in NOTEBOOKS if p > path]
+    defined = {line.split("(")[0].split()[1] for cell in nbformat.read(path, as_version=4).cells
+               if cell.cell_type == "code" for line in cell.source.splitlines()
+               if line.startswith(("def ", "class "))}
+    for other in later:
+        text = "\n".join(c.source for c in nbformat.read(other, as_version=4).cells if c.cell_type == "code")
+        reused = {name for name in defined if f"{name}(" in text and f"def {name}" not in text}
+        assert not reused, f"{other.name} reuses {reused} defined in {path.name}"
+
+
+def test_select_notebooks_names_the_series_on_a_typo():
+    assert [p.stem for p in select_notebooks(["01", "05"])] == ["01_attention", "05_cutmix"]
+    with pytest.raises(ValueError, match="no notebook starts with 99; the series: 00_setup"):
+        select_notebooks(["99"])
+
+
+def test_runner_keeps_going_past_a_failing_notebook_and_names_the_cell(tmp_path):
+    folder = tmp_path / "series"
+    folder.mkdir()
+    cells = [nbformat.v4.new_code_cell("profile = 'classroom'\nx = 1")]
+    cells[0].metadata["tags"] = ["parameters"]
+    good = nbformat.v4.new_notebook(cells=cells + [nbformat.v4.new_code_cell("print(x + 1)")])
+    bad = nbformat.v4.new_notebook(cells=cells + [nbformat.v4.new_code_cell("1 / 0")])
+    nbformat.write(bad, folder / "00_bad.ipynb")
+    nbformat.write(good, folder / "01_good.ipynb")
+    results = run_series("smoke", out_dir=tmp_path / "out", folder=folder, artifacts_dir=tmp_path, progress=False)
+    assert [(r.notebook, r.status) for r in results] == [("00_bad", "failed"), ("01_good", "ok")]
+    assert results[0].error.startswith("ZeroDivisionError") and results[0].failed_cell is not None
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["notebooks"][0]["status"] == "failed"
+    assert "| 00_bad | failed |" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_smoke_series_runs_from_the_cli(tmp_path):
+    """The README's main job at the smoke profile: every notebook, end to end."""
+    result = subprocess.run(
+        [sys.executable, "-m", "titn_lite", "notebooks", "run", "--profile", "smoke", "--out", str(tmp_path / "out"),
+         "--artifacts", str(tmp_path / "artifacts")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
+    assert result.returncode == 0 and not failed, failed or result.stderr[-2000:]
+    assert len(summary["notebooks"]) == len(NOTEBOOKS)
+    print(f"smoke series: {summary['total_seconds']:.0f} s")

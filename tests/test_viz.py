@@ -1,0 +1,187 @@
+"""Every picture, headless (Agg): the right axes and titles, and the maps drawn are the model's."""
+
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from titn_lite import capture_attention, create_model, viz, widgets  # noqa: E402
+from titn_lite.attention import attention_rollout  # noqa: E402
+from titn_lite.mixing import cutmix  # noqa: E402
+from titn_lite.models import AttentionMaps  # noqa: E402
+
+NAMES = [f"class{i}" for i in range(10)]
+
+
+def _images_and_maps(name, batch):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=1, depth=2).eval()
+    images = torch.randn(batch, 1, 32, 32)
+    with torch.no_grad():
+        _, maps = capture_attention(model, images)
+    return images, maps
+
+
+@pytest.fixture(scope="module")
+def titn_maps():
+    return _images_and_maps("titn", 3)
+
+
+@pytest.fixture(scope="module")
+def vit_maps():
+    return _images_and_maps("vit", 2)
+
+
+def test_patch_grid_draws_patches_and_pixels(tmp_path):
+    fig = viz.show_patch_grid(torch.rand(1, 32, 32), patch_size=8, pixel_size=2, save_to=tmp_path / "grid.png")
+    ax = fig.axes[0]
+    assert ax.get_title() == "16 patches of 8x8\n16 pixels of 2x2 each"
+    assert len(ax.lines) == 2 * 3 + 2 * 15  # 3 patch lines and 15 pixel lines per direction
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="patch size 5 does not divide the 32x32 image"):
+        viz.show_patch_grid(torch.rand(1, 32, 32), patch_size=5)
+
+
+def test_token_attention_is_the_models_weights(titn_maps):
+    images, maps = titn_maps
+    last = maps.outer[-1].mean(dim=1)
+    torch.testing.assert_close(viz.token_attention(maps, token="class"), last[:, 0, 1:-1].reshape(3, 4, 4))
+    torch.testing.assert_close(viz.token_attention(maps, token="distill", layer=0, head=2),
+                               maps.outer[0][:, 2, -1, 1:-1].reshape(3, 4, 4))
+    for weights in maps.outer:  # every attention row the pictures draw from sums to 1
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+
+
+def test_token_comparison_shows_both_tokens_side_by_side(titn_maps):
+    images, maps = titn_maps
+    fig = viz.plot_token_attention(images, maps, image_index=1, layer=1, head=0, class_names=NAMES, labels=[0, 3, 5])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["class3", "class token, layer 1, head 0", "distill token, layer 1, head 0"]
+    drawn = fig.axes[1].images[1].get_array()  # the overlay: the map upsampled to the image
+    expected = F.interpolate(viz.token_attention(maps, layer=1, head=0)[1][None, None], size=(32, 32))[0, 0]
+    torch.testing.assert_close(torch.as_tensor(drawn.data), expected)
+
+
+def test_vit_has_only_the_class_token(vit_maps):
+    images, maps = vit_maps
+    assert len(viz.plot_token_attention(images, maps).axes) == 2
+    with pytest.raises(ValueError, match="token 'distill' is not in this model; valid: class"):
+        viz.token_attention(maps, token="distill")
+    with pytest.raises(ValueError, match="no inner \\(pixel\\) attention"):
+        viz.plot_pixel_attention(images, maps)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(layer=2), r"layer 2 does not exist; valid: 0..1 \(or -1 for the last\)"),
+    (dict(head=8), r"head 8 does not exist; valid: 0..7"),
+    (dict(image_index=3), r"image_index 3 does not exist; valid: 0..2"),
+])
+def test_out_of_range_choices_name_the_valid_range(titn_maps, kwargs, message):
+    images, maps = titn_maps
+    with pytest.raises(ValueError, match=message):
+        viz.plot_token_attention(images, maps, **kwargs)
+
+
+def test_wrong_image_shape_is_refused(titn_maps):
+    _, maps = titn_maps
+    with pytest.raises(ValueError, match=r"expected images shaped \(batch, 1 or 3, H, W\), got \(1, 32, 32\)"):
+        viz.plot_token_attention(torch.rand(1, 32, 32), maps)
+
+
+def test_pixel_attention_inside_a_patch(titn_maps):
+    images, maps = titn_maps
+    fig = viz.plot_pixel_attention(images, maps, image_index=2, patch=5, layer=0)
+    assert [ax.get_title() for ax in fig.axes] == ["patch 5", "pixel attention, layer 0", "attention each pixel receives"]
+    heat = fig.axes[1].collections[0].get_array().reshape(16, 16)
+    torch.testing.assert_close(torch.as_tensor(heat.data), maps.inner[0][2, 5].mean(0))
+    with pytest.raises(ValueError, match=r"patch 16 does not exist; valid: 0..15"):
+        viz.plot_pixel_attention(images, maps, patch=16)
+
+
+def test_rollout_of_one_layer_is_its_attention_with_the_residual(titn_maps):
+    images, maps = titn_maps
+    one_layer = maps.outer[:1]
+    expected = 0.5 * one_layer[0].mean(dim=1) + 0.5 * torch.eye(18)
+    torch.testing.assert_close(attention_rollout(one_layer), expected)
+    rolled = attention_rollout(maps.outer)
+    torch.testing.assert_close(rolled.sum(-1), torch.ones(3, 18))
+    fig = viz.plot_rollout(images, maps, image_index=0)
+    drawn = torch.as_tensor(fig.axes[1].images[1].get_array().data)
+    expected_map = F.interpolate(rolled[0, 0, 1:-1].reshape(1, 1, 4, 4), size=(32, 32))[0, 0]
+    torch.testing.assert_close(drawn, expected_map)
+
+
+def test_attention_by_layer_grid(titn_maps):
+    images, maps = titn_maps
+    fig = viz.plot_attention_by_layer(images, maps)
+    assert len(fig.axes) == 2 * 2 and fig.axes[3].get_title() == "distill, layer 1"
+
+
+def test_learning_curves(tmp_path):
+    rows = [{"epoch": e, "train_loss": 2 - e / 4, "val_loss": 1.8 - e / 5, "train_top1": e / 5, "val_top1": e / 4}
+            for e in (1, 2, 3)]
+    fig = viz.plot_learning_curves({"vit": rows, "titn": rows}, save_to=tmp_path / "curves.png")
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "top-1 accuracy"]
+    assert len(fig.axes[0].lines) == 4 and list(fig.axes[1].lines[0].get_ydata()) == [0.25, 0.5, 0.75]
+    with pytest.raises(ValueError, match="no histories to plot"):
+        viz.plot_learning_curves({})
+
+
+def test_confusion_and_comparison_and_gallery_and_mistakes():
+    confusion = torch.tensor([[8, 2], [1, 9]])
+    fig = viz.plot_confusion(confusion, ["a", "b"])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["80", "20", "10", "90"]
+    runs = [SimpleNamespace(model="vit", params=5.4e6, flops_per_image=1.8e8, top1=0.8),
+            SimpleNamespace(model="titn", params=5.85e6, flops_per_image=2.2e8, top1=0.85)]
+    fig = viz.plot_model_comparison(runs)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["parameters (M)", "GFLOPs per 512 images"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["vit", "titn"]
+    torch.manual_seed(0)
+    batch = cutmix(torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 3]), partner=torch.tensor([1, 2, 3, 0]))
+    fig = viz.plot_mix_gallery(batch, NAMES, count=4)
+    assert fig.axes[0].get_title() == f"{batch.lam:.2f} class0\n{1 - batch.lam:.2f} class1"
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    fig = viz.plot_top_mistakes(torch.rand(3, 1, 8, 8), logits, torch.tensor([1, 1, 0]), ["a", "b"], count=2)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["said a 99%\nis b", "said b 95%\nis a"]
+    with pytest.raises(ValueError, match="no mistakes"):
+        viz.plot_top_mistakes(torch.rand(1, 1, 8, 8), torch.tensor([[0.0, 1.0]]), torch.tensor([1]), ["a", "b"])
+
+
+def _shown_pngs(output):
+    return [o["data"]["image/png"] for o in output.outputs if "image/png" in o.get("data", {})]
+
+
+def test_attention_explorer_redraws_when_a_slider_moves():
+    torch.manual_seed(0)
+    model = create_model("titn", num_classes=10, in_chans=1, depth=2)
+    explorer = widgets.attention_explorer(model, torch.randn(3, 1, 32, 32), NAMES, [0, 1, 2])
+    sliders = {s.description: s for s in explorer.children[0].children}
+    output = explorer.children[1]
+    before = _shown_pngs(output)
+    sliders["layer"].value = 0
+    after = _shown_pngs(output)
+    assert len(before) == len(after) == 1 and before != after
+    sliders["head (-1: mean)"].value = 7
+    assert _shown_pngs(output) != after
+
+
+def test_patch_and_cutmix_explorers_and_live_curve():
+    explorer = widgets.patch_explorer(torch.rand(1, 32, 32))
+    output = explorer.children[1]
+    first = _shown_pngs(output)
+    explorer.children[0].children[0].value = 16
+    assert _shown_pngs(output) != first
+    explorer.children[0].children[1].value = 8  # pixel 8 on patch 16: still valid
+    explorer.children[0].children[0].value = 4  # patch 4 cannot hold 8x8 pixels: a message, not a crash
+    assert "does not divide" in "".join(o.get("text", "") for o in output.outputs) or _shown_pngs(output)
+    cut = widgets.cutmix_explorer(torch.rand(4, 1, 32, 32), torch.arange(4), NAMES)
+    assert len(_shown_pngs(cut.children[1])) == 1
+    live = widgets.LiveLearningCurve("titn")
+    live({"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "train_top1": 0.3, "val_top1": 0.4})
+    assert len(_shown_pngs(live.widget)) == 1 and len(live.history) == 1
