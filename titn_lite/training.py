@@ -409,6 +409,8 @@ def _prepare_teacher(cfg: TrainConfig, num_classes: int, in_chans: int, progress
                 data_dir=cfg.data_dir, augmentation=cfg.augmentation, train_subset=cfg.train_subset, test_subset=cfg.test_subset,
                 num_workers=cfg.num_workers, device=cfg.device, amp=cfg.amp, seed=cfg.seed)
             train(teacher_config, resume=path.is_file(), progress=progress)
+            if dist.is_initialized():
+                dist.barrier()  # rank 0 writes the teacher's checkpoint; the others read it next
     else:
         path = Path(cfg.teacher)
     checkpoint = load_checkpoint(path)
