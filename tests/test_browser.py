@@ -52,8 +52,8 @@ def jupyterlab(tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
-         "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"],
+         "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+         "jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -89,11 +89,23 @@ def test_attention_slider_renders_and_reacts_in_jupyterlab(jupyterlab):
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
                                ".jp-KernelStatus", timeout=60_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator("[data-command='notebook:run-all-cells']").click()
+        # The Run menu's layout changes between JupyterLab releases; its command id does not.
+        # Run All before the kernel is ready silently runs nothing, so wait for an idle kernel first.
+        page.wait_for_function(
+            "(() => { const app = window.jupyterapp; const panel = app && app.shell.currentWidget;"
+            " const kernel = panel && panel.sessionContext && panel.sessionContext.session"
+            " && panel.sessionContext.session.kernel;"
+            " return kernel && kernel.status === 'idle' && app.commands.hasCommand('notebook:run-all-cells'); })()",
+            timeout=120_000)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
         explorer = page.locator(".widget-vbox").last
-        explorer.wait_for(timeout=180_000)
+        try:
+            explorer.wait_for(timeout=180_000)
+        except Exception:
+            page.screenshot(path=str(Path(os.environ.get("TITN_LITE_SCREENSHOT_DIR", "/tmp")) / "widget_test.png"))
+            errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+            pytest.fail(f"the explorer never appeared; stderr shown in the notebook: {errors[-3:]}")
         picture = explorer.locator(".jp-OutputArea-output img").first
         picture.wait_for(timeout=60_000)
         before = picture.get_attribute("src")

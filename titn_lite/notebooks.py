@@ -175,9 +175,11 @@ def execute_in_place(path: Path, profile: str = "smoke") -> None:
 
 def strip_outputs(path: Path) -> bool:
     """Clear outputs and execution counts, keeping the small text outputs of cells marked
-    ``# NBVAL_CHECK_OUTPUT`` (what nbval compares). Returns whether the file changed."""
+    ``# NBVAL_CHECK_OUTPUT`` (what nbval compares, numbered 1, 2, ... in order). Returns whether
+    the file changed."""
     original = path.read_text()
     notebook = json.loads(original)
+    checked_cells = 0
     for cell in notebook["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -185,12 +187,17 @@ def strip_outputs(path: Path) -> bool:
         cell.get("metadata", {}).pop("execution", None)
         cell.get("metadata", {}).pop("papermill", None)
         if CHECKED_MARK in "".join(cell["source"]):
-            cell["outputs"] = [{**o, "execution_count": None} if "execution_count" in o else o
+            # nbval refuses a reference cell with outputs but no execution count, so checked cells
+            # are numbered 1, 2, ... (stable across re-recordings, unlike the kernel's own counts).
+            checked_cells += 1
+            cell["execution_count"] = checked_cells
+            cell["outputs"] = [{**o, "execution_count": checked_cells} if "execution_count" in o else o
                                for o in cell["outputs"] if o.get("output_type") in ("stream", "execute_result")
                                and set(o.get("data", {"text/plain": 0})) <= {"text/plain"}]
         else:
             cell["outputs"] = []
     notebook.get("metadata", {}).pop("papermill", None)
+    notebook.get("metadata", {}).pop("widgets", None)  # saved state of every progress bar: bulky, never needed
     text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
     if text != original:
         path.write_text(text)
