@@ -111,6 +111,8 @@ def test_rollout_of_one_layer_is_its_attention_with_the_residual(titn_maps):
     rolled = attention_rollout(maps.outer)
     torch.testing.assert_close(rolled.sum(-1), torch.ones(3, 18))
     fig = viz.plot_rollout(images, maps, image_index=0)
+    assert [ax.get_title() for ax in fig.axes[1:]] == [f"{t} token, rollout of {len(maps.outer)} layers"
+                                                       for t in ("class", "distill")]
     drawn = torch.as_tensor(fig.axes[1].images[1].get_array().data)
     expected_map = F.interpolate(rolled[0, 0, 1:-1].reshape(1, 1, 4, 4), size=(32, 32))[0, 0]
     torch.testing.assert_close(drawn, expected_map)

@@ -292,7 +292,7 @@ def train(
             logits = _mean_logits(outputs).detach().float()
             top1, top5 = topk_correct(logits, batch.dominant_labels)
             sums += torch.tensor([loss_value * len(labels), top1, top5, len(labels)], dtype=torch.float64)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)  # drawn at the bar's own pace
         _all_reduce(sums)
         train_seconds = time.perf_counter() - started
         metrics = evaluate(model, test_loader, info.num_classes, device=device, amp=cfg.amp)

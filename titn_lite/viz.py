@@ -182,6 +182,15 @@ def plot_token_attention(images: Tensor, maps, *, image_index: int = 0, layer: i
                          save_to: str | Path | None = None) -> Figure:
     """The image, then the class token's and (if any) the distillation token's attention over
     it, side by side, for one layer and one head (or the heads' mean)."""
+    which = "mean of heads" if head is None else f"head {head}"
+    return _token_panels(images, maps, image_index=image_index, layer=layer, head=head, class_names=class_names,
+                         labels=labels, describe=lambda token: f"{token} token, layer {layer}, {which}",
+                         save_to=save_to)
+
+
+def _token_panels(images: Tensor, maps, *, image_index: int, layer: int, head: int | None,
+                  class_names: Sequence[str] | None, labels: Sequence[int] | None, describe,
+                  save_to: str | Path | None) -> Figure:
     _check_images(images)
     index = _check_index("image_index", image_index, images.shape[0])
     _, tokens = _tokens_of(maps)
@@ -190,10 +199,9 @@ def plot_token_attention(images: Tensor, maps, *, image_index: int = 0, layer: i
     axes[0].axis("off")
     if class_names is not None and labels is not None:
         axes[0].set_title(class_names[labels[index]], fontsize=9)
-    which = "mean of heads" if head is None else f"head {head}"
     for ax, token in zip(axes[1:], tokens):
         grid_map = token_attention(maps, token=token, layer=layer, head=head)[index]
-        overlay_attention(images[index], grid_map, ax=ax, title=f"{token} token, layer {layer}, {which}")
+        overlay_attention(images[index], grid_map, ax=ax, title=describe(token))
     fig.tight_layout()
     return _finish(fig, save_to)
 
@@ -247,15 +255,18 @@ def plot_pixel_attention(images: Tensor, maps, *, image_index: int = 0, patch: i
     return _finish(fig, save_to)
 
 
-def plot_rollout(images: Tensor, maps, *, image_index: int = 0, save_to: str | Path | None = None) -> Figure:
+def plot_rollout(images: Tensor, maps, *, image_index: int = 0, class_names: Sequence[str] | None = None,
+                 labels: Sequence[int] | None = None, save_to: str | Path | None = None) -> Figure:
     """Attention rollout through all layers, for the class and (if any) distillation token."""
     from titn_lite.attention import attention_rollout
     from titn_lite.models import AttentionMaps
 
     _check_images(images)
     rolled = attention_rollout(maps.outer)[:, None]  # a one-layer, one-head stand-in: (B, 1, T, T)
-    return plot_token_attention(images, AttentionMaps(outer=[rolled], inner=[]), image_index=image_index,
-                                save_to=save_to)
+    layers = len(maps.outer)
+    return _token_panels(images, AttentionMaps(outer=[rolled], inner=[]), image_index=image_index, layer=-1,
+                         head=None, class_names=class_names, labels=labels,
+                         describe=lambda token: f"{token} token, rollout of {layers} layers", save_to=save_to)
 
 
 # --- runs, mixing, mistakes ---------------------------------------------------------------
