@@ -22,14 +22,13 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from titn_lite.checkpoints import write_atomic, write_json
-from titn_lite.notebooks import NOTEBOOK_DIR, ensure_kernel, list_notebooks, select_notebooks
+from titn_lite.notebooks import NOTEBOOK_DIR, ensure_kernel, list_notebooks, profile_for_kernels, select_notebooks
 
 MANIFEST = "assignment.json"
 
@@ -174,22 +173,16 @@ def _execute(notebook, workdir: Path, cell_timeout: float, profile: str) -> str 
         if cell.cell_type == "code":
             cell.execution_count, cell.outputs = None, []
     workdir.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("TITN_LITE_PROFILE")
-    os.environ["TITN_LITE_PROFILE"] = profile  # the kernel inherits it; the parameters cell reads it
     client = NotebookClient(notebook, kernel_name=ensure_kernel(), timeout=cell_timeout, allow_errors=True,
                             interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}})
     try:
-        client.execute()
+        with profile_for_kernels(profile):
+            client.execute()
         return None
     except DeadKernelError:
         return "the kernel died (a crash, or memory ran out)"
     except Exception as error:
         return f"execution stopped: {type(error).__name__}"
-    finally:
-        if previous is None:
-            os.environ.pop("TITN_LITE_PROFILE", None)
-        else:
-            os.environ["TITN_LITE_PROFILE"] = previous
 
 
 def _cell_error(cell) -> str | None:

@@ -57,6 +57,11 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _comma_list(text: str | None) -> list[str] | None:
+    """``--only 01,05`` -> ["01", "05"]; absent -> None (everything)."""
+    return [item.strip() for item in text.split(",")] if text else None
+
+
 def _parse_override(item: str) -> tuple[str, int]:
     key, sep, value = item.partition("=")
     if not sep or not value.lstrip("-").isdigit():
@@ -115,9 +120,10 @@ def _report(args: argparse.Namespace) -> int:
 def _notebooks_run(args: argparse.Namespace) -> int:
     from titn_lite.notebooks import run_series
 
-    only = [item.strip() for item in args.only.split(",")] if args.only else None
-    results = run_series(args.profile, only=only, out_dir=args.out, device=args.device,
-                         artifacts_dir=args.artifacts)
+    from titn_lite.notebooks import ARTIFACTS_DIR
+
+    results = run_series(args.profile, only=_comma_list(args.only), out_dir=args.out, device=args.device,
+                         artifacts_dir=args.artifacts or ARTIFACTS_DIR)
     for result in results:
         where = f" at cell {result.failed_cell}" if result.failed_cell else ""
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
@@ -143,8 +149,7 @@ def _notebooks_strip(args: argparse.Namespace) -> int:
 def _assignments_build(args: argparse.Namespace) -> int:
     from titn_lite.assignments import build
 
-    only = [item.strip() for item in args.only.split(",")] if args.only else None
-    exercises = build(args.out, only=only)
+    exercises = build(args.out, only=_comma_list(args.only))
     notebooks = sorted({e.notebook for e in exercises})
     print(f"{len(exercises)} exercises ({sum(e.points for e in exercises):g} points) in {len(notebooks)} student "
           f"notebooks written to {args.out}: {', '.join(notebooks)}")
@@ -235,8 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help="comma-separated notebook numbers or names, e.g. 01,05")
     run.add_argument("--out", default="runs/notebooks", help="folder for executed notebooks and the summary")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    run.add_argument("--artifacts", default=str(Path(__file__).resolve().parents[1] / "artifacts"),
-                     help="folder for the runs the notebooks share (default: artifacts/ in the kit)")
+    run.add_argument("--artifacts", help="folder for the runs the notebooks share (default: artifacts/ in the kit)")
     run.set_defaults(run=_notebooks_run)
     strip = notebook_commands.add_parser("strip", help="clear outputs before committing (keeps nbval checks)")
     strip.add_argument("--execute", action="store_true",

@@ -26,7 +26,7 @@ import tempfile
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch.utils.data import Dataset
@@ -204,8 +204,8 @@ def train_transform(info: DatasetInfo, augmentation: Augmentation = "paper") -> 
     CIFAR: AutoAugment (CIFAR10 policy), RandomCrop(32, padding=4), horizontal flip.
     MNIST-like: resize to 32, random crop, rotation, affine, colour jitter.
     """
-    if augmentation not in ("paper", "light", "none"):
-        raise ValueError(f"unknown augmentation {augmentation!r}; valid: paper, light, none")
+    if augmentation not in get_args(Augmentation):
+        raise ValueError(f"unknown augmentation {augmentation!r}; valid: {', '.join(get_args(Augmentation))}")
     steps: list[v2.Transform] = [v2.ToImage(), v2.Resize(IMG_SIZE, antialias=True)]
     if info.recipe == "cifar":
         if augmentation == "paper":

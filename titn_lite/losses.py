@@ -10,7 +10,7 @@ alpha = 0.5 the two are the same loss.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,11 @@ from torch import Tensor, nn
 from titn_lite.mixing import MixedBatch
 
 DistillMode = Literal["hard", "soft", "none"]
+
+
+def check_distill_alpha(alpha: float) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"distillation alpha must be between 0 and 1, got {alpha}")
 
 
 def mixed_cross_entropy(logits: Tensor, batch: MixedBatch) -> Tensor:
@@ -45,10 +50,9 @@ class DistillationLoss(nn.Module):
         alpha: float = 0.5, temperature: float = 3.0,
     ) -> None:
         super().__init__()
-        if mode not in ("hard", "soft", "none"):
-            raise ValueError(f"unknown distillation {mode!r}; valid: hard, soft, none")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"distillation alpha must be between 0 and 1, got {alpha}")
+        if mode not in get_args(DistillMode):
+            raise ValueError(f"unknown distillation {mode!r}; valid: {', '.join(get_args(DistillMode))}")
+        check_distill_alpha(alpha)
         if temperature <= 0:
             raise ValueError(f"distillation temperature must be positive, got {temperature}")
         if mode != "none" and teacher is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,11 @@ class MixedBatch:
 def check_alpha(alpha: float) -> None:
     if not alpha > 0 or math.isinf(alpha):
         raise ValueError(f"mixing alpha must be a positive finite number (Beta(alpha, alpha)), got {alpha}")
+
+
+def check_mix_prob(prob: float) -> None:
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"mixing probability must be between 0 and 1, got {prob}")
 
 
 def sample_lambda(alpha: float) -> float:
@@ -105,11 +110,10 @@ class BatchMixer:
     """Mix a training batch with probability ``prob`` (else pass it through unmixed)."""
 
     def __init__(self, mode: MixMode = "cutmix", *, alpha: float = 1.0, prob: float = 1.0) -> None:
-        if mode not in ("cutmix", "mixup", "none"):
-            raise ValueError(f"unknown mixing {mode!r}; valid: cutmix, mixup, none")
+        if mode not in get_args(MixMode):
+            raise ValueError(f"unknown mixing {mode!r}; valid: {', '.join(get_args(MixMode))}")
         check_alpha(alpha)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"mixing probability must be between 0 and 1, got {prob}")
+        check_mix_prob(prob)
         self.mode, self.alpha, self.prob = mode, alpha, prob
 
     def __call__(self, images: Tensor, labels: Tensor) -> MixedBatch:

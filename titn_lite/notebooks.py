@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -154,23 +157,29 @@ def write_summary(results: list[NotebookResult], out_dir: Path, profile: str) ->
 def execute_in_place(path: Path, profile: str = "smoke") -> None:
     """Run a notebook top to bottom in its own folder and save it with its outputs (so that
     ``strip_outputs`` can keep the nbval checks' outputs)."""
-    import os
-
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    previous = os.environ.get("TITN_LITE_PROFILE")
-    os.environ["TITN_LITE_PROFILE"] = profile  # the kernel inherits it; the parameters cell reads it
-    try:
+    with profile_for_kernels(profile):
         NotebookClient(notebook, kernel_name=ensure_kernel(), resources={"metadata": {"path": str(path.parent)}},
                        timeout=600).execute()
+    nbformat.write(notebook, path)
+
+
+@contextmanager
+def profile_for_kernels(profile: str) -> Iterator[None]:
+    """Set ``TITN_LITE_PROFILE`` for the block: kernels started inside inherit it, and every
+    notebook's parameters cell reads it. The previous value comes back afterwards."""
+    previous = os.environ.get("TITN_LITE_PROFILE")
+    os.environ["TITN_LITE_PROFILE"] = profile
+    try:
+        yield
     finally:
         if previous is None:
-            os.environ.pop("TITN_LITE_PROFILE")
+            os.environ.pop("TITN_LITE_PROFILE", None)
         else:
             os.environ["TITN_LITE_PROFILE"] = previous
-    nbformat.write(notebook, path)
 
 
 def strip_outputs(path: Path) -> bool:

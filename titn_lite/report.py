@@ -47,19 +47,15 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     metrics = json.loads(metrics_path.read_text())
     history = json.loads((run_dir / "history.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
-    model = model_from_checkpoint(load_checkpoint(run_dir / "checkpoint.pt"))
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    model = model_from_checkpoint(checkpoint)
     return RunSummary(
         run_dir=run_dir, model=metrics["model"], dataset=metrics["dataset"], top1=metrics["top1"],
         top5=metrics["top5"], precision=metrics["precision"], recall=metrics["recall"], f1=metrics["f1"],
-        params=count_parameters(model), flops_per_image=count_flops(model, in_chans=model_in_chans(model)),
+        params=count_parameters(model), flops_per_image=count_flops(model, in_chans=checkpoint["in_chans"]),
         images_per_second=sum(r["images_per_second"] for r in history) / len(history),
         seconds=sum(r["seconds"] for r in history), mix=config["mix"],
     )
-
-
-def model_in_chans(model) -> int:
-    first_conv_or_linear = next(p for p in model.parameters() if p.dim() >= 2)
-    return getattr(model, "in_chans", None) or first_conv_or_linear.shape[1]
 
 
 def format_report(summaries: list[RunSummary]) -> str:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 import torch.distributed as dist
@@ -37,10 +37,11 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from titn_lite.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_csv, write_json
-from titn_lite.data import DEFAULT_DATASET, IMG_SIZE, dataset_info, eval_transform, load_dataset, train_transform
-from titn_lite.losses import DistillationLoss
+from titn_lite.data import (DEFAULT_DATASET, IMG_SIZE, Augmentation, dataset_info, eval_transform, load_dataset,
+                            train_transform)
+from titn_lite.losses import DistillationLoss, DistillMode, check_distill_alpha
 from titn_lite.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_correct
-from titn_lite.mixing import BatchMixer, check_alpha
+from titn_lite.mixing import BatchMixer, MixMode, check_alpha, check_mix_prob
 from titn_lite.models import MODEL_CONFIGS, create_model, list_models, model_config, validate_config
 from titn_lite.profiles import get_profile
 from titn_lite.teachers import create_teacher, list_teachers
@@ -127,19 +128,17 @@ class TrainConfig:
                              f"valid teachers: {', '.join(teachers)}")
         dataset_info(self.dataset)
         get_profile(self.profile)
-        choices = {"distill": ("hard", "soft", "none", None), "mix": ("cutmix", "mixup", "none", None),
+        choices = {"distill": (*get_args(DistillMode), None), "mix": (*get_args(MixMode), None),
                    "amp": ("none", "bf16", "fp16"), "device": ("auto", "cpu", "cuda"),
                    "optimizer": ("sgd", "adamw", None),
-                   "augmentation": ("paper", "light", "none", None)}
+                   "augmentation": (*get_args(Augmentation), None)}
         for name, valid in choices.items():
             value = getattr(self, name)
             if value not in valid and not (name == "device" and str(value).startswith("cuda:")):
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(v for v in valid if v)}")
         check_alpha(self.mix_alpha)
-        if not 0.0 <= self.mix_prob <= 1.0:
-            raise ValueError(f"mixing probability must be between 0 and 1, got {self.mix_prob}")
-        if not 0.0 <= self.distill_alpha <= 1.0:
-            raise ValueError(f"distillation alpha must be between 0 and 1, got {self.distill_alpha}")
+        check_mix_prob(self.mix_prob)
+        check_distill_alpha(self.distill_alpha)
         for name in ("epochs", "batch_size", "train_subset", "test_subset"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -231,7 +230,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    amp_dtype = _amp_dtype(cfg.amp)
 
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -247,7 +246,7 @@ def train(
     is_writer = rank == 0
     if is_writer:
         write_json(out_dir / "config.json", dataclasses.asdict(cfg))
-        write_json(out_dir / "run.json", {"status": "running", "epochs_done": start_epoch, "epochs": cfg.epochs})
+        _write_status(out_dir, "running", start_epoch, cfg.epochs)
 
     def save(epoch: int, complete: bool) -> None:
         save_checkpoint(out_dir / "checkpoint.pt", {
@@ -280,7 +279,7 @@ def train(
             if not math.isfinite(loss_value):
                 kept = f"the checkpoint of epoch {epoch} is kept in {out_dir}" if epoch else "no checkpoint was written yet"
                 if is_writer:
-                    write_json(out_dir / "run.json", {"status": "diverged", "epochs_done": epoch, "epochs": cfg.epochs})
+                    _write_status(out_dir, "diverged", epoch, cfg.epochs)
                 raise TrainingDiverged(
                     f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (lr "
                     f"{scheduler.get_last_lr()[0]:.4g}); {kept}. Try a lower --lr, or --amp none.")
@@ -306,14 +305,14 @@ def train(
             save(epoch + 1, complete=epoch + 1 == cfg.epochs)
             write_json(out_dir / "history.json", history)
             write_csv(out_dir / "history.csv", history)
-            write_json(out_dir / "run.json", {"status": "running", "epochs_done": epoch + 1, "epochs": cfg.epochs})
+            _write_status(out_dir, "running", epoch + 1, cfg.epochs)
         for callback in callbacks or []:
             callback(row)
     if metrics is None:  # resumed a finished run: nothing left to train
         metrics = evaluate(model, test_loader, info.num_classes, device=device, amp=cfg.amp)
     if is_writer:
         write_json(out_dir / "metrics.json", {"model": cfg.model, "dataset": cfg.dataset, **metrics.as_dict()})
-        write_json(out_dir / "run.json", {"status": "complete", "epochs_done": cfg.epochs, "epochs": cfg.epochs})
+        _write_status(out_dir, "complete", cfg.epochs, cfg.epochs)
     return RunResult(out_dir, history, metrics)
 
 
@@ -338,7 +337,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, *, device: 
     """Table 3's metrics on ``loader`` (summed over processes when distributed)."""
     model.eval()
     device = torch.device(device)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    amp_dtype = _amp_dtype(amp)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     top5 = loss_sum = 0.0
     for images, labels in loader:
@@ -385,12 +384,27 @@ def _mean_logits(outputs: Tensor | tuple[Tensor, Tensor]) -> Tensor:
     return (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs
 
 
+def _amp_dtype(amp: str) -> torch.dtype | None:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
+def _write_status(out_dir: Path, status: str, epochs_done: int, epochs: int) -> None:
+    write_json(out_dir / "run.json", {"status": status, "epochs_done": epochs_done, "epochs": epochs})
+
+
+# Where a run's files live and how fast its data loads change nothing it learns.
+_LOCATION_FIELDS = ("out_dir", "num_workers", "data_dir")
+
+
+def _config_differences(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Settings (name -> (saved, asked)) in which a resolved config differs from a saved run's."""
+    return {k: (saved.get(k), v) for k, v in dataclasses.asdict(cfg).items()
+            if k not in _LOCATION_FIELDS and saved.get(k) != v}
+
+
 def _resume_checkpoint(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     checkpoint = load_checkpoint(out_dir / "checkpoint.pt")
-    saved = checkpoint["config"]
-    ignored = {"out_dir", "num_workers", "data_dir"}
-    differences = {k: (saved.get(k), v) for k, v in dataclasses.asdict(cfg).items()
-                   if k not in ignored and saved.get(k) != v}
+    differences = _config_differences(checkpoint["config"], cfg)
     if differences:
         listed = "; ".join(f"{k}: run has {old!r}, asked {new!r}" for k, (old, new) in differences.items())
         raise ValueError(f"--resume continues the run in {out_dir} as it was configured, but {listed}")
@@ -403,7 +417,8 @@ def _prepare_teacher(cfg: TrainConfig, num_classes: int, in_chans: int, progress
     if cfg.teacher in list_teachers():
         teacher_dir = Path(cfg.out_dir) / "teacher"
         path = teacher_dir / "checkpoint.pt"
-        if not (path.is_file() and load_checkpoint(path)["complete"]):
+        checkpoint = load_checkpoint(path) if path.is_file() else None
+        if checkpoint is None or not checkpoint["complete"]:
             teacher_config = TrainConfig(
                 model=cfg.teacher, dataset=cfg.dataset, profile=cfg.profile, out_dir=str(teacher_dir),
                 data_dir=cfg.data_dir, augmentation=cfg.augmentation, train_subset=cfg.train_subset, test_subset=cfg.test_subset,
@@ -411,9 +426,10 @@ def _prepare_teacher(cfg: TrainConfig, num_classes: int, in_chans: int, progress
             train(teacher_config, resume=path.is_file(), progress=progress)
             if dist.is_initialized():
                 dist.barrier()  # rank 0 writes the teacher's checkpoint; the others read it next
+            checkpoint = load_checkpoint(path)
     else:
         path = Path(cfg.teacher)
-    checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path)
     found = (checkpoint["dataset"], checkpoint["num_classes"], checkpoint["in_chans"])
     if found != (cfg.dataset, num_classes, in_chans):
         raise ValueError(
@@ -459,14 +475,14 @@ def train_or_load(config: TrainConfig, *, progress: bool = True,
     notebook's teacher, or makes a quick one itself when run alone."""
     out_dir = Path(config.out_dir)
     if (out_dir / "metrics.json").is_file():
-        saved = load_checkpoint(out_dir / "checkpoint.pt")
-        expected = dataclasses.asdict(config.resolved())
-        differences = sorted(k for k, v in expected.items()
-                             if k not in ("out_dir", "num_workers", "data_dir") and saved["config"].get(k) != v)
+        # The run's JSON files say all this; the checkpoint (weights, optimizer) is left for
+        # whoever needs the model.
+        saved_config = json.loads((out_dir / "config.json").read_text())
+        differences = sorted(_config_differences(saved_config, config.resolved()))
         if differences:
             raise ValueError(f"{out_dir} holds a finished run with other settings ({', '.join(differences)}); "
                              f"delete it or choose another out_dir")
-        return RunResult(out_dir, saved["history"], _saved_metrics(out_dir))
+        return RunResult(out_dir, json.loads((out_dir / "history.json").read_text()), _saved_metrics(out_dir))
     return train(config, resume=(out_dir / "checkpoint.pt").is_file(), progress=progress, callbacks=callbacks)
 
 
