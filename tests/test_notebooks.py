@@ -97,3 +97,15 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     assert result.returncode == 0 and not failed, failed or result.stderr[-2000:]
     assert len(summary["notebooks"]) == len(NOTEBOOKS)
     print(f"smoke series: {summary['total_seconds']:.0f} s")
+
+
+def test_a_shared_run_is_reused_whether_the_artifacts_folder_is_named_relative_or_absolute(tmp_path, monkeypatch):
+    """JupyterLab's notebooks name it "../artifacts"; `titn-lite notebooks run` passes the
+    absolute path. Both must find the same distilled run, teacher included."""
+    from titn_lite.notebooks import shared_run
+
+    monkeypatch.chdir(tmp_path)
+    relative = shared_run("titn", profile="smoke", artifacts_dir="artifacts", progress=False)
+    absolute = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "artifacts", progress=False)
+    assert absolute.out_dir.resolve() == relative.out_dir.resolve()
+    assert absolute.history == relative.history

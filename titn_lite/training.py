@@ -114,6 +114,10 @@ class TrainConfig:
         )
         if filled.distill == "none":
             filled.teacher = None
+        elif filled.teacher and filled.teacher not in list_teachers():
+            # A checkpoint path: recorded absolute, so the same teacher reads the same from any
+            # folder (a notebook's "../artifacts/..." and the runner's absolute path).
+            filled.teacher = str(Path(filled.teacher).resolve())
         if student:
             info = dataset_info(self.dataset)
             validate_config(model_config(self.model, **filled.model_overrides), num_classes=info.num_classes,
