@@ -47,6 +47,7 @@ def test_parameters_cell_defaults_to_classroom(path):
     source = tagged[0].source
     assert 'profile = os.environ.get("TITN_LITE_PROFILE", "classroom")' in source
     assert 'device = "auto"' in source and "artifacts_dir" in source
+    assert "install = False" in source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -96,6 +97,8 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
     assert result.returncode == 0 and not failed, failed or result.stderr[-2000:]
     assert len(summary["notebooks"]) == len(NOTEBOOKS)
+    # What a student reads is the bar and the table: no kernel log line, no notebook-format warning.
+    assert "WARNING" not in result.stderr and "Warning" not in result.stderr, result.stderr[-2000:]
     print(f"smoke series: {summary['total_seconds']:.0f} s")
 
 

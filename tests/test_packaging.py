@@ -1,4 +1,4 @@
-"""The project's own files agree: pins, README commands and CI."""
+"""The project's own files agree: ranges in the package, exact pins for set-ups, README and CI."""
 
 import re
 import subprocess
@@ -7,22 +7,53 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower()
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def test_environment_yml_pins_what_pyproject_pins():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pyproject = project["dependencies"] + project["optional-dependencies"]["dev"]
+def _constraints() -> dict[str, str]:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = [line.split("==") for line in lines if line.strip() and not line.startswith("#")]
+    return {name.lower(): version for name, version in pins}
+
+
+def test_the_package_declares_ranges_never_pins():
+    project = _project()
+    every = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    pinned = [r for r in every if "==" in r]
+    assert not pinned, f"pins belong in constraints.txt, not the package's metadata: {pinned}"
+    floors = {Requirement(r).name: Requirement(r).specifier for r in project["dependencies"]}
+    # The floor is the oldest torch tested (CI installs the wheel beside constraints.txt's torch).
+    assert floors["torch"].contains("2.14.1") and not floors["torch"].contains("2.13.0")
+
+
+def test_constraints_pin_every_dependency_inside_its_range():
+    project = _project()
+    every = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    pins = _constraints()
+    for requirement in map(Requirement, every):
+        name = requirement.name.lower()
+        assert name in pins, f"constraints.txt has no exact version of {name}"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {requirement}"
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+
+
+def test_environment_yml_pins_what_constraints_pin():
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    conda_pins = [d for d in pip_section if not d.startswith("-e")]
-    assert sorted(conda_pins) == sorted(pyproject)
-    assert "torch==2.14.1" in pyproject and "torchvision==0.29.1" in pyproject
+    conda_pins = dict(line.lower().split("==") for line in pip_section if "==" in line)
+    project = _project()
+    used_by_the_environment = project["dependencies"] + project["optional-dependencies"]["dev"] + \
+        project["optional-dependencies"]["classroom"]
+    for requirement in map(Requirement, used_by_the_environment):
+        name = requirement.name.lower()
+        assert conda_pins.get(name) == _constraints()[name], f"environment.yml: {name}"
+    assert "-e .[dev,classroom]" in pip_section
 
 
 def _readme_commands() -> list[str]:
@@ -33,10 +64,12 @@ def _readme_commands() -> list[str]:
 
 def test_ci_runs_the_readmes_install_and_test_commands():
     install, test = _readme_commands()
+    assert "-c constraints.txt" in install
     ci = (ROOT / ".ci" / "run").read_text()
     install_step = install.split(" && ")[:-1]  # CI installs, then tests instead of running the kit
     for step in install_step + [test]:
         assert step in ci, step
+    assert ".ci/hosted" in ci  # the wheel, installed beside a preinstalled torch
 
 
 def test_module_entry_point_exits_2_on_bad_input():

@@ -118,12 +118,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _notebooks_run(args: argparse.Namespace) -> int:
-    from titn_lite.notebooks import run_series
+    from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series
 
-    from titn_lite.notebooks import ARTIFACTS_DIR
-
+    folder = args.source or NOTEBOOK_DIR
+    if not list_notebooks(folder):
+        raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {folder}; give the folder that "
+                         f"`titn-lite notebooks copy` made, e.g. --from my-course/notebooks")
     results = run_series(args.profile, only=_comma_list(args.only), out_dir=args.out, device=args.device,
-                         artifacts_dir=args.artifacts or ARTIFACTS_DIR)
+                         artifacts_dir=args.artifacts or ARTIFACTS_DIR, folder=folder)
     for result in results:
         where = f" at cell {result.failed_cell}" if result.failed_cell else ""
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
@@ -132,6 +134,19 @@ def _notebooks_run(args: argparse.Namespace) -> int:
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s; "
           f"executed notebooks and summary.md in {args.out}")
     return 1 if failed else 0
+
+
+def _notebooks_copy(args: argparse.Namespace) -> int:
+    from titn_lite.notebooks import copy_series
+
+    report = copy_series(args.dest, force=args.force)
+    print(f"copied {len(report.copied)} notebook(s) to {report.folder}"
+          + (f"; {len(report.unchanged)} already there and unchanged" if report.unchanged else ""))
+    if report.kept:
+        print(f"kept {len(report.kept)} notebook(s) you changed: {', '.join(report.kept)} "
+              f"(--force replaces them with the packaged versions; your changes are then lost)")
+    print(f"open the series with:  jupyter lab {report.folder}   (start with 00_setup.ipynb)")
+    return 0
 
 
 def _notebooks_strip(args: argparse.Namespace) -> int:
@@ -240,8 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help="comma-separated notebook numbers or names, e.g. 01,05")
     run.add_argument("--out", default="runs/notebooks", help="folder for executed notebooks and the summary")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    run.add_argument("--artifacts", help="folder for the runs the notebooks share (default: artifacts/ in the kit)")
+    run.add_argument("--artifacts", help="folder for the runs the notebooks share (default: ./artifacts)")
+    run.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                     help="run the notebooks in DIR (default: the series installed with the package)")
     run.set_defaults(run=_notebooks_run)
+    copy = notebook_commands.add_parser("copy", help="put the series into a folder of yours, ready for JupyterLab")
+    copy.add_argument("dest", nargs="?", type=Path, default=Path("titn-lite-course"),
+                      help="the folder (default: ./titn-lite-course); the notebooks go to DEST/notebooks")
+    copy.add_argument("--force", action="store_true", help="replace notebooks you have changed")
+    copy.set_defaults(run=_notebooks_copy)
     strip = notebook_commands.add_parser("strip", help="clear outputs before committing (keeps nbval checks)")
     strip.add_argument("--execute", action="store_true",
                        help="first run every notebook in place at the smoke profile, to record the outputs "

@@ -3,7 +3,8 @@
 One registry, ``DATASETS``, through torchvision's own dataset classes:
 
 - ``fashion-mnist-mini`` (the default everywhere): 10k train / 2k test real
-  Fashion-MNIST images embedded in ``assets/``, so everything runs offline.
+  Fashion-MNIST images embedded in the package (``assets/`` in the repository), so
+  everything runs offline.
 - ``mnist``, ``fashion-mnist``: from ``--data-dir`` in torchvision's layout
   (``DIR/MNIST/raw/...``) or as the four IDX files side by side, as shipped (``.gz``)
   or unpacked, e.g. Debian's ``dataset-fashion-mnist`` in
@@ -34,8 +35,9 @@ from torchvision import datasets as tvd
 from torchvision.transforms import v2
 
 from titn_lite.downloads import network_timeout
+from titn_lite.packaged import assets_folder
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+ASSETS_DIR = assets_folder()
 IMG_SIZE = 32
 
 Augmentation = Literal["paper", "light", "none"]

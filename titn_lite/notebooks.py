@@ -25,12 +25,18 @@ from tqdm.auto import tqdm
 
 from titn_lite.checkpoints import write_atomic, write_json
 from titn_lite.models import MODEL_CONFIGS
+from titn_lite.packaged import series_folder
 from titn_lite.profiles import get_profile
 from titn_lite.training import RunResult, TrainConfig, train_or_load
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
+NOTEBOOK_DIR = series_folder()
+# Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
+# in a folder made by ``notebooks copy``, that folder.
+ARTIFACTS_DIR = Path("artifacts")
 KERNEL_NAME = "titn-lite"
+# A batch run reads its kernels' outputs from the executed notebooks; their log lines (a
+# transport warning per kernel, say) would only bury the progress bar and the table.
+QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
 CHECKED_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
@@ -49,7 +55,7 @@ def shared_run(model: str, *, profile: str, artifacts_dir: str | Path = ARTIFACT
                              progress=progress)
         settings["teacher"] = str(teacher.out_dir / "checkpoint.pt")
     config = TrainConfig(model=model, profile=profile, device=device, out_dir="", **settings)
-    config.out_dir = str(Path(artifacts_dir) / profile / f"{tag or model}-{settings_key(config)}")
+    config.out_dir = str(Path(artifacts_dir).resolve() / profile / f"{tag or model}-{settings_key(config)}")
     return train_or_load(config, progress=progress, callbacks=callbacks)
 
 
@@ -127,7 +133,7 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
         try:
             papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
                                        kernel_name=kernel, language="python", cwd=str(notebook.parent),
-                                       progress_bar=False)
+                                       progress_bar=False, extra_arguments=QUIET_KERNEL)
             results.append(NotebookResult(notebook.stem, "ok", time.perf_counter() - started))
         except PapermillExecutionError as error:
             results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
@@ -152,6 +158,40 @@ def write_summary(results: list[NotebookResult], out_dir: Path, profile: str) ->
         lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.failed_cell or ''} | {error} |")
     lines.append(f"| **total** | {sum(r.status == 'ok' for r in results)}/{len(results)} ok | {total:.1f} | | |")
     write_atomic(out_dir / "summary.md", ("\n".join(lines) + "\n").encode())
+
+
+@dataclass
+class CopyReport:
+    folder: Path  # where the notebooks are now
+    copied: list[str]  # new, or replaced with --force
+    unchanged: list[str]  # already there, identical to the packaged version
+    kept: list[str]  # there and edited: left as they are
+
+
+def copy_series(dest: str | Path, *, force: bool = False, source: Path = NOTEBOOK_DIR) -> CopyReport:
+    """Put the series into ``DEST/notebooks``, ready to open in JupyterLab.
+
+    The notebooks keep their shared runs in ``DEST/artifacts`` (their ``artifacts_dir``
+    is ``../artifacts``), so ``DEST`` looks like a clone of the repository. A notebook that
+    is already there and differs from the packaged one (a student's work) is kept unless
+    ``force``; each file is written atomically.
+    """
+    folder = Path(dest) / "notebooks"
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; choose another destination folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    report = CopyReport(folder, [], [], [])
+    for notebook in list_notebooks(source):
+        packaged = notebook.read_bytes()
+        target = folder / notebook.name
+        if target.exists() and target.read_bytes() == packaged:
+            report.unchanged.append(notebook.name)
+        elif target.exists() and not force:
+            report.kept.append(notebook.name)
+        else:
+            write_atomic(target, packaged)
+            report.copied.append(notebook.name)
+    return report
 
 
 def execute_in_place(path: Path, profile: str = "smoke") -> None:
