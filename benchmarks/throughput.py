@@ -1,92 +1,163 @@
-"""Training-step throughput of titn-lite's TITN against timm's TNT at the same config.
+"""Images per second of the Table 1 students and timm's TNT, training and inference, in
+one interleaved run, each beside its FLOPs (achieved GFLOP/s).
 
-Both models: 32x32 RGB, 100 classes, patch 8, pixel 2 (16 pixels per patch), patch dim
-192, pixel dim 12, depth 12, 8 outer heads, 4 inner heads; batch 64; SGD step.
-TITN does its real step (two heads, two cross-entropies, as in hard distillation with
-the teacher's labels given); timm's TNT has one head and one loss.
+Every model: 32x32 RGB, 100 classes (the paper's CIFAR-100 setting), patch 8, patch dim
+192, depth 12, 8 outer heads; the TNT family adds pixel size 2 (16 pixels per patch),
+pixel dim 12 and 4 inner heads. timm's TNT gets the same sizes (``first_stride=2`` makes
+its 16 pixels per patch). A training step is forward, loss, backward and an AdamW step;
+DeiT and TITN do their real step (two heads, two cross-entropies, as in hard
+distillation with the teacher's labels given). Inference is a forward pass under
+``torch.inference_mode`` in eval mode.
 
-Run: python benchmarks/throughput.py [--steps 10 --rounds 5 --batch-size 64]
-Needs timm (pip install -e ".[bench]"); it is not a dependency of the package.
+Achieved GFLOP/s = images/s x FLOPs per image, where FLOPs come from
+``torch.utils.flop_counter`` (forward only; a training step is counted as 3x the forward,
+the usual forward + backward estimate). On a GPU the models run in bfloat16 autocast and,
+with ``--compile``, under ``torch.compile``; the card's dense bf16 peak (``--peak-tflops``)
+turns achieved FLOP/s into a fraction of the peak.
+
+Run: python benchmarks/throughput.py [--device cpu|cuda] [--compile] [--rounds 5]
+Needs timm for the reference TNT (pip install -e ".[bench]"); without it, that row is left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 import titn_lite
+from titn_lite.profile import count_flops
+
+NUM_CLASSES = 100
+STUDENTS = ["vit", "deit", "tnt", "titn"]
 
 
-def make_timm_tnt(num_classes: int) -> torch.nn.Module:
+def make_timm_tnt() -> torch.nn.Module | None:
     try:
         from timm.models.tnt import TNT
-    except ImportError as error:
-        raise SystemExit('timm is needed for this benchmark: pip install -e ".[bench]"') from error
-    # first_stride=2 turns each 8x8 patch into 4x4 = 16 pixels, as pixel size 2 does for TITN.
-    return TNT(img_size=32, patch_size=8, in_chans=3, num_classes=num_classes, embed_dim=192,
-               inner_dim=12, depth=12, num_heads_outer=8, num_heads_inner=4, qkv_bias=True,
-               first_stride=2)
+    except ImportError:
+        print('timm is not installed (pip install -e ".[bench]"): its TNT is left out')
+        return None
+    return TNT(img_size=32, patch_size=8, in_chans=3, num_classes=NUM_CLASSES, embed_dim=192,
+               inner_dim=12, depth=12, num_heads_outer=8, num_heads_inner=4, qkv_bias=True, first_stride=2)
 
 
-def training_step(model, optimizer, images, labels, teacher_labels) -> None:
-    outputs = model(images)
+def loss_of(outputs, labels: torch.Tensor, teacher_labels: torch.Tensor) -> torch.Tensor:
     if isinstance(outputs, tuple):
         class_logits, distill_logits = outputs
-        loss = 0.5 * F.cross_entropy(class_logits, labels) + 0.5 * F.cross_entropy(distill_logits, teacher_labels)
-    else:
-        loss = F.cross_entropy(outputs, labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+        return 0.5 * F.cross_entropy(class_logits, labels) + 0.5 * F.cross_entropy(distill_logits, teacher_labels)
+    return F.cross_entropy(outputs, labels)
 
 
-def images_per_second(model, optimizer, batch, steps: int) -> float:
+class Runner:
+    """One model's training step and inference pass on a fixed batch."""
+
+    def __init__(self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...], *, autocast, compile: bool):
+        self.model = model
+        self.batch = batch
+        self.autocast = autocast
+        self.forward = torch.compile(model) if compile else model
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def train_step(self) -> None:
+        self.model.train()
+        images, labels, teacher_labels = self.batch
+        with self.autocast():
+            loss = loss_of(self.forward(images), labels, teacher_labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def infer(self) -> None:
+        self.model.eval()
+        with torch.inference_mode(), self.autocast():
+            self.forward(self.batch[0])
+
+
+def images_per_second(step: Callable[[], None], steps: int, batch_size: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
-        training_step(model, optimizer, *batch)
-    return steps * batch[0].shape[0] / (time.perf_counter() - start)
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10, help="training steps per timed round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per model")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--batch-size", type=int, help="default: 64 on the CPU, 1024 on a GPU (the paper's)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per model and mode")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model and mode first")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model (GPU: worth it)")
+    parser.add_argument("--models", default=",".join(STUDENTS + ["timm_tnt"]),
+                        help="comma-separated: vit, deit, tnt, titn, titn_large_patch, timm_tnt")
+    parser.add_argument("--peak-tflops", type=float, default=989.0,
+                        help="the GPU's dense bf16 peak, for the fraction column (H100 SXM: 989)")
     args = parser.parse_args()
 
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    batch_size = args.batch_size or (1024 if device.type == "cuda" else 64)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
+        else contextlib.nullcontext
     torch.manual_seed(0)
-    num_classes = 100
-    models = {
-        "titn-lite TITN": titn_lite.create_model("titn", num_classes=num_classes),
-        "timm TNT": make_timm_tnt(num_classes),
-    }
-    batch = (torch.randn(args.batch_size, 3, 32, 32),
-             torch.randint(0, num_classes, (args.batch_size,)),
-             torch.randint(0, num_classes, (args.batch_size,)))
-    optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-                  for name, m in models.items()}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
-    for name, model in models.items():
-        params = sum(p.numel() for p in model.parameters())
-        print(f"  {name:<15} {params / 1e6:.3f}M parameters")
-        model.train()
-        images_per_second(model, optimizers[name], batch, args.warmup)
+    batch = (torch.randn(batch_size, 3, 32, 32, device=device),
+             torch.randint(0, NUM_CLASSES, (batch_size,), device=device),
+             torch.randint(0, NUM_CLASSES, (batch_size,), device=device))
+    runners: dict[str, Runner] = {}
+    flops: dict[str, float] = {}
+    for name in args.models.split(","):
+        model = make_timm_tnt() if name == "timm_tnt" else titn_lite.create_model(name, num_classes=NUM_CLASSES)
+        if model is None:
+            continue
+        flops[name] = count_flops(model)
+        runners[name] = Runner(model.to(device), batch, autocast=autocast, compile=args.compile)
 
-    rates: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):  # interleaved so drift in machine load hits both alike
-        for name, model in models.items():
-            rates[name].append(images_per_second(model, optimizers[name], batch, args.steps))
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, batch {batch_size}"
+          + (", bf16 autocast" if device.type == "cuda" else ", float32") + (", compiled" if args.compile else ""))
+    warmup_started = time.perf_counter()
+    for runner in runners.values():
+        for _ in range(args.warmup):
+            runner.train_step()
+            runner.infer()
+    print(f"warm-up (incl. compilation): {time.perf_counter() - warmup_started:.0f} s")
 
-    medians = {name: statistics.median(r) for name, r in rates.items()}
-    for name, r in rates.items():
-        print(f"{name:<15} median {medians[name]:7.1f} img/s  (rounds: {', '.join(f'{x:.0f}' for x in r)})")
-    ratio = medians["titn-lite TITN"] / medians["timm TNT"]
-    print(f"ratio TITN / timm TNT: {ratio:.2f}")
+    rates: dict[tuple[str, str], list[float]] = {(n, m): [] for n in runners for m in ("train", "infer")}
+    for _ in range(args.rounds):  # interleaved, so drift in the machine's load hits every model alike
+        for name, runner in runners.items():
+            rates[name, "train"].append(images_per_second(runner.train_step, args.steps, batch_size, device))
+            rates[name, "infer"].append(images_per_second(runner.infer, args.steps, batch_size, device))
+    median = {key: statistics.median(values) for key, values in rates.items()}
+
+    peak = args.peak_tflops * 1e12 if device.type == "cuda" else None
+    print("\n| model | GFLOPs / image | train img/s | train GFLOP/s | infer img/s | infer GFLOP/s |"
+          + (" train % of peak | infer % of peak |" if peak else "") + " train rounds |")
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if peak else "") + "---|")
+    for name in runners:
+        train, infer = median[name, "train"], median[name, "infer"]
+        train_flops, infer_flops = 3 * flops[name] * train, flops[name] * infer
+        row = (f"| {name} | {flops[name] / 1e9:.4f} | {train:.0f} | {train_flops / 1e9:.1f} | {infer:.0f} | "
+               f"{infer_flops / 1e9:.1f} |")
+        if peak:
+            row += f" {100 * train_flops / peak:.1f} | {100 * infer_flops / peak:.1f} |"
+        print(row + " " + ", ".join(f"{r:.0f}" for r in rates[name, "train"]) + " |")
+
+    def ratio(a: str, b: str, mode: str) -> str:
+        return f"{median[a, mode] / median[b, mode]:.2f}" if a in runners and b in runners else "-"
+
+    print(f"\nTITN / timm TNT: train {ratio('titn', 'timm_tnt', 'train')}, infer {ratio('titn', 'timm_tnt', 'infer')}")
+    print(f"TITN / ViT:      train {ratio('titn', 'vit', 'train')}, infer {ratio('titn', 'vit', 'infer')}"
+          + (f"  (FLOP ratio ViT / TITN: {flops['vit'] / flops['titn']:.2f})" if {'vit', 'titn'} <= set(flops) else ""))
 
 
 if __name__ == "__main__":

@@ -48,12 +48,12 @@ def test_environment_yml_pins_what_constraints_pin():
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     conda_pins = dict(line.lower().split("==") for line in pip_section if "==" in line)
     project = _project()
-    used_by_the_environment = project["dependencies"] + project["optional-dependencies"]["dev"] + \
-        project["optional-dependencies"]["classroom"]
+    extras = project["optional-dependencies"]
+    used_by_the_environment = project["dependencies"] + extras["dev"] + extras["classroom"] + extras["book"]
     for requirement in map(Requirement, used_by_the_environment):
         name = requirement.name.lower()
         assert conda_pins.get(name) == _constraints()[name], f"environment.yml: {name}"
-    assert "-e .[dev,classroom]" in pip_section
+    assert "-e .[dev,classroom,book]" in pip_section
 
 
 def _readme_commands() -> list[str]:

@@ -62,7 +62,7 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
     """Write the student versions of the notebooks that hold exercises into ``out_dir``."""
     try:
         import nbformat
-        from nbgrader.preprocessors import ClearOutput, ClearSolutions
+        from nbgrader.preprocessors import ClearOutput
     except ImportError:
         raise ValueError('building assignments needs nbgrader: pip install -e ".[classroom]"') from None
     out_dir = Path(out_dir)
@@ -72,14 +72,9 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
     exercises: list[Exercise] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
-        resources: dict = {}
-        notebook, resources = ClearSolutions().preprocess(notebook, resources)
-        notebook, resources = ClearOutput().preprocess(notebook, resources)
-        text = nbformat.writes(notebook)
-        if "BEGIN SOLUTION" in text or "END SOLUTION" in text:
-            raise RuntimeError(f"{path.name}: a solution region was not cleared; check its markers")
-        write_atomic(out_dir / path.name, text.encode())
+        notebook = clear_solutions(nbformat.read(path, as_version=4), path.name)
+        notebook, _ = ClearOutput().preprocess(notebook, {})
+        write_atomic(out_dir / path.name, nbformat.writes(notebook).encode())
         exercises += exercises_in(path)
     checks = Path(__file__).with_name("checks.py")
     shutil.copy(checks, out_dir / "titn_lite_checks.py")
@@ -89,6 +84,21 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
         "note": "Graded cells import titn_lite.checks; titn_lite_checks.py is a copy for reading.",
     })
     return exercises
+
+
+def clear_solutions(notebook, name: str):
+    """The student view of a notebook node: every ``### BEGIN/END SOLUTION`` region replaced
+    by nbgrader's stub (outputs are left as they are). Raises if a marker survives."""
+    try:
+        import nbformat
+        from nbgrader.preprocessors import ClearSolutions
+    except ImportError:
+        raise ValueError('student versions need nbgrader: pip install -e ".[classroom]"') from None
+    notebook, _ = ClearSolutions().preprocess(notebook, {})
+    text = nbformat.writes(notebook)
+    if "BEGIN SOLUTION" in text or "END SOLUTION" in text:
+        raise RuntimeError(f"{name}: a solution region was not cleared; check its markers")
+    return notebook
 
 
 @dataclass

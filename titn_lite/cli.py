@@ -161,6 +161,22 @@ def _notebooks_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book_build(args: argparse.Namespace) -> int:
+    from titn_lite.book import build_book, write_book_summary
+    from titn_lite.notebooks import ARTIFACTS_DIR
+
+    result = build_book(args.profile, args.out, executed=args.executed, artifacts_dir=args.artifacts or ARTIFACTS_DIR,
+                        solutions=args.solutions, device=args.device)
+    write_book_summary(result, args.profile)
+    reused = f"reused the executed series in {result.reused_run}" if result.reused_run else "ran the series"
+    print(f"book ({args.profile} profile{', with solutions' if args.solutions else ''}): {result.pages} pages in "
+          f"{result.site} ({reused}; {result.seconds:.0f} s). Open {result.site / 'index.html'}")
+    if result.broken_links:
+        print("broken internal links:\n  " + "\n  ".join(result.broken_links), file=sys.stderr)
+        return 1
+    return 0
+
+
 def _assignments_build(args: argparse.Namespace) -> int:
     from titn_lite.assignments import build
 
@@ -269,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="first run every notebook in place at the smoke profile, to record the outputs "
                             "nbval checks")
     strip.set_defaults(run=_notebooks_strip)
+
+    book = commands.add_parser("book", help="the executed series as a static HTML book")
+    book_commands = book.add_subparsers(dest="book_command", required=True)
+    build_book = book_commands.add_parser("build", help="execute the series (or reuse a run) and build the site")
+    build_book.add_argument("--profile", default="classroom", help=f"one of {', '.join(list_profiles())}")
+    build_book.add_argument("--out", type=Path, default=Path("site"), help="the site's folder (default: site/)")
+    build_book.add_argument("--executed", type=Path, metavar="DIR",
+                            help="a `notebooks run --out DIR` of this profile to reuse (default: runs/notebooks "
+                                 "when it matches, else the series runs)")
+    build_book.add_argument("--solutions", action="store_true", help="the teacher's book: keep the exercises' answers")
+    build_book.add_argument("--artifacts", help="folder of the runs the notebooks share (default: ./artifacts)")
+    build_book.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    build_book.set_defaults(run=_book_build)
 
     assignments = commands.add_parser("assignments", help="student versions of the notebooks, and grading")
     assignment_commands = assignments.add_subparsers(dest="assignments_command", required=True)

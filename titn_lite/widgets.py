@@ -37,16 +37,31 @@ def _redrawing(output: widgets.Output, draw: Callable[..., Figure]) -> Callable[
     return redraw
 
 
-def _bind(controls: dict[str, widgets.ValueWidget], draw: Callable[..., Figure]) -> widgets.VBox:
+class Explorer(widgets.VBox):
+    """Controls above the picture they redraw.
+
+    When displayed, it also offers its current picture as a plain PNG beside the live
+    widget: JupyterLab shows the widget; a page without a kernel (the book) shows the PNG.
+    """
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        picture = [o for o in self.children[-1].outputs if "image/png" in o.get("data", {})]
+        if picture:
+            bundle["image/png"] = picture[0]["data"]["image/png"]
+        return bundle
+
+
+def _bind(controls: dict[str, widgets.ValueWidget], draw: Callable[..., Figure]) -> Explorer:
     output = widgets.Output()
     redraw = _redrawing(output, draw)
     for control in controls.values():
         control.observe(lambda _change: redraw(**{k: c.value for k, c in controls.items()}), names="value")
     redraw(**{k: c.value for k, c in controls.items()})
-    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+    return Explorer([widgets.HBox(list(controls.values())), output])
 
 
-def patch_explorer(image: Tensor) -> widgets.VBox:
+def patch_explorer(image: Tensor) -> Explorer:
     """Patch and pixel size sliders over one (C, H, W) image."""
     side = image.shape[-1]
     sizes = [d for d in range(2, side + 1) if side % d == 0]
@@ -56,7 +71,7 @@ def patch_explorer(image: Tensor) -> widgets.VBox:
     return _bind(controls, lambda patch_size, pixel_size: viz.show_patch_grid(image, patch_size, pixel_size))
 
 
-def cutmix_explorer(images: Tensor, labels: Tensor, class_names: Sequence[str]) -> widgets.VBox:
+def cutmix_explorer(images: Tensor, labels: Tensor, class_names: Sequence[str]) -> Explorer:
     """CutMix with a chosen alpha (and seed): the mixed batch and the distribution lambda is drawn from."""
     from titn_lite.mixing import cutmix
 
@@ -74,7 +89,7 @@ def cutmix_explorer(images: Tensor, labels: Tensor, class_names: Sequence[str]) 
 
 
 def attention_explorer(model: nn.Module, images: Tensor, class_names: Sequence[str] | None = None,
-                       labels: Sequence[int] | None = None) -> widgets.VBox:
+                       labels: Sequence[int] | None = None) -> Explorer:
     """Image, layer and head sliders over the class and distillation tokens' attention."""
     from titn_lite.models import capture_attention
 

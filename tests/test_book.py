@@ -1,0 +1,153 @@
+"""The book: the smoke series executed and built into a static site that works offline.
+
+One smoke build (the series runs once, ~1.5 min) serves every test here; the teacher's
+edition reuses its executed notebooks. The browser test serves the site from 127.0.0.1
+and opens every page in headless Chromium (Debian's, as in test_browser.py).
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from titn_lite.book import broken_internal_links, build_book, executed_series_matches
+from titn_lite.notebooks import list_notebooks
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SERIES = [p.stem for p in list_notebooks()]
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    root = tmp_path_factory.mktemp("book")
+    result = build_book("smoke", root / "site", artifacts_dir=root / "artifacts", work_dir=root / "work",
+                        progress=False)
+    return result, root
+
+
+def test_the_book_has_a_page_per_notebook_a_landing_page_and_the_results(book):
+    result, _ = book
+    pages = {p.stem for p in result.site.glob("*.html")}
+    assert set(SERIES) | {"index", "results"} <= pages
+    assert result.pages == len(SERIES) + 2
+    landing = (result.site / "index.html").read_text()
+    assert all(f'href="{stem}.html"' in landing for stem in SERIES), "the map of notebooks links every chapter"
+    results = (result.site / "results.html").read_text()
+    assert "Measured results beside the paper" in results and "74.71" in results  # Table 3's TITN beside ours
+    for name in ("vit", "deit", "tnt", "titn", "small_cnn"):
+        assert f"<td><p>{name}" in results or f"<td>{name}" in results, name
+
+
+def test_every_page_names_the_run_it_shows_and_links_its_neighbours(book):
+    result, _ = book
+    for stem in SERIES[1:-1]:
+        text = (result.site / f"{stem}.html").read_text()
+        assert "Executed at the <strong>smoke</strong> profile on" in text, stem
+        assert 'class="left-prev"' in text and 'class="right-next"' in text, f"{stem}: no previous/next links"
+
+
+def test_no_broken_internal_link(book):
+    result, _ = book
+    assert result.broken_links == [] and broken_internal_links(result.site) == []
+
+
+def test_explorers_become_pictures_of_their_default_state(book):
+    result, _ = book
+    for stem in ("02_vit", "05_cutmix", "09_attention_maps"):
+        text = (result.site / f"{stem}.html").read_text()
+        assert "A live explorer: open this notebook in JupyterLab" in text, stem
+        assert "widget-view" not in text and "@jupyter-widgets" not in text, f"{stem}: widget scripts on a static page"
+
+
+def test_the_student_book_hides_the_solutions_and_the_teachers_shows_them(book, tmp_path):
+    result, root = book
+    solution_comment = "each row: how much one query takes from each key"  # a comment inside 01's solution
+    source = nbformat.read(list_notebooks()[1], as_version=4)  # 01_attention
+    assert any(solution_comment in c.source for c in source.cells), "the test's solution line is out of date"
+    student = (result.site / "01_attention.html").read_text()
+    assert solution_comment not in student and "BEGIN SOLUTION" not in student
+    assert "NotImplementedError" in student  # nbgrader's stub, as in the student notebooks
+
+    teacher = build_book("smoke", tmp_path / "teacher", executed=root / "work" / "executed",
+                         artifacts_dir=root / "artifacts", work_dir=tmp_path / "work", solutions=True, progress=False)
+    assert teacher.reused_run == root / "work" / "executed"
+    text = (teacher.site / "01_attention.html").read_text()
+    assert solution_comment in text and "with solutions" in text
+
+
+def test_a_run_of_other_notebooks_or_another_profile_is_not_reused(book, tmp_path):
+    _, root = book
+    executed = root / "work" / "executed"
+    assert executed_series_matches(executed, "smoke")
+    assert not executed_series_matches(executed, "classroom")
+    copy = tmp_path / "executed"
+    shutil.copytree(executed, copy)
+    notebook = nbformat.read(copy / "03_inner_outer.ipynb", as_version=4)
+    notebook.cells[0].source += "\nchanged"
+    nbformat.write(notebook, copy / "03_inner_outer.ipynb")
+    assert not executed_series_matches(copy, "smoke")
+    with pytest.raises(ValueError, match="does not hold a complete run of the current series"):
+        build_book("smoke", tmp_path / "site", executed=copy, work_dir=tmp_path / "work", progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _draws_a_picture(stem: str, executed: Path) -> bool:
+    notebook = nbformat.read(executed / f"{stem}.ipynb", as_version=4)
+    return any("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium); .ci/run installs it")
+def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equations(book):
+    from playwright.sync_api import sync_playwright
+
+    result, root = book
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(result.site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failures, outside, typeset, pictures = [], [], {}, {}
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=["--no-sandbox", "--disable-gpu", "--disable-quic",
+                                                       "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page()
+            page.on("request", lambda r: outside.append(r.url)
+                    if r.url.startswith(("http:", "https:", "ws:", "wss:")) and not r.url.startswith(origin) else None)
+            page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("requestfailed", lambda r: failures.append(f"failed {r.url}")
+                    if r.url.startswith(origin) else None)
+            for stem in ["index", *SERIES, "results"]:
+                page.goto(f"{origin}/{stem}.html", wait_until="networkidle")
+                if page.locator("div.math").count():
+                    page.wait_for_selector(".MathJax_Display, .MathJax", timeout=20_000)
+                typeset[stem] = page.locator(".MathJax_Display, .MathJax").count()
+                pictures[stem] = page.locator(".cell_output img").count()
+            browser.close()
+    finally:
+        server.terminate()
+    assert not failures, failures
+    assert not outside, f"requests that left localhost: {outside}"
+    assert sum(typeset.values()) > 0 and typeset["01_attention"] > 0, typeset
+    executed = root / "work" / "executed"
+    missing = [stem for stem in SERIES if _draws_a_picture(stem, executed) and pictures[stem] == 0]
+    assert not missing, f"pages whose notebook draws a picture but show none: {missing}"
+    print(json.dumps({"equations": typeset, "pictures": pictures}))

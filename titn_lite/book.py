@@ -1,0 +1,407 @@
+"""The executed series as a static book: ``titn-lite book build``.
+
+The series runs (or a matching earlier ``notebooks run`` is reused), then Sphinx with
+MyST-NB and the book theme turns the executed notebooks into HTML: a landing page, one
+page per notebook with its figures and printed checks, the equations typeset, and a page
+of measured results beside the paper's. Everything the pages load ships with the build:
+MathJax comes from the ``jupyter-server-mathjax`` package, the theme's fonts and scripts
+from the theme, so the site works with no network.
+
+What the book changes in its copies of the notebooks (never in the series itself):
+
+- each page opens with the profile, date and machine of the run it shows;
+- a live explorer (a widget) becomes the picture of its default state, with a note that
+  the live version needs JupyterLab; progress bars (widgets too) are dropped;
+- the student view clears the exercises' solution regions to nbgrader's stubs, as the
+  student notebooks do; ``solutions=True`` keeps them (the teacher's book).
+"""
+
+from __future__ import annotations
+
+import datetime
+import html.parser
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import torch
+
+from titn_lite import paper
+from titn_lite.checkpoints import write_atomic
+from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series, shared_run
+from titn_lite.profiles import get_profile
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+INJECTED = "injected-parameters"  # papermill's tag on the cell it adds
+INSTALL_CHECK = "# Set-up: the series needs the titn_lite package"
+
+
+@dataclass
+class BookResult:
+    site: Path  # open site/index.html
+    pages: int
+    seconds: float
+    reused_run: Path | None  # the executed series it reused, if any
+    broken_links: list[str]
+
+
+def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, executed: str | Path | None = None,
+               artifacts_dir: str | Path = ARTIFACTS_DIR, solutions: bool = False, device: str = "auto",
+               work_dir: str | Path | None = None, progress: bool = True) -> BookResult:
+    """Execute the series at ``profile`` (or reuse ``executed``, a ``notebooks run`` output
+    folder, when it ran this profile on these very notebooks) and build the site into
+    ``out_dir``."""
+    started = time.perf_counter()
+    get_profile(profile)
+    try:
+        import jupyter_server_mathjax  # noqa: F401
+        import myst_nb  # noqa: F401
+        import sphinx_book_theme  # noqa: F401
+    except ImportError as error:
+        raise ValueError(f"the book needs its extra ({error.name} is missing): pip install 'titn-lite[book]', "
+                         f'or in a clone pip install -c constraints.txt -e ".[dev,classroom,book]"') from None
+    out_dir = Path(out_dir)
+    work = Path(work_dir) if work_dir else Path("runs") / f"book-{profile}"
+    candidates = [Path(executed)] if executed else [Path("runs") / "notebooks", work / "executed"]
+    reused = next((c for c in candidates if executed_series_matches(c, profile)), None)
+    if executed and reused is None:
+        raise ValueError(f"{executed} does not hold a complete run of the current series at profile {profile!r} "
+                         f"(see its summary.json); leave out --executed to run the series")
+    if reused is None:
+        results = run_series(profile, out_dir=work / "executed", device=device, artifacts_dir=artifacts_dir,
+                             progress=progress)
+        failed = [r.notebook for r in results if r.status != "ok"]
+        if failed:
+            raise ValueError(f"the series failed at profile {profile!r} ({', '.join(failed)}); see "
+                             f"{work / 'executed' / 'summary.md'}")
+        series_dir = work / "executed"
+    else:
+        series_dir = reused
+    summary = json.loads((series_dir / "summary.json").read_text())
+
+    source = work / "source"
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    stamp = run_stamp(profile, summary, datetime.datetime.fromtimestamp((series_dir / "summary.json").stat().st_mtime))
+    titles = {}
+    for path in list_notebooks(series_dir):
+        notebook = book_notebook(path, stamp, solutions=solutions)
+        titles[path.stem] = _title(notebook)
+        import nbformat
+
+        nbformat.write(notebook, source / path.name)
+    (source / "index.md").write_text(landing_page(titles, stamp))
+    (source / "results.md").write_text(results_page(profile, summary, stamp, artifacts_dir, device))
+    (source / "conf.py").write_text(sphinx_config(solutions))
+    _write_favicon(source / "favicon.png")
+
+    staging = work / "html"
+    if staging.exists():
+        shutil.rmtree(staging)
+    log = work / "sphinx.log"
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", str(source), str(staging)]
+    with log.open("w") as stream:
+        status = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT).returncode
+    if status != 0:
+        raise RuntimeError(f"Sphinx failed (exit {status}); its log: {log}\n{log.read_text()[-2000:]}")
+    # Replace the site only once the new one is whole.
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(out_dir))
+    pages = len(list(out_dir.glob("*.html"))) - len([p for p in ("genindex.html", "search.html") if (out_dir / p).exists()])
+    return BookResult(out_dir, pages, time.perf_counter() - started, reused, broken_internal_links(out_dir))
+
+
+def executed_series_matches(folder: Path, profile: str) -> bool:
+    """Whether ``folder`` holds a complete, successful run of the current series at
+    ``profile`` whose notebooks have the same cells as the series now."""
+    import nbformat
+
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        return False
+    summary = json.loads(summary_path.read_text())
+    sources = list_notebooks(NOTEBOOK_DIR)
+    ran = {n["notebook"]: n["status"] for n in summary.get("notebooks", [])}
+    if summary.get("profile") != profile or sorted(ran) != [p.stem for p in sources] or set(ran.values()) != {"ok"}:
+        return False
+    for path in sources:
+        executed = folder / path.name
+        if not executed.is_file():
+            return False
+        cells = [(c.cell_type, c.source) for c in nbformat.read(executed, as_version=4).cells
+                 if INJECTED not in c.metadata.get("tags", [])]
+        if cells != [(c.cell_type, c.source) for c in nbformat.read(path, as_version=4).cells]:
+            return False
+    return True
+
+
+def run_stamp(profile: str, summary: dict, finished: datetime.datetime) -> str:
+    """One line naming the run a page shows: profile, date, machine, time."""
+    device = f"CUDA ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    return (f"Executed at the **{profile}** profile on {finished:%Y-%m-%d}, on a {device}, torch "
+            f"{torch.__version__}, Python {platform.python_version()}: the series took "
+            f"{summary['total_seconds'] / 60:.1f} min. The figures and numbers on this page come from that run"
+            + (" (seconds-long plumbing runs)" if profile == "smoke" else "") + ", not from the paper.")
+
+
+def book_notebook(path: Path, stamp: str, *, solutions: bool):
+    """The book's copy of one executed notebook (see the module docstring)."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    if not solutions:
+        from titn_lite.assignments import clear_solutions
+
+        notebook = clear_solutions(notebook, path.name)
+    notebook.metadata.pop("widgets", None)  # saved widget state would make the page fetch the widget scripts
+    # The runner's injected settings (local paths) and the hosted-kernel install check say
+    # nothing to a reader; the parameters cell stays, with the defaults a student starts from.
+    notebook.cells = [c for c in notebook.cells if INJECTED not in c.metadata.get("tags", [])
+                      and not c.source.startswith(INSTALL_CHECK)]
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [static for output in cell.outputs for static in _static_outputs(output)]
+    first_heading = next(i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown")
+    notebook.cells.insert(first_heading + 1, nbformat.v4.new_markdown_cell(f"```{{note}}\n{stamp}\n```"))
+    return notebook
+
+
+def _static_outputs(output: dict) -> list[dict]:
+    data = output.get("data", {})
+    if WIDGET_VIEW not in data:
+        return [output]
+    if "image/png" not in data:  # a progress bar or a live curve: nothing to show without a kernel
+        return []
+    note = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
+        "*A live explorer: open this notebook in JupyterLab to move its controls. "
+        "Below, a picture of its default state.*")}}
+    picture = {"output_type": "display_data", "metadata": {}, "data": {"image/png": data["image/png"]}}
+    from nbformat import from_dict
+
+    return [from_dict(note), from_dict(picture)]
+
+
+def _title(notebook) -> str:
+    heading = next(c.source for c in notebook.cells if c.cell_type == "markdown")
+    return heading.splitlines()[0].lstrip("# ").strip()
+
+
+def landing_page(titles: dict[str, str], stamp: str) -> str:
+    rows = "\n".join(f"| [{title}]({stem}.ipynb) |" for stem, title in titles.items())
+    toctree = "\n".join(titles) + "\nresults"
+    return f"""# titn-lite: vision transformers and knowledge distillation, one notebook at a time
+
+```{{note}}
+{stamp}
+```
+
+This book is the executed notebook series of **titn-lite**. It rebuilds, step by step, the
+TITN paper ("A Transformer-in-Transformer Network Utilizing Knowledge Distillation for
+Image Recognition"): attention, the Vision Transformer, pixels inside patches (TNT), the
+distillation token (TITN), CutMix, a CNN teacher and hard distillation, then compares the
+students and looks inside them. Each chapter writes a piece from scratch, checks it
+against the `titn_lite` package (and PyTorch's or torchvision's own version), and uses the
+package from there on.
+
+## The chapters
+
+| chapter |
+|---|
+{rows}
+| [Measured results beside the paper](results.md) |
+
+## Run it yourself
+
+The pages show one run. To run the notebooks, change them and move the explorers' sliders,
+install the kit and open the series in JupyterLab:
+
+```bash
+pip install titn_lite-0.1.0-py3-none-any.whl   # or, in a clone: pip install -c constraints.txt -e ".[dev,classroom]"
+titn-lite notebooks copy my-course
+jupyter lab my-course/notebooks
+```
+
+`titn-lite notebooks run --profile smoke` runs the whole series in about a minute and a
+half on two CPU cores; `--profile classroom` is the real classroom run. `titn-lite book
+build` rebuilds this book from such a run.
+
+```{{toctree}}
+:hidden:
+:maxdepth: 1
+
+{toctree}
+```
+"""
+
+
+def results_page(profile: str, summary: dict, stamp: str, artifacts_dir: str | Path, device: str) -> str:
+    from titn_lite.models import list_models
+    from titn_lite.report import summarize_run
+
+    runs = [shared_run("small_cnn", profile=profile, artifacts_dir=artifacts_dir, device=device, progress=False)]
+    runs += [shared_run(name, profile=profile, artifacts_dir=artifacts_dir, device=device, progress=False)
+             for name in list_models()]
+    table = ["| model | dataset | epochs | top-1 % | top-5 % | macro F1 | params (M) | GFLOPs / 512 | "
+             "paper top-1 % (CIFAR-100) | paper top-5 % | paper GFLOPs / 512 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        s = summarize_run(run.out_dir)
+        theirs = paper.RESULTS["cifar100"].get("vgg16_bn" if s.model == "small_cnn" else s.model)
+        flops = paper.TABLE3_GFLOPS.get("vgg16_bn" if s.model == "small_cnn" else s.model)
+        name = f"{s.model} (teacher; paper: VGG16-BN)" if s.model == "small_cnn" else s.model
+        table.append(f"| {name} | {s.dataset} | {len(run.history)} | {100 * s.top1:.2f} | {100 * s.top5:.2f} | "
+                     f"{s.f1:.3f} | {s.params / 1e6:.3f} | {s.flops_per_image * paper.GFLOPS_BATCH / 1e9:.2f} | "
+                     f"{theirs.top1 if theirs else '-'} | {theirs.top5 if theirs else '-'} | {flops or '-'} |")
+    series = ["| notebook | status | seconds |", "|---|---|---:|"]
+    series += [f"| [{n['notebook']}]({n['notebook']}.ipynb) | {n['status']} | {n['seconds']:.1f} |"
+               for n in summary["notebooks"]]
+    series.append(f"| **total** | | {summary['total_seconds']:.1f} |")
+    return f"""# Measured results beside the paper
+
+```{{note}}
+{stamp}
+```
+
+## The students and the teacher
+
+Each row is the run the notebooks share at this profile (notebook 08 trains the students,
+06 the teacher), evaluated on the test split of its dataset. The paper's columns are its
+Table 3, on CIFAR-100 with 350 epochs on a GPU: a different dataset and a budget hundreds
+of times larger, so compare the ranking and the costs, not the accuracies.
+
+{chr(10).join(table)}
+
+Parameters and GFLOPs are counted for the model as built here (grey 32x32 images, 10
+classes), so they sit a little below Table 3's (RGB, 100 classes); `titn-lite profile`
+prints the paper's own setting.
+
+## The run
+
+{chr(10).join(series)}
+"""
+
+
+def sphinx_config(solutions: bool) -> str:
+    """conf.py for the book: MyST-NB reads the executed notebooks as they are; MathJax 2
+    from jupyter-server-mathjax's files, with its web fonts (STIX) local too."""
+    import jupyter_server_mathjax
+
+    mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
+    title = "titn-lite" + (" (teacher's edition, with solutions)" if solutions else "")
+    return f'''# Written by titn_lite.book; rebuilt on every `titn-lite book build`.
+project = {title!r}
+author = "titn-lite"
+extensions = ["myst_nb"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+nb_execution_mode = "off"
+nb_ipywidgets_js = {{}}
+myst_enable_extensions = ["dollarmath", "amsmath"]
+html_theme = "sphinx_book_theme"
+html_title = {title!r}
+html_theme_options = {{"show_toc_level": 2, "use_download_button": False, "use_fullscreen_button": False,
+                      "navigation_with_keys": False}}
+html_static_path = []
+html_extra_path = []
+html_copy_source = False
+html_show_sourcelink = False
+html_context = {{"default_mode": "light"}}
+# MathJax 2, served from the site itself: _static/mathjax (copied below).
+mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+mathjax2_config = {{
+    "HTML-CSS": {{"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None}},
+    "fast-preview": {{"disabled": True}},
+    "menuSettings": {{"CHTMLpreview": False}},
+    # MyST-NB marks each notebook "ignore" (a $ in a printed output is not math); its math
+    # elements carry the class "math", which MathJax must process all the same.
+    "tex2jax": {{"inlineMath": [["\\\\(", "\\\\)"]], "displayMath": [["\\\\[", "\\\\]"]], "processEscapes": True,
+                "ignoreClass": "tex2jax_ignore|mathjax_ignore", "processClass": "math|tex2jax_process|mathjax_process"}},
+}}
+html_favicon = "favicon.png"  # a browser asks for /favicon.ico otherwise, and finds nothing
+
+
+def _copy_mathjax(app, exception):
+    import shutil
+    from pathlib import Path
+
+    if exception is None:
+        shutil.copytree({str(mathjax)!r}, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("localization", "*.py", "__pycache__"))
+
+
+def setup(app):
+    app.connect("build-finished", _copy_mathjax)
+'''
+
+
+def _write_favicon(path: Path) -> None:
+    """A 32x32 icon: the 4x4 patch grid the series starts from."""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGB", (32, 32), "white")
+    draw = ImageDraw.Draw(icon)
+    for row in range(4):
+        for col in range(4):
+            shade = (40 + 40 * ((row + col) % 2), 90 + 25 * row, 160 + 20 * col)
+            draw.rectangle((col * 8, row * 8, col * 8 + 6, row * 8 + 6), fill=shade)
+    icon.save(path)
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"])
+        for attribute in ("href", "src"):
+            if values.get(attribute) and tag in ("a", "link", "script", "img"):
+                self.links.append(values[attribute])
+
+
+def broken_internal_links(site: Path) -> list[str]:
+    """Every link from a page of ``site`` to a file of the site (or an anchor in one) that
+    is not there, as ``page -> link``."""
+    parsed: dict[Path, _Links] = {}
+
+    def parse(page: Path) -> _Links:
+        if page not in parsed:
+            parser = _Links()
+            parser.feed(page.read_text(errors="replace"))
+            parsed[page] = parser
+        return parsed[page]
+
+    broken = []
+    for page in sorted(site.rglob("*.html")):
+        if page.relative_to(site).parts[0] == "_static":  # the theme's template fragments, not pages
+            continue
+        for link in parse(page).links:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or link.startswith(("mailto:", "javascript:", "data:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page.resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file() or not target.is_relative_to(site.resolve()):
+                broken.append(f"{page.relative_to(site)} -> {link}")
+            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in parse(target).ids:
+                broken.append(f"{page.relative_to(site)} -> {link} (no such anchor)")
+    return broken
+
+
+def write_book_summary(result: BookResult, profile: str) -> None:
+    write_atomic(result.site / "book.json", json.dumps(
+        {"profile": profile, "pages": result.pages, "seconds": round(result.seconds, 1),
+         "reused_run": str(result.reused_run) if result.reused_run else None}, indent=2).encode())
