@@ -187,3 +187,39 @@ def test_patch_and_cutmix_explorers_and_live_curve():
     live = widgets.LiveLearningCurve("titn")
     live({"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "train_top1": 0.3, "val_top1": 0.4})
     assert len(_shown_pngs(live.widget)) == 1 and len(live.history) == 1
+
+
+def _figure_text(fig) -> str:
+    return "\n".join(t.get_text() for ax in fig.axes for t in ax.texts) + "\n" + fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("name, expected, absent", [
+    ("titn", ["(B·16, 16, 12)", "4 heads × 3 features", "8 heads × 24 features", "T = 18",
+              "zero rows for [class] and [distill]", "repeated × 12", "Linear 4 → 12", "TITN:"], []),
+    ("tnt", ["zero row for [class]", "T = 17", "TNT:"], ["[distill]"]),
+    ("deit", ["Linear 64 → 192", "T = 18", "class head and distillation head", "DeiT:"], ["pixel"]),
+    ("vit", ["T = 17", "12 × pre-norm block", "ViT:"], ["[distill]", "pixel"]),
+])
+def test_architecture_picture_carries_the_built_models_sizes(name, expected, absent):
+    from titn_lite import create_model
+    from titn_lite.viz import plot_architecture
+
+    fig = plot_architecture(create_model(name, num_classes=10, in_chans=1))
+    text = _figure_text(fig)
+    for piece in expected:
+        assert piece in text, f"{name}: {piece!r} not drawn"
+    for piece in absent:
+        assert piece not in text, f"{name}: {piece!r} drawn"
+    matplotlib.pyplot.close(fig)
+
+
+def test_architecture_picture_follows_overrides_and_refuses_other_modules():
+    from titn_lite import create_model
+    from titn_lite.viz import plot_architecture
+
+    fig = plot_architecture(create_model("titn", num_classes=10, in_chans=3, depth=2, pixel_size=4))
+    text = _figure_text(fig)
+    assert "n = 4 pixels of 4x4" in text and "repeated × 2" in text and "Linear 48 → 12" in text
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="draws titn-lite's students"):
+        plot_architecture(torch.nn.Linear(2, 2))

@@ -12,6 +12,7 @@ import seaborn as sns
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 from torch import Tensor
 
 
@@ -310,3 +311,95 @@ def plot_top_mistakes(images: Tensor, logits: Tensor, labels: Tensor, class_name
     titles = [f"said {class_names[predicted[i]][:9]} {100 * confidence[i]:.0f}%\nis {class_names[labels[i]][:9]}"
               for i in worst.tolist()]
     return show_images(images[worst], titles, columns=min(len(worst), 8), save_to=save_to)
+
+
+def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = None) -> Figure:
+    """The token flow of a built student, labelled with its own sizes (B = batch).
+
+    ViT/DeiT: image -> patches -> patch embedding -> [class, patches, (distill)] + positions
+    -> blocks -> heads. TNT/TITN: a pixel stream (pixels inside each patch, inner blocks)
+    beside the token stream (learned patch tokens, outer blocks), joined in every block
+    by pixel-to-patch, whose zero rows leave the class and distillation tokens alone.
+    """
+    from titn_lite.models import TransformerInTransformer, VisionTransformer
+
+    if not isinstance(model, (VisionTransformer, TransformerInTransformer)):
+        raise ValueError(f"plot_architecture draws titn-lite's students (create_model(...)), not "
+                         f"{type(model).__name__}")
+    c, P, D = model.config, model.num_patches, model.config.patch_dim
+    T = P + 1 + int(c.distilled)
+    tokens = "[class] + " + f"{P} patches" + (" + [distill]" if c.distilled else "")
+    hidden = int(D * c.mlp_ratio)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    image = f"image (B, {model.in_chans}, {model.img_size}, {model.img_size})"
+    heads = ("class head and distillation head: LN + Linear " f"{D} → {model.num_classes}\n"
+             "training: both logits; evaluation: their mean") if c.distilled else \
+        f"class head: LN + Linear {D} → {model.num_classes} on the class token"
+
+    fig, ax = plt.subplots(figsize=(11, 7.2))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    ax.axis("off")
+    palette = dict(data="#e8eef7", pixel="#fde7c8", token="#d9f0e3", head="#efe3f7")
+
+    def box(x: float, y: float, text: str, kind: str, width: float = 4.4) -> None:
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, wrap=True,
+                bbox=dict(boxstyle="round,pad=0.45", fc=palette[kind], ec="#555555"))
+
+    def arrow(start: tuple[float, float], end: tuple[float, float], label: str = "") -> None:
+        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color="#333333", lw=1.2))
+        if label:
+            ax.text((start[0] + end[0]) / 2 + 0.1, (start[1] + end[1]) / 2, label, fontsize=7.5, color="#333333")
+
+    if isinstance(model, VisionTransformer):
+        x = 5
+        box(x, 9.4, image, "data")
+        box(x, 8.1, f"cut into P = {P} patches of {c.patch_size}x{c.patch_size}, flattened\n"
+                    f"(B, {P}, {model.in_chans * c.patch_size ** 2})", "data")
+        box(x, 6.8, f"patch embedding: one Linear {model.in_chans * c.patch_size ** 2} → {D}, shared by all patches\n"
+                    f"(B, {P}, {D})", "token")
+        box(x, 5.5, f"outer sequence: {tokens}\n+ learned positions → (B, T = {T}, {D})", "token")
+        box(x, 3.8, f"{c.depth} × pre-norm block over the T tokens\n"
+                    f"x + MHSA(LN x): {c.outer_heads} heads × {D // c.outer_heads} features\n"
+                    f"x + MLP(LN x): {D} → {hidden} → {D}", "token")
+        box(x, 2.0, heads, "head")
+        ax.add_patch(FancyBboxPatch((2.0, 3.0), 6.0, 1.6, boxstyle="round,pad=0.05", fill=False, ls="--",
+                                    ec="#8a4b00"))
+        for top, bottom in ((9.1, 8.45), (7.75, 7.15), (6.45, 5.9), (5.1, 4.45), (3.15, 2.45)):
+            arrow((x, top), (x, bottom))
+    else:
+        n = (c.patch_size // c.pixel_size) ** 2
+        d = c.pixel_dim
+        left, right = 2.6, 7.4
+        box(5, 9.4, image, "data", width=4)
+        box(left, 8.0, f"pixels: each {c.patch_size}x{c.patch_size} patch → n = {n} pixels of "
+                       f"{c.pixel_size}x{c.pixel_size}\nLinear {model.in_chans * c.pixel_size ** 2} → {d} "
+                       f"+ pixel positions\n(B·{P}, {n}, {d})", "pixel")
+        box(right, 8.0, f"patch tokens: {P} learned vectors\n(the image reaches them only through\n"
+                        f"pixel-to-patch) → (B, {P}, {D})", "token")
+        box(right, 6.5, f"outer sequence: {tokens}\n+ learned positions → (B, T = {T}, {D})", "token")
+        box(left, 5.0, f"inner block over the {n} pixels of every patch\n{c.inner_heads} heads × "
+                       f"{d // c.inner_heads} features, MLP {d} → {int(d * c.mlp_ratio)} → {d}\n"
+                       f"(B·{P}, {n}, {d}): all patches as one batch", "pixel")
+        box(5, 3.55, f"pixel-to-patch: LN, flatten {n} × {d} = {n * d}, Linear {n * d} → {D},\n"
+                     f"zero row{'s' if c.distilled else ''} for [class]{' and [distill]' if c.distilled else ''} "
+                     f"→ (B, T, {D}), added to the tokens", "token", width=6)
+        box(right, 2.2, f"outer block over the T tokens\n{c.outer_heads} heads × {D // c.outer_heads} features, "
+                        f"MLP {D} → {hidden} → {D}", "token")
+        box(left, 0.6, heads, "head")
+        arrow((4.4, 9.15), (left, 8.75))
+        arrow((left, 7.25), (left, 5.75))
+        arrow((right, 7.45), (right, 6.95))
+        arrow((left, 4.25), (4.2, 3.95))
+        arrow((right, 6.05), (right, 3.95), "tokens")
+        arrow((6.2, 3.15), (right, 2.65))
+        arrow((right - 1.6, 1.8), (left + 1.4, 0.95))
+        ax.text(right - 1.2, 1.05, "after the last block", fontsize=7.5, color="#333333")
+        ax.add_patch(FancyBboxPatch((0.15, 1.55), 9.7, 4.25, boxstyle="round,pad=0.05", fill=False,
+                                    ls="--", ec="#8a4b00"))
+        ax.text(0.3, 5.55, f"repeated × {c.depth}", fontsize=9, style="italic", color="#8a4b00")
+    family = ("DeiT" if c.distilled else "ViT") if isinstance(model, VisionTransformer) else \
+        ("TITN" if c.distilled else "TNT")
+    ax.set_title(f"{family}: {params:.2f}M parameters, "
+                 f"{c.depth} blocks, {T} tokens of {D} features", fontsize=10)
+    return _finish(fig, save_to)
