@@ -329,6 +329,7 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
     c, P, D = model.config, model.num_patches, model.config.patch_dim
     T = P + 1 + int(c.distilled)
     tokens = "[class] + " + f"{P} patches" + (" + [distill]" if c.distilled else "")
+    sequence = f"outer sequence: {tokens}\n+ learned positions → (B, T = {T}, {D})"
     hidden = int(D * c.mlp_ratio)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     image = f"image (B, {model.in_chans}, {model.img_size}, {model.img_size})"
@@ -342,8 +343,8 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
     ax.axis("off")
     palette = dict(data="#e8eef7", pixel="#fde7c8", token="#d9f0e3", head="#efe3f7")
 
-    def box(x: float, y: float, text: str, kind: str, width: float = 4.4) -> None:
-        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, wrap=True,
+    def box(x: float, y: float, text: str, kind: str) -> None:
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5,
                 bbox=dict(boxstyle="round,pad=0.45", fc=palette[kind], ec="#555555"))
 
     def arrow(start: tuple[float, float], end: tuple[float, float], label: str = "") -> None:
@@ -358,7 +359,7 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
                     f"(B, {P}, {model.in_chans * c.patch_size ** 2})", "data")
         box(x, 6.8, f"patch embedding: one Linear {model.in_chans * c.patch_size ** 2} → {D}, shared by all patches\n"
                     f"(B, {P}, {D})", "token")
-        box(x, 5.5, f"outer sequence: {tokens}\n+ learned positions → (B, T = {T}, {D})", "token")
+        box(x, 5.5, sequence, "token")
         box(x, 3.8, f"{c.depth} × pre-norm block over the T tokens\n"
                     f"x + MHSA(LN x): {c.outer_heads} heads × {D // c.outer_heads} features\n"
                     f"x + MLP(LN x): {D} → {hidden} → {D}", "token")
@@ -371,19 +372,19 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
         n = (c.patch_size // c.pixel_size) ** 2
         d = c.pixel_dim
         left, right = 2.6, 7.4
-        box(5, 9.4, image, "data", width=4)
+        box(5, 9.4, image, "data")
         box(left, 8.0, f"pixels: each {c.patch_size}x{c.patch_size} patch → n = {n} pixels of "
                        f"{c.pixel_size}x{c.pixel_size}\nLinear {model.in_chans * c.pixel_size ** 2} → {d} "
                        f"+ pixel positions\n(B·{P}, {n}, {d})", "pixel")
         box(right, 8.0, f"patch tokens: {P} learned vectors\n(the image reaches them only through\n"
                         f"pixel-to-patch) → (B, {P}, {D})", "token")
-        box(right, 6.5, f"outer sequence: {tokens}\n+ learned positions → (B, T = {T}, {D})", "token")
+        box(right, 6.5, sequence, "token")
         box(left, 5.0, f"inner block over the {n} pixels of every patch\n{c.inner_heads} heads × "
                        f"{d // c.inner_heads} features, MLP {d} → {int(d * c.mlp_ratio)} → {d}\n"
                        f"(B·{P}, {n}, {d}): all patches as one batch", "pixel")
         box(5, 3.55, f"pixel-to-patch: LN, flatten {n} × {d} = {n * d}, Linear {n * d} → {D},\n"
                      f"zero row{'s' if c.distilled else ''} for [class]{' and [distill]' if c.distilled else ''} "
-                     f"→ (B, T, {D}), added to the tokens", "token", width=6)
+                     f"→ (B, T, {D}), added to the tokens", "token")
         box(right, 2.2, f"outer block over the T tokens\n{c.outer_heads} heads × {D // c.outer_heads} features, "
                         f"MLP {D} → {hidden} → {D}", "token")
         box(left, 0.6, heads, "head")
