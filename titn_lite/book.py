@@ -91,11 +91,11 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
     source.mkdir(parents=True)
     stamp = run_stamp(profile, summary, datetime.datetime.fromtimestamp((series_dir / "summary.json").stat().st_mtime))
     titles = {}
+    import nbformat
+
     for path in list_notebooks(series_dir):
         notebook = book_notebook(path, stamp, solutions=solutions)
         titles[path.stem] = _title(notebook)
-        import nbformat
-
         nbformat.write(notebook, source / path.name)
     (source / "index.md").write_text(landing_page(titles, stamp))
     (source / "results.md").write_text(results_page(profile, summary, stamp, artifacts_dir, device))
