@@ -92,6 +92,12 @@ def test_a_run_of_other_notebooks_or_another_profile_is_not_reused(book, tmp_pat
     notebook.cells[0].source += "\nchanged"
     nbformat.write(notebook, copy / "03_inner_outer.ipynb")
     assert not executed_series_matches(copy, "smoke")
+    unrecorded = tmp_path / "unrecorded"
+    shutil.copytree(executed, unrecorded)
+    summary = json.loads((unrecorded / "summary.json").read_text())
+    del summary["machine"]  # a summary that does not say where it ran cannot stamp the pages
+    (unrecorded / "summary.json").write_text(json.dumps(summary))
+    assert not executed_series_matches(unrecorded, "smoke")
     with pytest.raises(ValueError, match="does not hold a complete run of the current series"):
         build_book("smoke", tmp_path / "site", executed=copy, work_dir=tmp_path / "work", progress=False)
 

@@ -84,6 +84,7 @@ def test_runner_keeps_going_past_a_failing_notebook_and_names_the_cell(tmp_path)
     assert results[0].error.startswith("ZeroDivisionError") and results[0].failed_cell is not None
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["notebooks"][0]["status"] == "failed"
+    assert summary["machine"].startswith(("CPU (", "CUDA (")) and summary["finished"] > 0
     assert "| 00_bad | failed |" in (tmp_path / "out" / "summary.md").read_text()
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime
 import html.parser
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,8 +28,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-import torch
 
 from titn_lite import paper
 from titn_lite.checkpoints import write_atomic
@@ -89,7 +86,7 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
     if source.exists():
         shutil.rmtree(source)
     source.mkdir(parents=True)
-    stamp = run_stamp(profile, summary, datetime.datetime.fromtimestamp((series_dir / "summary.json").stat().st_mtime))
+    stamp = run_stamp(profile, summary)
     titles = {}
     import nbformat
 
@@ -129,6 +126,8 @@ def executed_series_matches(folder: Path, profile: str) -> bool:
     if not summary_path.is_file():
         return False
     summary = json.loads(summary_path.read_text())
+    if "machine" not in summary:  # written before runs recorded where they ran: the pages could not say
+        return False
     sources = list_notebooks(NOTEBOOK_DIR)
     ran = {n["notebook"]: n["status"] for n in summary.get("notebooks", [])}
     if summary.get("profile") != profile or sorted(ran) != [p.stem for p in sources] or set(ran.values()) != {"ok"}:
@@ -144,12 +143,11 @@ def executed_series_matches(folder: Path, profile: str) -> bool:
     return True
 
 
-def run_stamp(profile: str, summary: dict, finished: datetime.datetime) -> str:
-    """One line naming the run a page shows: profile, date, machine, time."""
-    device = f"CUDA ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else \
-        f"CPU ({torch.get_num_threads()} threads)"
-    return (f"Executed at the **{profile}** profile on {finished:%Y-%m-%d}, on a {device}, torch "
-            f"{torch.__version__}, Python {platform.python_version()}: the series took "
+def run_stamp(profile: str, summary: dict) -> str:
+    """One line naming the run a page shows: profile, date, machine, time (as the run's
+    summary.json recorded them, which may be another machine than the one building)."""
+    finished = datetime.datetime.fromtimestamp(summary["finished"])
+    return (f"Executed at the **{profile}** profile on {finished:%Y-%m-%d}, on a {summary['machine']}: the series took "
             f"{summary['total_seconds'] / 60:.1f} min. The figures and numbers on this page come from that run"
             + (" (seconds-long plumbing runs)" if profile == "smoke" else "") + ", not from the paper.")
 
@@ -254,17 +252,17 @@ def results_page(profile: str, summary: dict, stamp: str, artifacts_dir: str | P
     runs = [shared_run("small_cnn", profile=profile, artifacts_dir=artifacts_dir, device=device, progress=False)]
     runs += [shared_run(name, profile=profile, artifacts_dir=artifacts_dir, device=device, progress=False)
              for name in list_models()]
+    summaries = [summarize_run(run.out_dir) for run in runs]
     table = ["| model | epochs | top-1 % | top-5 % | params (M) | GFLOPs / 512 | paper top-1 % | paper top-5 % |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in runs:
-        s = summarize_run(run.out_dir)
+    for run, s in zip(runs, summaries):
         published = "vgg16_bn" if s.model == "small_cnn" else s.model  # the paper's teacher is VGG16-BN
         theirs = paper.RESULTS["cifar100"].get(published)
         table.append(f"| {s.model + ' (teacher)' if s.model == 'small_cnn' else s.model} | {len(run.history)} | "
                      f"{100 * s.top1:.2f} | {100 * s.top5:.2f} | {s.params / 1e6:.3f} | "
                      f"{s.flops_per_image * paper.GFLOPS_BATCH / 1e9:.2f} | {theirs.top1 if theirs else '-'} | "
                      f"{theirs.top5 if theirs else '-'} |")
-    dataset = summarize_run(runs[0].out_dir).dataset
+    dataset = summaries[0].dataset
     series = ["| notebook | status | seconds |", "|---|---|---:|"]
     series += [f"| [{n['notebook']}]({n['notebook']}.ipynb) | {n['status']} | {n['seconds']:.1f} |"
                for n in summary["notebooks"]]

@@ -143,13 +143,14 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
                                           error=f"{type(error).__name__}: {error}"))
         if progress and results[-1].status == "failed":
             tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
-    write_summary(results, out_dir, profile)
+    write_summary(results, out_dir, profile, device)
     return results
 
 
-def write_summary(results: list[NotebookResult], out_dir: Path, profile: str) -> None:
+def write_summary(results: list[NotebookResult], out_dir: Path, profile: str, device: str = "auto") -> None:
     total = sum(r.seconds for r in results)
-    write_json(out_dir / "summary.json", {"profile": profile, "total_seconds": total,
+    write_json(out_dir / "summary.json", {"profile": profile, "total_seconds": total, "finished": time.time(),
+                                          "machine": describe_machine(device),
                                           "notebooks": [asdict(r) for r in results]})
     lines = [f"# Notebook series, profile `{profile}`", "", "| notebook | status | seconds | failing cell | error |",
              "|---|---|---:|---:|---|"]
@@ -192,6 +193,18 @@ def copy_series(dest: str | Path, *, force: bool = False, source: Path = NOTEBOO
             write_atomic(target, packaged)
             report.copied.append(notebook.name)
     return report
+
+
+def describe_machine(device: str = "auto") -> str:
+    """Where a run ran, in words: the device the notebooks asked for, torch and Python.
+    Only describes (a summary must be written even when the run failed for want of a GPU)."""
+    import platform
+
+    import torch
+
+    on_gpu = device != "cpu" and torch.cuda.is_available()
+    name = f"CUDA ({torch.cuda.get_device_name()})" if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
+    return f"{name}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def execute_in_place(path: Path, profile: str = "smoke") -> None:
