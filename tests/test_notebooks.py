@@ -1,6 +1,7 @@
 """The notebook series: committed clean, parameterised, and run end to end by the CLI."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import nbformat
 import pytest
 
 from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks
+from titn_lite.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = list_notebooks()
@@ -64,6 +66,47 @@ def test_notebooks_define_no_package_functions_they_reuse_later(path):
         assert not reused, f"{other.name} reuses {reused} defined in {path.name}"
 
 
+PROSE_WORDS = re.compile(r"[A-Za-z0-9][\w'.-]*")
+
+
+def _prose(path: Path) -> str:
+    return "\n\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_chapter_teaches_why_warns_sums_up_and_answers_its_exercises(path):
+    prose = _prose(path)
+    assert len(PROSE_WORDS.findall(prose)) >= 650, f"{path.name}: a chapter, not lab notes"
+    headings = re.findall(r"^## (.+)$", prose, flags=re.MULTILINE)
+    for section in ("Common mistakes", "Summary", "Exercises"):
+        assert section in headings, f"{path.name} has no '## {section}' section"
+    assert headings.index("Summary") < headings.index("Exercises")
+    if path.stem != "00_setup":  # the setup chapter's "why" is the series' own
+        assert any(h.startswith("Why") for h in headings), f"{path.name} does not say why its idea exists"
+    exercises = prose[prose.index("## Exercises"):]
+    questions = re.findall(r"^\d\. ", exercises, flags=re.MULTILINE)
+    answers = re.findall(r"<details><summary>Worked answer</summary>\n\n.+?\n\s*</details>", exercises, flags=re.DOTALL)
+    assert questions and len(answers) == len(questions), f"{path.name}: every exercise has a worked answer to reveal"
+
+
+def _published_figures() -> list[float]:
+    from titn_lite import paper
+
+    results = [r for table in paper.RESULTS.values() for r in table.values()] + [paper.TITN_MIXUP_CIFAR100]
+    figures = [r.top1 for r in results] + [r.top5 for r in results]
+    return figures + [a - b for a in figures for b in figures]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_prose_states_no_measured_accuracy_by_hand(path):
+    """Accuracies and gaps in the prose are the paper's (or differences of them); what a run
+    measured is printed by its cells, so it stays true when a parameter changes."""
+    published = _published_figures()
+    for number in re.findall(r"(\d+\.\d+)\s*(?:%|points?\b)", _prose(path)):
+        assert any(abs(float(number) - figure) < 0.051 for figure in published), (
+            f"{path.name} states {number} in its prose; format measured figures from the run's outputs")
+
+
 def test_select_notebooks_names_the_series_on_a_typo():
     assert [p.stem for p in select_notebooks(["01", "05"])] == ["01_attention", "05_cutmix"]
     with pytest.raises(ValueError, match="no notebook starts with 99; the series: 00_setup"):
@@ -100,6 +143,16 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     assert len(summary["notebooks"]) == len(NOTEBOOKS)
     # What a student reads is the bar and the table: no kernel log line, no notebook-format warning.
     assert "WARNING" not in result.stderr and "Warning" not in result.stderr, result.stderr[-2000:]
+    # The series gathers what 06, 08 and 10 measured, every seed of every setting, into one page.
+    results = (tmp_path / "out" / "results.md").read_text()
+    sections = re.findall(r"^## (.+)$", results, flags=re.MULTILINE)
+    assert sections == ["The CNN teacher", "The five students (notebook 08)", "TITN ablations (notebook 10)"]
+    seeds = get_profile("smoke").seeds
+    for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix", "MixUp"):
+        row = next(line for line in results.splitlines() if line.startswith(f"| {name} |"))
+        assert len(row.split("|")[3].split(",")) == seeds, row  # one value per seed
+    assert "| deit − vit |" in results and "| no teacher − TITN as profiled" in results
+    assert "| 74.71 |" in results  # Table 3's TITN beside ours
     print(f"smoke series: {summary['total_seconds']:.0f} s")
 
 

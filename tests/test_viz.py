@@ -223,3 +223,23 @@ def test_architecture_picture_follows_overrides_and_refuses_other_modules():
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="draws titn-lite's students"):
         plot_architecture(torch.nn.Linear(2, 2))
+
+
+def test_seed_comparison_draws_each_seed_and_the_mean_with_its_spread(tmp_path):
+    from titn_lite.stats import seed_results
+
+    results = seed_results({"vit": [70.4, 66.2, 66.8], "deit": [71.4, 68.9, 67.7], "one seed": [69.0]})
+    fig = viz.plot_seed_comparison(results, title="t", save_to=tmp_path / "seeds.png")
+    ax = fig.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["vit", "deit", "one seed"]
+    dots = [collection for collection in ax.collections if collection.get_offsets().shape[0] in (1, 3)
+            and type(collection).__name__ == "PathCollection"]
+    assert sorted(len(c.get_offsets()) for c in dots) == [1, 3, 3]
+    assert sorted(float(x) for x in dots[0].get_offsets()[:, 0]) == pytest.approx(sorted(results["vit"].values))
+    bars = [container.lines[2][0].get_segments()[0] for container in ax.containers]  # each row's error bar
+    assert [round(float(segment[1][0] - segment[0][0]), 3) for segment in bars] == [
+        round(2 * results["vit"].std, 3), round(2 * results["deit"].std, 3), 0.0]
+    assert [float(segment.mean(0)[0]) for segment in bars] == pytest.approx([r.mean for r in results.values()])
+    assert (tmp_path / "seeds.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="no results"):
+        viz.plot_seed_comparison({})

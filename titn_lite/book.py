@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from titn_lite import paper
 from titn_lite.checkpoints import write_atomic
-from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series, shared_run
+from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series
 from titn_lite.profiles import get_profile
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -95,7 +94,7 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
         titles[path.stem] = _title(notebook)
         nbformat.write(notebook, source / path.name)
     (source / "index.md").write_text(landing_page(titles, stamp))
-    (source / "results.md").write_text(results_page(profile, summary, stamp, artifacts_dir, device))
+    (source / "results.md").write_text(results_page(summary, stamp, series_dir))
     (source / "conf.py").write_text(sphinx_config(solutions))
     _write_favicon(source / "favicon.png")
 
@@ -127,6 +126,8 @@ def executed_series_matches(folder: Path, profile: str) -> bool:
         return False
     summary = json.loads(summary_path.read_text())
     if "machine" not in summary:  # written before runs recorded where they ran: the pages could not say
+        return False
+    if not (folder / "results.md").is_file():  # written before the series gathered its results
         return False
     sources = list_notebooks(NOTEBOOK_DIR)
     ran = {n["notebook"]: n["status"] for n in summary.get("notebooks", [])}
@@ -219,7 +220,7 @@ package from there on.
 | chapter | what you do there |
 |---|---|
 {rows}
-| [Measured results beside the paper](results.md) | the run's students and teacher beside the paper's Table 3 |
+| [Measured results beside the paper](results.md) | the run's teacher, students and ablations over seeds, beside the paper's Table 3 |
 
 ## Run it yourself
 
@@ -245,24 +246,10 @@ build` rebuilds this book from such a run.
 """
 
 
-def results_page(profile: str, summary: dict, stamp: str, artifacts_dir: str | Path, device: str) -> str:
-    from titn_lite.models import list_models
-    from titn_lite.report import summarize_run
-
-    runs = [shared_run("small_cnn", profile=profile, artifacts_dir=artifacts_dir, device=device, progress=False)]
-    runs += [shared_run(name, profile=profile, artifacts_dir=artifacts_dir, device=device, progress=False)
-             for name in list_models()]
-    summaries = [summarize_run(run.out_dir) for run in runs]
-    table = ["| model | epochs | top-1 % | top-5 % | params (M) | GFLOPs / 512 | paper top-1 % | paper top-5 % |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for run, s in zip(runs, summaries):
-        published = "vgg16_bn" if s.model == "small_cnn" else s.model  # the paper's teacher is VGG16-BN
-        theirs = paper.RESULTS["cifar100"].get(published)
-        table.append(f"| {s.model + ' (teacher)' if s.model == 'small_cnn' else s.model} | {len(run.history)} | "
-                     f"{100 * s.top1:.2f} | {100 * s.top5:.2f} | {s.params / 1e6:.3f} | "
-                     f"{s.flops_per_image * paper.GFLOPS_BATCH / 1e9:.2f} | {theirs.top1 if theirs else '-'} | "
-                     f"{theirs.top5 if theirs else '-'} |")
-    dataset = summaries[0].dataset
+def results_page(summary: dict, stamp: str, series_dir: Path) -> str:
+    """The series run's own ``results.md`` (what notebooks 06, 08 and 10 measured, over
+    seeds, beside the paper), under the book's stamp, followed by the run's timings."""
+    measured = (series_dir / "results.md").read_text().split("\n", 1)[1].strip()  # its title is the page's
     series = ["| notebook | status | seconds |", "|---|---|---:|"]
     series += [f"| [{n['notebook']}]({n['notebook']}.ipynb) | {n['status']} | {n['seconds']:.1f} |"
                for n in summary["notebooks"]]
@@ -273,19 +260,7 @@ def results_page(profile: str, summary: dict, stamp: str, artifacts_dir: str | P
 {stamp}
 ```
 
-## The students and the teacher
-
-Each row is the run the notebooks share at this profile (notebook 08 trains the students,
-06 the teacher), evaluated on the test split of `{dataset}`. The paper's columns are its
-Table 3, on CIFAR-100 with 350 epochs on a GPU (its teacher is VGG16-BN, ours the small
-CNN): a different dataset and a budget hundreds of times larger, so compare the ranking
-and the costs, not the accuracies.
-
-{chr(10).join(table)}
-
-Parameters and GFLOPs are counted for the model as built here (grey 32x32 images, 10
-classes), so they sit below Table 3's (RGB, 100 classes); `titn-lite profile` prints them
-in the paper's own setting beside Table 3's figures.
+{measured}
 
 ## The run
 

@@ -4,7 +4,8 @@
 job. It registers a Jupyter kernel for the Python it runs in (inside that environment,
 so nothing needs setting up by hand), runs every notebook with the profile injected
 into its ``parameters`` cell, keeps going past a failing notebook, and writes the
-executed notebooks plus ``summary.json`` and ``summary.md`` to ``DIR``.
+executed notebooks plus ``summary.json`` and ``summary.md`` to ``DIR``; after the whole
+series, also ``results.md``, what notebooks 06, 08 and 10 measured (``titn_lite.report``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from titn_lite.checkpoints import write_atomic, write_json
 from titn_lite.models import MODEL_CONFIGS
 from titn_lite.packaged import series_folder
 from titn_lite.profiles import get_profile
+from titn_lite.report import clear_results, write_results_page
 from titn_lite.training import RunResult, TrainConfig, train_or_load
 
 NOTEBOOK_DIR = series_folder()
@@ -57,6 +59,18 @@ def shared_run(model: str, *, profile: str, artifacts_dir: str | Path = ARTIFACT
     config = TrainConfig(model=model, profile=profile, device=device, out_dir="", **settings)
     config.out_dir = str(Path(artifacts_dir).resolve() / profile / f"{tag or model}-{settings_key(config)}")
     return train_or_load(config, progress=progress, callbacks=callbacks)
+
+
+def shared_seed_runs(model: str, *, seeds: int, profile: str, artifacts_dir: str | Path = ARTIFACTS_DIR,
+                     device: str = "auto", tag: str | None = None, progress: bool = True,
+                     **settings: object) -> list[RunResult]:
+    """``shared_run`` with seeds 0 .. seeds-1: the same setting trained ``seeds`` times, so a
+    difference can be weighed against the seeds' own scatter (``titn_lite.stats``). Seed 0
+    is the run the other notebooks share."""
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive whole number, got {seeds!r}")
+    return [shared_run(model, profile=profile, artifacts_dir=artifacts_dir, device=device, tag=tag,
+                       progress=progress, seed=seed, **settings) for seed in range(seeds)]
 
 
 def settings_key(config: TrainConfig) -> str:
@@ -126,6 +140,8 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "device": device, "artifacts_dir": str(Path(artifacts_dir).resolve())}
     results: list[NotebookResult] = []
+    if not only:
+        clear_results(artifacts_dir, profile)  # notebooks 06, 08 and 10 record this run's afresh
     bar = tqdm(notebooks, desc=f"notebooks ({profile})", disable=not progress, unit="nb")
     for notebook in bar:
         bar.set_postfix_str(notebook.stem)
@@ -144,6 +160,8 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
         if progress and results[-1].status == "failed":
             tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
     write_summary(results, out_dir, profile, device)
+    if not only:  # the whole series ran, so its records are this run's own
+        write_results_page(out_dir, artifacts_dir, profile)
     return results
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from titn_lite import paper
-from titn_lite.checkpoints import load_checkpoint
+from titn_lite.checkpoints import load_checkpoint, write_atomic, write_json
 from titn_lite.profile import count_flops, count_parameters
+from titn_lite.stats import compare, format_differences, seed_results
 from titn_lite.training import model_from_checkpoint
 
 
@@ -80,3 +81,73 @@ def format_report(summaries: list[RunSummary]) -> str:
         )
     lines.append("\nPaper: Tables 2-3 (CIFAR-100), 4 (CIFAR-10), 5 (MNIST); '-' where the paper gives no figure.")
     return "\n".join(lines)
+
+
+# The series' results page: notebooks 06, 08 and 10 record what they measured (per seed),
+# and ``titn-lite notebooks run`` gathers the records into ``results.md`` once the series
+# has run. Records live beside the runs they summarize: ARTIFACTS/PROFILE/results/NAME.json.
+RESULT_RECORDS = ("teacher", "comparison", "ablations")
+
+
+def record_results(name: str, *, artifacts_dir: str | Path, profile: str, title: str, setting: str,
+                   values: dict[str, list[float]], pairs: list[tuple[str, str]] = (),
+                   paper_top1: dict[str, float | None] | None = None) -> Path:
+    """Save one notebook's measured top-1 (percent, one value per seed) for the results page.
+
+    ``setting`` says in words what was trained (epochs, images, seeds); ``pairs`` are the
+    (first, second) labels whose difference the page tests; ``paper_top1`` the published
+    figure beside a label, where the paper has one."""
+    if name not in RESULT_RECORDS:
+        raise ValueError(f"unknown results record {name!r}; valid: {', '.join(RESULT_RECORDS)}")
+    unknown = sorted({label for pair in pairs for label in pair} - set(values))
+    if unknown:
+        raise ValueError(f"pairs name {', '.join(unknown)}, which have no values; measured: {', '.join(values)}")
+    path = Path(artifacts_dir) / profile / "results" / f"{name}.json"
+    write_json(path, {"title": title, "setting": setting, "values": values, "pairs": [list(p) for p in pairs],
+                      "paper_top1": paper_top1 or {}})
+    return path
+
+
+def clear_results(artifacts_dir: str | Path, profile: str) -> None:
+    """Forget earlier records, so that a page gathered after a run shows that run alone."""
+    for name in RESULT_RECORDS:
+        (Path(artifacts_dir) / profile / "results" / f"{name}.json").unlink(missing_ok=True)
+
+
+def results_markdown(artifacts_dir: str | Path, profile: str) -> str:
+    """The records of a series run as Markdown sections (empty when nothing was recorded):
+    each setting's mean ± spread over seeds beside the paper, and which differences
+    exceed the seeds' scatter."""
+    sections = []
+    for name in RESULT_RECORDS:
+        path = Path(artifacts_dir) / profile / "results" / f"{name}.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        results = seed_results(record["values"])
+        rows = ["| setting | top-1 % (mean ± std) | each seed | paper top-1 % |", "|---|---:|---|---:|"]
+        for label, result in results.items():
+            published = record["paper_top1"].get(label)
+            each = ", ".join(f"{v:.1f}" for v in result.values)
+            rows.append(f"| {label} | {result.describe()} | {each} | {published if published is not None else '-'} |")
+        section = [f"## {record['title']}", "", record["setting"], "", *rows]
+        if record["pairs"]:
+            differences = [compare(results[a], results[b]) for a, b in record["pairs"]]
+            section += ["", "Is each difference larger than the scatter between seeds? (Welch's t-test, "
+                        "p < 0.05 counts as beyond the noise.)", "", format_differences(differences)]
+        sections.append("\n".join(section))
+    return "\n\n".join(sections)
+
+
+def write_results_page(out_dir: str | Path, artifacts_dir: str | Path, profile: str) -> Path | None:
+    """``OUT/results.md`` from the series' records; None (and nothing written) without any."""
+    body = results_markdown(artifacts_dir, profile)
+    if not body:
+        return None
+    path = Path(out_dir) / "results.md"
+    page = (f"# What the `{profile}` series measured\n\n"
+            "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after "
+            "hundreds of GPU epochs (its Table 3): compare the ranking and the size of the gaps, "
+            "not the accuracies.\n\n" + body + "\n")
+    write_atomic(path, page.encode())
+    return path

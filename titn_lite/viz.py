@@ -289,6 +289,31 @@ def plot_model_comparison(summaries, *, save_to: str | Path | None = None) -> Fi
     return _finish(fig, save_to)
 
 
+def plot_seed_comparison(results, *, title: str = "", xlabel: str = "top-1 %", ax: Axes | None = None,
+                         save_to: str | Path | None = None) -> Figure:
+    """One row per setting: each seed's value as a dot, the mean as a bar's end and the
+    standard deviation over seeds as an error bar (``results``: ``{label: stats.SeedResults}``).
+    Dots that overlap between two rows are the picture of "within the noise"."""
+    if not results:
+        raise ValueError("no results to compare")
+    rows = list(results.values())
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
+    palette = sns.color_palette(n_colors=len(rows))
+    for y, (row, colour) in enumerate(zip(rows, palette)):
+        spread = 0.0 if row.count < 2 else row.std
+        ax.errorbar(row.mean, y, xerr=spread, fmt="|", markersize=16, capsize=5, color=colour, linewidth=1.5)
+        jitter = np.linspace(-0.15, 0.15, row.count) if row.count > 1 else np.zeros(1)
+        ax.scatter(row.values, y + jitter, s=22, color=colour, alpha=0.8, zorder=3)
+    ax.set_yticks(range(len(rows)), [row.label for row in rows])
+    ax.invert_yaxis()
+    seeds = sorted({row.count for row in rows})
+    ax.set(xlabel=f"{xlabel} (dots: seeds, {'/'.join(map(str, seeds))} per row; bar: mean ± std)",
+           title=title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
 def plot_mix_gallery(batch, class_names: Sequence[str], *, count: int = 8,
                      save_to: str | Path | None = None) -> Figure:
     """Mixed images with both labels and their shares (``batch``: a ``MixedBatch``)."""

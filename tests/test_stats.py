@@ -1,0 +1,81 @@
+"""Seeds, spreads and the noise test (titn_lite.stats), and the results page built on them."""
+
+import math
+
+import pytest
+from scipy import stats as scipy_stats
+
+from titn_lite.report import clear_results, record_results, results_markdown, write_results_page
+from titn_lite.stats import SeedResults, compare, format_differences, format_seed_table, seed_results
+
+
+def test_mean_and_sample_standard_deviation():
+    result = SeedResults("vit", (80.0, 82.0, 84.0))
+    assert result.mean == pytest.approx(82.0)
+    assert result.std == pytest.approx(2.0)  # n - 1 in the denominator: sqrt(8 / 2)
+    assert result.describe() == "82.0 ± 2.0"
+    single = SeedResults("deit", (81.5,))
+    assert math.isnan(single.std) and single.describe() == "81.5"
+    with pytest.raises(ValueError, match="no measurements"):
+        SeedResults("tnt", ())
+
+
+def test_a_gap_far_larger_than_the_scatter_exceeds_the_noise_and_overlapping_seeds_do_not():
+    results = seed_results({"a": [85.1, 85.6, 84.9], "b": [80.2, 80.8, 80.5], "c": [80.9, 79.6, 81.4]})
+    clear = compare(results["a"], results["b"])
+    assert clear.difference == pytest.approx(results["a"].mean - results["b"].mean)
+    assert clear.exceeds_noise and clear.low > 0 and clear.verdict() == "beyond the noise"
+    overlapping = compare(results["c"], results["b"])
+    assert not overlapping.exceeds_noise and overlapping.low < 0 < overlapping.high
+    assert overlapping.verdict() == "within the noise"
+
+
+def test_welch_p_value_matches_the_formula_written_out():
+    a, b = (70.4, 66.25, 66.8), (71.4, 68.9, 67.7)
+    ra, rb = SeedResults("a", a), SeedResults("b", b)
+    va, vb = ra.std ** 2 / 3, rb.std ** 2 / 3
+    t = (ra.mean - rb.mean) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)  # Welch-Satterthwaite
+    expected = 2 * scipy_stats.t.sf(abs(t), dof)
+    assert compare(ra, rb).p_value == pytest.approx(expected)
+
+
+def test_one_seed_or_no_scatter_cannot_be_tested():
+    results = seed_results({"a": [80.0], "b": [81.0, 82.0], "c": [75.0, 75.0], "d": [75.0, 75.0]})
+    for first, second in (("a", "b"), ("c", "d")):
+        difference = compare(results[first], results[second])
+        assert not difference.testable and not difference.exceeds_noise
+        assert "cannot tell" in difference.describe()
+
+
+def test_tables_show_every_seed_and_every_verdict():
+    results = seed_results({"vit": [80.0, 82.0], "titn": [90.0, 91.0]})
+    table = format_seed_table(results)
+    assert "| vit | 81.0 ± 1.4 | 80.0, 82.0 | 2 |" in table
+    differences = format_differences([compare(results["titn"], results["vit"])])
+    assert "titn − vit" in differences and "+9.5" in differences
+
+
+def test_results_page_gathers_the_records_with_their_tests(tmp_path):
+    assert write_results_page(tmp_path / "out", tmp_path, "smoke") is None  # nothing recorded yet
+    record_results("comparison", artifacts_dir=tmp_path, profile="smoke", title="The five students",
+                   setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.0, 79.5]},
+                   pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47})
+    record_results("teacher", artifacts_dir=tmp_path, profile="smoke", title="The CNN teacher", setting="one seed",
+                   values={"small_cnn": [88.0]})
+    body = results_markdown(tmp_path, "smoke")
+    assert body.index("The CNN teacher") < body.index("The five students")  # the series' order, not the records'
+    assert "| titn | 84.5 ± 0.5 | 84.0, 85.0, 84.5 | 74.71 |" in body
+    assert "titn − tnt | +5.0" in body and "beyond the noise" in body
+    page = write_results_page(tmp_path / "out", tmp_path, "smoke")
+    assert page.read_text().startswith("# What the `smoke` series measured")
+    clear_results(tmp_path, "smoke")  # a new series run starts from no records
+    assert results_markdown(tmp_path, "smoke") == ""
+
+
+def test_a_record_must_name_a_known_section_and_measured_pairs(tmp_path):
+    with pytest.raises(ValueError, match="unknown results record"):
+        record_results("tables", artifacts_dir=tmp_path, profile="smoke", title="", setting="", values={"a": [1.0]})
+    with pytest.raises(ValueError, match="pairs name deit"):
+        record_results("comparison", artifacts_dir=tmp_path, profile="smoke", title="", setting="",
+                       values={"vit": [1.0]}, pairs=[("deit", "vit")])
