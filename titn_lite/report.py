@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ RESULT_RECORDS = ("teacher", "comparison", "ablations")
 
 
 def record_results(name: str, *, artifacts_dir: str | Path, profile: str, title: str, setting: str,
-                   values: dict[str, list[float]], pairs: list[tuple[str, str]] = (),
+                   values: dict[str, list[float]], pairs: Sequence[tuple[str, str]] = (),
                    paper_top1: dict[str, float | None] | None = None) -> Path:
     """Save one notebook's measured top-1 (percent, one value per seed) for the results page.
 
