@@ -90,6 +90,10 @@ def format_report(summaries: list[RunSummary]) -> str:
 RESULT_RECORDS = ("teacher", "comparison", "ablations")
 
 
+def _record_path(artifacts_dir: str | Path, profile: str, name: str) -> Path:
+    return Path(artifacts_dir) / profile / "results" / f"{name}.json"
+
+
 def record_results(name: str, *, artifacts_dir: str | Path, profile: str, title: str, setting: str,
                    values: dict[str, list[float]], pairs: Sequence[tuple[str, str]] = (),
                    paper_top1: dict[str, float | None] | None = None) -> Path:
@@ -103,7 +107,7 @@ def record_results(name: str, *, artifacts_dir: str | Path, profile: str, title:
     unknown = sorted({label for pair in pairs for label in pair} - set(values))
     if unknown:
         raise ValueError(f"pairs name {', '.join(unknown)}, which have no values; measured: {', '.join(values)}")
-    path = Path(artifacts_dir) / profile / "results" / f"{name}.json"
+    path = _record_path(artifacts_dir, profile, name)
     write_json(path, {"title": title, "setting": setting, "values": values, "pairs": [list(p) for p in pairs],
                       "paper_top1": paper_top1 or {}})
     return path
@@ -112,7 +116,7 @@ def record_results(name: str, *, artifacts_dir: str | Path, profile: str, title:
 def clear_results(artifacts_dir: str | Path, profile: str) -> None:
     """Forget earlier records, so that a page gathered after a run shows that run alone."""
     for name in RESULT_RECORDS:
-        (Path(artifacts_dir) / profile / "results" / f"{name}.json").unlink(missing_ok=True)
+        _record_path(artifacts_dir, profile, name).unlink(missing_ok=True)
 
 
 def results_markdown(artifacts_dir: str | Path, profile: str) -> str:
@@ -121,7 +125,7 @@ def results_markdown(artifacts_dir: str | Path, profile: str) -> str:
     exceed the seeds' scatter."""
     sections = []
     for name in RESULT_RECORDS:
-        path = Path(artifacts_dir) / profile / "results" / f"{name}.json"
+        path = _record_path(artifacts_dir, profile, name)
         if not path.is_file():
             continue
         record = json.loads(path.read_text())

@@ -14,6 +14,7 @@ Notebook 08 introduces this module; notebook 10 and the series' results page reu
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,14 +39,12 @@ class SeedResults:
 
     @property
     def mean(self) -> float:
-        return sum(self.values) / self.count
+        return statistics.fmean(self.values)
 
     @property
     def std(self) -> float:
         """Sample standard deviation over seeds (n - 1); NaN for a single seed."""
-        if self.count < 2:
-            return math.nan
-        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (self.count - 1))
+        return statistics.stdev(self.values) if self.count > 1 else math.nan
 
     def describe(self, digits: int = 1) -> str:
         """``81.2 ± 0.6`` (mean ± standard deviation), or the single value for one seed."""
