@@ -5,7 +5,9 @@ edition reuses its executed notebooks. The browser test serves the site from 127
 and opens every page in headless Chromium (Debian's, as in test_browser.py).
 """
 
+import html
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -17,7 +19,7 @@ import nbformat
 import pytest
 
 from titn_lite.book import broken_internal_links, build_book, executed_series_matches
-from titn_lite.notebooks import list_notebooks
+from titn_lite.notebooks import NOTEBOOK_DIR, list_notebooks
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SERIES = [p.stem for p in list_notebooks()]
@@ -26,8 +28,13 @@ SERIES = [p.stem for p in list_notebooks()]
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     root = tmp_path_factory.mktemp("book")
-    result = build_book("smoke", root / "site", artifacts_dir=root / "artifacts", work_dir=root / "work",
-                        progress=False)
+    # build_book also looks for an earlier `notebooks run` in ./runs/notebooks: from the clone,
+    # that would be whatever the README's first command left there, so build from the temp folder.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        result = build_book("smoke", root / "site", artifacts_dir=root / "artifacts", work_dir=root / "work",
+                            progress=False)
+    assert result.reused_run is None, f"the fixture's book reused {result.reused_run} instead of running the series"
     return result, root
 
 
@@ -42,6 +49,33 @@ def test_the_book_has_a_page_per_notebook_a_landing_page_and_the_results(book):
     assert "Measured results beside the paper" in results and "74.71" in results  # Table 3's TITN beside ours
     for name in ("vit", "deit", "tnt", "titn", "small_cnn"):
         assert f"<td><p>{name}" in results or f"<td>{name}" in results, name
+
+
+def test_the_map_shows_each_chapters_you_will_line(book):
+    result, _ = book
+    landing = (result.site / "index.html").read_text()
+    table = landing.split('<table class="table">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S)[1:]  # the header row aside
+    assert len(rows) == len(SERIES) + 1, f"{len(rows)} rows in the map"  # + the results page
+    for stem, row in zip(SERIES, rows):
+        aims = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)[1]
+        text = html.unescape(re.sub(r"<[^>]+>", "", aims)).replace("’", "'")  # Sphinx curls the quotes
+        source = nbformat.read(NOTEBOOK_DIR / f"{stem}.ipynb", as_version=4)
+        first_words = next(c.source for c in source.cells if c.cell_type == "markdown").split("**You will:**")[1].split()[:3]
+        assert text.split()[:3] == first_words, f"{stem}: the map says {text[:80]!r}"
+        assert "##" not in text and "Why" not in text and "$" not in text and len(text) < 400, f"{stem}: {text[:200]!r}"
+
+
+def test_report_tables_are_tables_in_the_notebook_and_the_book(book):
+    result, root = book
+    executed = nbformat.read(root / "work" / "executed" / "08_comparison.ipynb", as_version=4)
+    report = next(c for c in executed.cells if c.cell_type == "code" and c.source.startswith("summaries = "))
+    (output,) = report.outputs
+    assert output["data"]["text/markdown"].startswith("| model | dataset |")  # JupyterLab typesets it
+    assert output["data"]["text/plain"] == output["data"]["text/markdown"]  # the source, not a quoted repr
+    page = (result.site / "08_comparison.html").read_text()
+    assert re.search(r'cell_output.*?<table[^>]*>\s*<thead>\s*<tr[^>]*>\s*<th[^>]*>(<p>)?model', page, flags=re.S)
+    assert "| model | dataset |" not in page  # no Markdown source left in a monospace block
 
 
 def test_every_page_names_the_run_it_shows_and_links_its_neighbours(book):
@@ -73,12 +107,17 @@ def test_the_student_book_hides_the_solutions_and_the_teachers_shows_them(book, 
     student = (result.site / "01_attention.html").read_text()
     assert solution_comment not in student and "BEGIN SOLUTION" not in student
     assert "NotImplementedError" in student  # nbgrader's stub, as in the student notebooks
+    # The series ran solved; under the student's stub, the check says what it will do, not
+    # "correct" (the solved run's verdict).
+    assert "✓" not in student and ": correct" not in student
+    assert student.count("it checks your answer to the exercise above") == 2  # 01's two graded checks
 
     teacher = build_book("smoke", tmp_path / "teacher", executed=root / "work" / "executed",
                          artifacts_dir=root / "artifacts", work_dir=tmp_path / "work", solutions=True, progress=False)
     assert teacher.reused_run == root / "work" / "executed"
     text = (teacher.site / "01_attention.html").read_text()
     assert solution_comment in text and "with solutions" in text
+    assert "✓ scaled dot-product attention: correct" in text  # the teacher's edition shows the check's verdict
 
 
 def test_a_run_of_other_notebooks_or_another_profile_is_not_reused(book, tmp_path):
@@ -123,6 +162,8 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "--directory", str(result.site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failures, outside, typeset, pictures = [], [], {}, {}
+    shots = root / "screenshots"
+    shots.mkdir(exist_ok=True)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -135,7 +176,7 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                  args=["--no-sandbox", "--disable-gpu", "--disable-quic",
                                                        "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("request", lambda r: outside.append(r.url)
                     if r.url.startswith(("http:", "https:", "ws:", "wss:")) and not r.url.startswith(origin) else None)
             page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
@@ -147,6 +188,23 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
                     page.wait_for_selector(".MathJax_Display, .MathJax", timeout=20_000)
                 typeset[stem] = page.locator(".MathJax_Display, .MathJax").count()
                 pictures[stem] = page.locator(".cell_output img").count()
+                if stem in ("index", "01_attention", "08_comparison"):
+                    page.screenshot(path=str(shots / f"{stem}.png"), full_page=True)
+                if stem == "index":
+                    map_layout = page.evaluate("""() => {
+                        const table = document.querySelector("article table");
+                        const rows = [...table.querySelectorAll("tbody tr")];
+                        return {right: table.getBoundingClientRect().right,
+                                article: document.querySelector("article").getBoundingClientRect().right,
+                                page: document.documentElement.clientWidth,
+                                scrolls: table.scrollWidth > table.clientWidth + 1,
+                                rows: rows.length};
+                    }""")
+                if stem == "01_attention":
+                    # What a student sees under each graded check cell: its output's text.
+                    under_checks = page.evaluate("""() => [...document.querySelectorAll("div.cell")]
+                        .filter(cell => cell.querySelector(".cell_input")?.innerText.includes("# Check your answer"))
+                        .map(cell => cell.querySelector(".cell_output")?.innerText ?? "")""")
             browser.close()
     finally:
         server.terminate()
@@ -156,4 +214,10 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
     executed = root / "work" / "executed"
     missing = [stem for stem in SERIES if _draws_a_picture(stem, executed) and pictures[stem] == 0]
     assert not missing, f"pages whose notebook draws a picture but show none: {missing}"
-    print(json.dumps({"equations": typeset, "pictures": pictures}))
+    # The landing page's map: one row per chapter (and the results), inside the page at 1280 px.
+    assert map_layout["rows"] == len(SERIES) + 1, map_layout
+    assert map_layout["right"] <= map_layout["article"] + 1 and not map_layout["scrolls"], map_layout
+    # 01 in the student edition: no verdict of the solved run under a stub.
+    assert len(under_checks) == 2 and all("correct" not in text and "✓" not in text for text in under_checks), under_checks
+    assert all("checks your answer" in text for text in under_checks), under_checks
+    print(json.dumps({"equations": typeset, "pictures": pictures, "map": map_layout, "screenshots": str(shots)}))

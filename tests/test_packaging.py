@@ -62,14 +62,20 @@ def _readme_commands() -> list[str]:
     return [line for line in block.splitlines() if line and not line.startswith("#")]
 
 
-def test_ci_runs_the_readmes_install_and_test_commands():
+def test_ci_runs_the_readmes_quick_start_block_itself(tmp_path):
+    """CI reads the commands from the README (so the two cannot drift) and runs them in order."""
     install, test = _readme_commands()
-    assert "-c constraints.txt" in install
+    assert "-c constraints.txt" in install and "notebooks run --profile smoke" in install and "pytest" in test
+    listed = subprocess.run(["bash", str(ROOT / ".ci" / "quickstart"), str(ROOT / "README.md")],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert listed == [install, test]
     ci = (ROOT / ".ci" / "run").read_text()
-    install_step = install.split(" && ")[:-1]  # CI installs, then tests instead of running the kit
-    for step in install_step + [test]:
-        assert step in ci, step
+    assert "bash .ci/quickstart README.md" in ci and "pytest" not in ci  # no test command of CI's own
     assert ".ci/hosted" in ci  # the wheel, installed beside a preinstalled torch
+    (tmp_path / "README.md").write_text("# no quick start here\n\n```bash\nrm -rf /\n```\n")
+    missing = subprocess.run(["bash", str(ROOT / ".ci" / "quickstart"), str(tmp_path / "README.md")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stdout == "" and "<!-- quickstart -->" in missing.stderr
 
 
 def test_module_entry_point_exits_2_on_bad_input():

@@ -79,3 +79,16 @@ def test_a_record_must_name_a_known_section_and_measured_pairs(tmp_path):
     with pytest.raises(ValueError, match="pairs name deit"):
         record_results("comparison", artifacts_dir=tmp_path, profile="smoke", title="", setting="",
                        values={"vit": [1.0]}, pairs=[("deit", "vit")])
+
+
+def test_tables_print_their_markdown_and_display_as_tables():
+    """print() and the CLI show the Markdown source; Jupyter typesets it (no monospace block)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    table = format_seed_table(seed_results({"vit": [70.0, 72.0], "deit": [71.0, 73.5]}))
+    assert str(table).splitlines()[0] == "| setting | mean ± std | each seed | seeds |"
+    shown, _ = DisplayFormatter().format(table)
+    assert shown["text/markdown"] == str(table) == shown["text/plain"]
+    differences = format_differences([compare(*seed_results({"a": [1.0, 2.0], "b": [3.0, 4.5]}).values())])
+    assert DisplayFormatter().format(differences)[0]["text/markdown"].startswith("| comparison |")
+

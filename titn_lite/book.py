@@ -96,6 +96,8 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
     (source / "index.md").write_text(landing_page(titles, stamp))
     (source / "results.md").write_text(results_page(summary, stamp, series_dir))
     (source / "conf.py").write_text(sphinx_config(solutions))
+    (source / "_static").mkdir()
+    (source / "_static" / "book.css").write_text(BOOK_CSS)
     _write_favicon(source / "favicon.png")
 
     staging = work / "html"
@@ -170,9 +172,24 @@ def book_notebook(path: Path, stamp: str, *, solutions: bool):
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs = [static for output in cell.outputs for static in _static_outputs(output)]
+            if not solutions and _is_graded_check(cell):
+                # The run behind the book was solved; a student's page shows the stub, so the
+                # check's verdict on the solution would read as a stub that passes.
+                cell.outputs = [nbformat.from_dict(GRADED_CHECK_NOTE)]
     first_heading = next(i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown")
     notebook.cells.insert(first_heading + 1, nbformat.v4.new_markdown_cell(f"```{{note}}\n{stamp}\n```"))
     return notebook
+
+
+GRADED_CHECK_NOTE = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
+    "*When you run this cell in JupyterLab, it checks your answer to the exercise above: it "
+    "prints a tick, or names the mistake it found and what to fix.*")}}
+
+
+def _is_graded_check(cell) -> bool:
+    """A locked, graded cell of nbgrader's markup: the check of an exercise's answer."""
+    grading = cell.metadata.get("nbgrader", {})
+    return bool(grading.get("grade")) and not grading.get("solution")
 
 
 def _static_outputs(output: dict) -> list[dict]:
@@ -191,11 +208,16 @@ def _static_outputs(output: dict) -> list[dict]:
 
 
 def _title(notebook) -> tuple[str, str]:
-    """The notebook's heading and its "You will:" sentence (what the chapter teaches)."""
-    heading = next(c.source for c in notebook.cells if c.cell_type == "markdown")
-    lines = heading.splitlines()
-    aims = " ".join(line.strip() for line in lines[1:] if line.strip()).split("You will:**", 1)[-1]
-    return lines[0].lstrip("# ").strip(), aims.strip().rstrip(".").replace("|", "/")
+    """The notebook's heading and its "You will:" paragraph (what the chapter teaches), as one
+    line for the landing page's map. The first Markdown cell opens with both; the rest of
+    that cell (the "Why ..." section) is the chapter's, not the map's."""
+    first = next(c.source for c in notebook.cells if c.cell_type == "markdown")
+    heading, _, body = first.partition("\n")
+    paragraphs = [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
+    aims = next((p.split("You will:**", 1)[1] for p in paragraphs if "**You will:**" in p), None)
+    if aims is None:
+        raise ValueError(f"{heading!r}: the first Markdown cell has no '**You will:**' paragraph for the book's map")
+    return heading.lstrip("# ").strip(), aims.strip().rstrip(".").replace("|", "/")
 
 
 def landing_page(titles: dict[str, tuple[str, str]], stamp: str) -> str:
@@ -268,6 +290,24 @@ def results_page(summary: dict, stamp: str, series_dir: Path) -> str:
 """
 
 
+# The theme's defaults, adjusted for notebook pages: a long code line scrolls inside its
+# cell (it was clipped at the cell's edge), and a table's text wraps within the page.
+BOOK_CSS = """\
+div.cell div.highlight pre, div.cell_output pre {
+  overflow-x: auto;
+  max-width: 100%;
+}
+div.cell_output table, article table {
+  display: block;
+  max-width: 100%;
+  overflow-x: auto;
+}
+article table td, article table th {
+  white-space: normal;
+}
+"""
+
+
 def sphinx_config(solutions: bool) -> str:
     """conf.py for the book: MyST-NB reads the executed notebooks as they are; MathJax 2
     from jupyter-server-mathjax's files, with its web fonts (STIX) local too."""
@@ -282,12 +322,15 @@ extensions = ["myst_nb"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 nb_execution_mode = "off"
 nb_ipywidgets_js = {{}}
+# Markdown that cells display (the kit's tables) is rendered with GitHub's flavour, which has tables.
+nb_render_markdown_format = "gfm"
 myst_enable_extensions = ["dollarmath", "amsmath"]
 html_theme = "sphinx_book_theme"
 html_title = {title!r}
 html_theme_options = {{"show_toc_level": 2, "use_download_button": False, "use_fullscreen_button": False,
                       "navigation_with_keys": False}}
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["book.css"]
 html_extra_path = []
 html_copy_source = False
 html_show_sourcelink = False

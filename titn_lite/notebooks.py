@@ -273,7 +273,7 @@ def strip_outputs(path: Path) -> bool:
             cell["execution_count"] = checked_cells
             cell["outputs"] = [{**o, "execution_count": checked_cells} if "execution_count" in o else o
                                for o in cell["outputs"] if o.get("output_type") in ("stream", "execute_result")
-                               and set(o.get("data", {"text/plain": 0})) <= {"text/plain"}]
+                               and set(o.get("data", {"text/plain": 0})) <= {"text/plain", "text/markdown"}]
         else:
             cell["outputs"] = []
     notebook.get("metadata", {}).pop("papermill", None)

@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from titn_lite import paper
 from titn_lite.models import create_model, list_models
+from titn_lite.tables import MarkdownTable
 from titn_lite.teachers import create_teacher, list_teachers
 
 
@@ -87,7 +88,7 @@ def profile_models(
     return rows
 
 
-def format_table(rows: list[ProfileRow]) -> str:
+def format_table(rows: list[ProfileRow]) -> MarkdownTable:
     """Markdown table: ours beside the paper's, with the ratio ours / paper."""
     def ratio(ours: float, theirs: float | None) -> str:
         return f"{ours / theirs:.3f}" if theirs else "-"
@@ -107,4 +108,4 @@ def format_table(rows: list[ProfileRow]) -> str:
             f"{row.gflops_per_512:.2f} | {figure(row.paper_gflops_per_512, '.2f')} | "
             f"{ratio(row.gflops_per_512, row.paper_gflops_per_512)} |"
         )
-    return "\n".join(lines)
+    return MarkdownTable("\n".join(lines))

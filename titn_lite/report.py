@@ -11,6 +11,7 @@ from titn_lite import paper
 from titn_lite.checkpoints import load_checkpoint, write_atomic, write_json
 from titn_lite.profile import count_flops, count_parameters
 from titn_lite.stats import compare, format_differences, seed_results
+from titn_lite.tables import MarkdownTable
 from titn_lite.training import model_from_checkpoint
 
 
@@ -60,7 +61,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     )
 
 
-def format_report(summaries: list[RunSummary]) -> str:
+def format_report(summaries: list[RunSummary]) -> MarkdownTable:
     """Markdown: one row per run, measured beside the paper's top-1/top-5 (and P/R/F1)."""
     def paper_value(summary: RunSummary, field: str, scale: float = 1.0) -> str:
         result = summary.paper
@@ -81,7 +82,7 @@ def format_report(summaries: list[RunSummary]) -> str:
             f"{s.images_per_second:.0f} | {s.seconds:.0f} | {paper_value(s, 'top1')} | {paper_value(s, 'top5')} | {prf} |"
         )
     lines.append("\nPaper: Tables 2-3 (CIFAR-100), 4 (CIFAR-10), 5 (MNIST); '-' where the paper gives no figure.")
-    return "\n".join(lines)
+    return MarkdownTable("\n".join(lines))
 
 
 # The series' results page: notebooks 06, 08 and 10 record what they measured (per seed),

@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from titn_lite.tables import MarkdownTable
+
 NOISE_LEVEL = 0.05  # a difference "exceeds the noise" when Welch's two-sided p is below this
 
 
@@ -109,20 +111,20 @@ def compare(first: SeedResults, second: SeedResults) -> Difference:
                       float(test.pvalue))
 
 
-def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> str:
+def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> MarkdownTable:
     """Markdown: each setting's mean ± std, its seeds' values and the seed count."""
     lines = ["| setting | mean ± std | each seed | seeds |", "|---|---:|---|---:|"]
     for r in results.values():
         each = ", ".join(f"{v:.{digits}f}" for v in r.values)
         lines.append(f"| {r.label} | {r.describe(digits)} | {each} | {r.count} |")
-    return "\n".join(lines)
+    return MarkdownTable("\n".join(lines))
 
 
-def format_differences(differences: Sequence[Difference], *, unit: str = "points") -> str:
+def format_differences(differences: Sequence[Difference], *, unit: str = "points") -> MarkdownTable:
     """Markdown: one row per tested pair with the difference, its interval, p and the verdict."""
     lines = [f"| comparison | difference ({unit}) | 95% interval | Welch p | verdict |", "|---|---:|---:|---:|---|"]
     for d in differences:
         interval = f"{d.low:+.1f} to {d.high:+.1f}" if d.testable else "-"
         p_value = ("< 0.001" if d.p_value < 0.001 else f"{d.p_value:.3f}") if d.testable else "-"
         lines.append(f"| {d.first} − {d.second} | {d.difference:+.1f} | {interval} | {p_value} | {d.verdict()} |")
-    return "\n".join(lines)
+    return MarkdownTable("\n".join(lines))
