@@ -166,3 +166,15 @@ def test_a_shared_run_is_reused_whether_the_artifacts_folder_is_named_relative_o
     absolute = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "artifacts", progress=False)
     assert absolute.out_dir.resolve() == relative.out_dir.resolve()
     assert absolute.history == relative.history
+
+
+def test_without_a_jupyter_kernel_the_runner_says_which_extra_to_install(tmp_path, monkeypatch, capsys):
+    """Jupyter is an extra (a hosted image has its own); without ipykernel, one line says what to do."""
+    import sys
+
+    from titn_lite.cli import main
+
+    monkeypatch.setitem(sys.modules, "ipykernel.kernelspec", None)  # import fails as if not installed
+    assert main(["notebooks", "run", "--profile", "smoke", "--only", "00", "--out", str(tmp_path / "out"),
+                 "--artifacts", str(tmp_path / "artifacts")]) == 2
+    assert "pip install 'titn-lite[jupyter]'" in capsys.readouterr().err

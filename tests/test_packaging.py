@@ -28,8 +28,24 @@ def test_the_package_declares_ranges_never_pins():
     pinned = [r for r in every if "==" in r]
     assert not pinned, f"pins belong in constraints.txt, not the package's metadata: {pinned}"
     floors = {Requirement(r).name: Requirement(r).specifier for r in project["dependencies"]}
-    # The floor is the oldest torch tested (CI installs the wheel beside constraints.txt's torch).
-    assert floors["torch"].contains("2.14.1") and not floors["torch"].contains("2.13.0")
+    # The floor is the oldest pair CI runs the wheel on (.ci/floor reads it from here).
+    assert floors["torch"].contains("2.3.1") and not floors["torch"].contains("2.2.2")
+    assert floors["torchvision"].contains("0.18.1") and not floors["torchvision"].contains("0.17.2")
+
+
+def test_jupyter_is_an_extra_so_a_hosted_images_own_stays():
+    project = _project()
+    core = {Requirement(r).name for r in project["dependencies"]}
+    assert not core & {"jupyterlab", "jupyter-server", "notebook", "ipykernel"}, core
+    assert {Requirement(r).name for r in project["optional-dependencies"]["jupyter"]} == {"jupyterlab", "ipykernel"}
+    install, _ = _readme_commands()
+    assert ".[jupyter," in install  # a clone gets JupyterLab and the kernel the runner needs
+
+
+def test_ci_runs_the_wheel_at_the_floor_read_from_the_metadata():
+    floor = (ROOT / ".ci" / "floor").read_text()
+    assert 'tomllib.load(open("pyproject.toml", "rb"))' in floor and "torch|torchvision" in floor
+    assert "bash .ci/floor" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_constraints_pin_every_dependency_inside_its_range():
@@ -49,11 +65,12 @@ def test_environment_yml_pins_what_constraints_pin():
     conda_pins = dict(line.lower().split("==") for line in pip_section if "==" in line)
     project = _project()
     extras = project["optional-dependencies"]
-    used_by_the_environment = project["dependencies"] + extras["dev"] + extras["classroom"] + extras["book"]
+    used_by_the_environment = (project["dependencies"] + extras["jupyter"] + extras["dev"] + extras["classroom"]
+                               + extras["book"])
     for requirement in map(Requirement, used_by_the_environment):
         name = requirement.name.lower()
         assert conda_pins.get(name) == _constraints()[name], f"environment.yml: {name}"
-    assert "-e .[dev,classroom,book]" in pip_section
+    assert "-e .[jupyter,dev,classroom,book]" in pip_section
 
 
 def _readme_commands() -> list[str]:

@@ -61,7 +61,7 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
         import sphinx_book_theme  # noqa: F401
     except ImportError as error:
         raise ValueError(f"the book needs its extra ({error.name} is missing): pip install 'titn-lite[book]', "
-                         f'or in a clone pip install -c constraints.txt -e ".[dev,classroom,book]"') from None
+                         f'or in a clone pip install -c constraints.txt -e ".[jupyter,dev,classroom,book]"') from None
     out_dir = Path(out_dir)
     work = Path(work_dir) if work_dir else Path("runs") / f"book-{profile}"
     candidates = [Path(executed)] if executed else [Path("runs") / "notebooks", work / "executed"]

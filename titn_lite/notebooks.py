@@ -101,7 +101,11 @@ class NotebookResult:
 def ensure_kernel() -> str:
     """A kernelspec named ``titn-lite`` that starts this very Python; installed into this
     environment's own ``share/jupyter/kernels`` when missing or pointing elsewhere."""
-    from ipykernel.kernelspec import install
+    try:
+        from ipykernel.kernelspec import install
+    except ImportError:  # Jupyter is the `jupyter` extra: a hosted image has its own kernel
+        raise ValueError("running the notebooks needs a Jupyter kernel (ipykernel) in this Python: "
+                         "pip install 'titn-lite[jupyter]' (or pip install ipykernel)") from None
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
