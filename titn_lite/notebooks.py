@@ -139,6 +139,9 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
 
     get_profile(profile)
     notebooks = select_notebooks(only, folder)
+    # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
+    # warning per kernel on Python 3.11+ unless this is set; the kernels inherit it.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     kernel = ensure_kernel()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
