@@ -77,25 +77,91 @@ def test_pixel_to_patch_check():
         checks.check_pixel_to_patch(lambda *a: pixel_to_patch(*a, normalise=False))
 
 
-def cutmix(images, labels, alpha, partner, correct=True):
-    lam = float(torch.distributions.Beta(torch.tensor([alpha]), torch.tensor([alpha])).sample(()))
+def cutmix(images, labels, alpha, partner, correct=True, source="partner", side_power=0.5, in_place=False,
+           fixed_centre=False, uniform=False):
+    """The notebook's answer (torchvision's order: lambda, then the centre's x and y; int()
+    halves), with switches for the common mistakes."""
+    lam = float(torch.rand(())) if uniform else float(
+        torch.distributions.Beta(torch.tensor([alpha]), torch.tensor([alpha])).sample(()))
     height, width = images.shape[-2:]
     cx, cy = torch.randint(width, size=(1,)), torch.randint(height, size=(1,))
-    half_w, half_h = int(0.5 * math.sqrt(1 - lam) * width), int(0.5 * math.sqrt(1 - lam) * height)
+    if fixed_centre:
+        cx, cy = torch.tensor([width // 2]), torch.tensor([height // 2])
+    share = (1 - lam) ** side_power
+    half_w, half_h = int(0.5 * share * width), int(0.5 * share * height)
     x1, x2 = int(torch.clamp(cx - half_w, min=0)), int(torch.clamp(cx + half_w, max=width))
     y1, y2 = int(torch.clamp(cy - half_h, min=0)), int(torch.clamp(cy + half_h, max=height))
-    mixed = images.clone()
-    mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
+    mixed = images if in_place else images.clone()
+    pasted = images[partner] if source == "partner" else images.clone()
+    mixed[..., y1:y2, x1:x2] = pasted[..., y1:y2, x1:x2]
     corrected = 1 - (x2 - x1) * (y2 - y1) / (width * height)
     return mixed, labels, labels[partner], lam, corrected if correct else lam
 
 
-def test_cutmix_check():
-    checks.check_cutmix(cutmix)
-    with pytest.raises(CheckFailed, match="^lambda is not corrected to the pasted area"):
-        checks.check_cutmix(lambda *a: cutmix(*a, correct=False))
+def cutmix_rounded_y_first(images, labels, alpha, partner):
+    """Another correct answer: the centre's y drawn before x, sides rounded, lambda drawn last."""
+    height, width = images.shape[-2:]
+    cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    box_h, box_w = round(math.sqrt(1 - lam) * height), round(math.sqrt(1 - lam) * width)
+    y1, y2 = max(cy - box_h // 2, 0), min(cy - box_h // 2 + box_h, height)
+    x1, x2 = max(cx - box_w // 2, 0), min(cx - box_w // 2 + box_w, width)
+    mixed = images.clone()
+    mixed[:, :, y1:y2, x1:x2] = images[partner, :, y1:y2, x1:x2]
+    return mixed, labels, labels[partner], lam, 1 - (y2 - y1) * (x2 - x1) / (height * width)
+
+
+def cutmix_box_inside(images, labels, alpha, partner):
+    """Another correct answer: the box's corner drawn so that the box always fits (never clipped)."""
+    height, width = images.shape[-2:]
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    box_h, box_w = int(math.sqrt(1 - lam) * height), int(math.sqrt(1 - lam) * width)
+    y1, x1 = int(torch.randint(height - box_h + 1, ())), int(torch.randint(width - box_w + 1, ()))
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[y1:y1 + box_h, x1:x1 + box_w] = True
+    mixed = torch.where(mask, images[partner], images)
+    return mixed, labels, labels[partner], lam, 1 - float(mask.float().mean())
+
+
+def test_cutmix_check_passes_correct_answers_written_differently():
+    for answer in (cutmix, cutmix_rounded_y_first, cutmix_box_inside):
+        checks.check_cutmix(answer)
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (dict(correct=False), "^lambda is not corrected to the pasted area"),
+    (dict(source="self"), "^nothing of the partner was pasted"),
+    (dict(side_power=1.0), "^the box .* is too small for lambda drawn"),
+    (dict(in_place=True), "^your function changed the input images in place"),
+    (dict(fixed_centre=True), r"^the box sat in only \d place"),
+    (dict(uniform=True), "^with alpha = 50 lambda should stay near 0.5"),
+])
+def test_cutmix_check_names_each_common_mistake(mistake, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_cutmix(lambda *a: cutmix(*a, **mistake))
+
+
+def test_cutmix_check_names_answers_of_the_wrong_shape():
     with pytest.raises(CheckFailed, match="return five things"):
         checks.check_cutmix(lambda *a: cutmix(*a)[:4])
+
+    def blended(images, labels, alpha, partner):
+        mixed, *rest = cutmix(images, labels, alpha, partner)
+        return (0.5 * mixed + 0.5 * images, *rest)
+
+    with pytest.raises(CheckFailed, match="^some pixels come from neither the image nor its partner"):
+        checks.check_cutmix(blended)
+
+    def box_per_image(images, labels, alpha, partner):  # each image draws its own box
+        pairs = [cutmix(torch.stack([images[i], images[j]]), labels[[i, j]], alpha, torch.tensor([1, 0]))
+                 for i, j in enumerate(partner.tolist())]
+        return (torch.stack([mixed[0] for mixed, *_ in pairs]), labels, labels[partner], pairs[0][3], pairs[0][4])
+
+    with pytest.raises(CheckFailed, match="^the images got different boxes"):
+        checks.check_cutmix(box_per_image)
+
+    with pytest.raises(CheckFailed, match="^the labels are wrong"):
+        checks.check_cutmix(lambda *a: (cutmix(*a)[0], a[1], a[1], *cutmix(*a)[3:]))
 
 
 def hard_loss(class_logits, distill_logits, batch, teacher_logits, alpha=0.5, swap=False, soft=False):

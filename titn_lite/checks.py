@@ -8,6 +8,7 @@ confirmation when the answer is right.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from titn_lite.attention import MultiHeadAttention, attention_rollout, scaled_dot_product_attention
 from titn_lite.blocks import PatchEmbedding, PixelToPatch
 from titn_lite.losses import DistillationLoss
-from titn_lite.mixing import MixedBatch, cutmix
+from titn_lite.mixing import MixedBatch
 
 
 class CheckFailed(AssertionError):
@@ -145,28 +146,88 @@ def check_pixel_to_patch(pixel_to_patch: Callable[..., Tensor]) -> None:
 
 def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
     """Exercise 05: ``cutmix_fn(images, labels, alpha, partner)`` -> (mixed, labels, partner
-    labels, lambda drawn, lambda corrected), drawing lambda then the box centre (x, y)."""
-    images, labels = torch.rand(6, 1, 16, 16), torch.arange(6)
+    labels, lambda drawn, lambda corrected).
+
+    Judged by what CutMix must do, not by one order of random draws or one rounding of the
+    box, so any correct CutMix passes: lambda follows Beta(alpha, alpha); one box for the
+    whole batch, a rectangle inside the image, anywhere in it, with sides about
+    sqrt(1 - lambda) of the image's (less where the border clips it); the partner's pixels
+    inside, the image's own outside, the input left as it was; the corrected lambda equal
+    to the share of the image that is still its own."""
+    size = 16
+    torch.manual_seed(1234)
+    images, labels = torch.rand(6, 1, size, size), torch.arange(6)  # every pixel differs from its partner's
     partner = torch.roll(torch.arange(6), 1)
-    for seed in range(8):
-        torch.manual_seed(seed)
-        expected = cutmix(images, labels, alpha=1.0, partner=partner)
+    original = images.clone()
+    drawn_values, places = [], set()
+    for seed in range(64):
         torch.manual_seed(seed)
         result = _run("your cutmix", lambda: cutmix_fn(images, labels, 1.0, partner))
+        if not torch.equal(images, original):
+            raise CheckFailed("your function changed the input images in place: paste into a copy "
+                              "(mixed = images.clone()) so the batch you were given stays as it was")
         if not (isinstance(result, tuple) and len(result) == 5):
             raise CheckFailed("return five things: mixed images, labels, partner labels, lambda drawn, lambda corrected")
         mixed, own, other, drawn, lam = result
-        if not torch.equal(mixed, expected.images):
-            raise CheckFailed("the mixed images differ: paste images[partner] inside the box [y1:y2, x1:x2], "
-                              "with sides sqrt(1 - lambda) of the image's, clipped at the border")
-        if not (torch.equal(own, labels) and torch.equal(other, labels[partner])):
+        if not isinstance(mixed, Tensor) or mixed.shape != images.shape:
+            shape = tuple(mixed.shape) if isinstance(mixed, Tensor) else type(mixed).__name__
+            raise CheckFailed(f"the mixed images should have the batch's shape {tuple(images.shape)}, got {shape}")
+        if not (torch.equal(torch.as_tensor(own), labels) and torch.equal(torch.as_tensor(other), labels[partner])):
             raise CheckFailed("the labels are wrong: return the images' own labels and their partners' labels")
-        if abs(float(lam) - expected.lam) > 1e-6:
-            if abs(float(lam) - float(drawn)) < 1e-9:
+        drawn, lam = float(drawn), float(lam)
+        if not 0 <= drawn <= 1:
+            raise CheckFailed(f"lambda drawn is {drawn:.3f}: a draw from Beta(alpha, alpha) lies between 0 and 1")
+        from_partner, from_own = mixed == images[partner], mixed == images
+        if not torch.all(from_partner | from_own):
+            raise CheckFailed("some pixels come from neither the image nor its partner: paste the partner's pixels "
+                              "as they are inside the box (blending whole images is MixUp)")
+        box = (from_partner & ~from_own).all(dim=1)  # (B, H, W): True where the partner's pixel was pasted
+        if not torch.all(box == box[0]):
+            raise CheckFailed("the images got different boxes: CutMix pastes one box, at one place, into every "
+                              "image of the batch")
+        box = box[0]
+        rows, cols = box.any(dim=1), box.any(dim=0)
+        if not torch.equal(box, rows[:, None] & cols[None, :]):
+            raise CheckFailed("the pasted region is not one rectangle: paste images[partner][..., y1:y2, x1:x2]")
+        area = int(box.sum())
+        kept = 1 - area / (size * size)
+        if area == 0 and lam < 1 - 1e-6:
+            raise CheckFailed(f"nothing of the partner was pasted, yet lambda corrected is {lam:.3f}: paste "
+                              f"images[partner] inside the box (pasting images[...] from the image itself changes nothing)")
+        if abs(lam - kept) > 1e-6:
+            if abs(lam - drawn) < 1e-9:
                 raise CheckFailed("lambda is not corrected to the pasted area: after clipping, "
                                   "lambda = 1 - box area / image area")
-            raise CheckFailed(f"lambda {float(lam):.3f} is not 1 - the pasted box's share of the image "
-                              f"({expected.lam:.3f})")
+            raise CheckFailed(f"lambda corrected is {lam:.3f}, but {100 * kept:.1f}% of the image is still its own: "
+                              f"return 1 - the pasted box's share of the image")
+        if area:
+            height, width = int(rows.sum()), int(cols.sum())
+            side = math.sqrt(1 - drawn) * size  # the side before clipping; rounding moves it by a pixel or two
+            ys, xs = rows.nonzero().flatten(), cols.nonzero().flatten()
+            clipped_x = int(xs[0]) == 0 or int(xs[-1]) == size - 1
+            clipped_y = int(ys[0]) == 0 or int(ys[-1]) == size - 1
+            if height > side + 2 or width > side + 2:
+                raise CheckFailed(f"the box ({height} x {width} pixels) is too large for lambda drawn = {drawn:.3f}: "
+                                  f"its sides should be sqrt(1 - lambda) of the image's ({side:.1f} here)")
+            if (not clipped_y and height < side - 2) or (not clipped_x and width < side - 2):
+                raise CheckFailed(f"the box ({height} x {width} pixels) is too small for lambda drawn = {drawn:.3f}: "
+                                  f"its sides should be sqrt(1 - lambda) of the image's ({side:.1f} here), so "
+                                  f"that its area is (1 - lambda) of the image")
+            places.add((int(ys[0]) + int(ys[-1]), int(xs[0]) + int(xs[-1])))
+        drawn_values.append(drawn)
+    mean = sum(drawn_values) / len(drawn_values)
+    if not 0.35 <= mean <= 0.65:  # Beta(1, 1) is uniform: 64 draws average 0.5 +- 0.04
+        raise CheckFailed(f"with alpha = 1 lambda should be uniform on [0, 1], but 64 draws average {mean:.2f}: "
+                          f"draw it from Beta(alpha, alpha)")
+    if len(places) < 8:
+        raise CheckFailed(f"the box sat in only {len(places)} place(s) over 64 draws: draw its centre uniformly "
+                          f"over the image")
+    for seed in range(16):
+        torch.manual_seed(seed)
+        drawn = float(_run("your cutmix", lambda: cutmix_fn(images, labels, 50.0, partner))[3])
+        if not 0.25 <= drawn <= 0.75:  # Beta(50, 50): 0.5 +- 0.05
+            raise CheckFailed(f"with alpha = 50 lambda should stay near 0.5 (Beta(50, 50)), but one draw was "
+                              f"{drawn:.3f}: draw lambda from Beta(alpha, alpha) with the alpha you are given")
     _passed("CutMix")
 
 
