@@ -59,7 +59,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     changes = snapshot_changes(before, clone_snapshot())
     session.config.stash[_CHANGES] = changes
-    if changes:
+    if changes and session.exitstatus == pytest.ExitCode.OK:  # an interrupted or failed run keeps its own code
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -47,6 +47,7 @@ def test_the_book_has_a_page_per_notebook_a_landing_page_and_the_results(book):
     assert all(f'href="{stem}.html"' in landing for stem in SERIES), "the map of notebooks links every chapter"
     results = (result.site / "results.html").read_text()
     assert "Measured results beside the paper" in results and "74.71" in results  # Table 3's TITN beside ours
+    assert "The paper, setting by setting" in results and "§3.5.2" in results  # the fidelity ledger
     for name in ("vit", "deit", "tnt", "titn", "small_cnn"):
         assert f"<td><p>{name}" in results or f"<td>{name}" in results, name
 

@@ -128,6 +128,53 @@ def test_cutmix_check_passes_correct_answers_written_differently():
         checks.check_cutmix(answer)
 
 
+def _paste_for(images, labels, partner, lam):
+    height, width = images.shape[-2:]
+    cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
+    half_h, half_w = int(0.5 * math.sqrt(1 - lam) * height), int(0.5 * math.sqrt(1 - lam) * width)
+    y1, y2, x1, x2 = max(cy - half_h, 0), min(cy + half_h, height), max(cx - half_w, 0), min(cx + half_w, width)
+    mixed = images.clone()
+    mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
+    return mixed, labels, labels[partner], lam, 1 - (y2 - y1) * (x2 - x1) / (height * width)
+
+
+def cutmix_square_box(images, labels, alpha, partner):
+    """A mistake that square images hide: the width taken for both sides."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    height, width = images.shape[-2:]
+    cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
+    half = int(0.5 * math.sqrt(1 - lam) * width)
+    y1, y2, x1, x2 = max(cy - half, 0), min(cy + half, height), max(cx - half, 0), min(cx + half, width)
+    mixed = images.clone()
+    mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
+    return mixed, labels, labels[partner], lam, 1 - (y2 - y1) * (x2 - x1) / (height * width)
+
+
+def cutmix_unclamped_start(images, labels, alpha, partner):
+    """A mistake: the box's start not clamped at 0, so a negative start slices nothing."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    height, width = images.shape[-2:]
+    cx, cy = int(torch.randint(width, ())), int(torch.randint(height, ()))
+    half_w, half_h = int(0.5 * math.sqrt(1 - lam) * width), int(0.5 * math.sqrt(1 - lam) * height)
+    x1, x2, y1, y2 = cx - half_w, min(cx + half_w, width), cy - half_h, min(cy + half_h, height)
+    mixed = images.clone()
+    mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
+    kept = 1 - float((mixed != images).all(1).float().mean())
+    return mixed, labels, labels[partner], lam, kept
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda i, l, a, p: _paste_for(i, l, p, 0.5), "^with alpha = 1 lambda should be uniform"),
+    (cutmix_square_box, "^the box .* is too (large|small) for lambda drawn"),
+    (cutmix_unclamped_start, "clamp the box's start at 0"),
+    (lambda i, l, a, p: (*cutmix(i, l, a, p)[:3], torch.full((6,), 0.5), torch.full((6,), 0.5)),
+     "^return one lambda drawn and one corrected for the whole batch"),
+])
+def test_cutmix_check_names_the_subtler_mistakes(answer, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_cutmix(answer)
+
+
 @pytest.mark.parametrize("mistake, message", [
     (dict(correct=False), "^lambda is not corrected to the pasted area"),
     (dict(source="self"), "^nothing of the partner was pasted"),

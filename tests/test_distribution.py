@@ -121,7 +121,8 @@ def test_copy_refuses_a_file_in_the_way(tmp_path, capsys):
 
 
 def test_run_from_a_folder_without_notebooks_says_what_to_give(tmp_path, capsys):
-    assert main(["notebooks", "run", "--from", str(tmp_path), "--profile", "smoke"]) == 2
+    assert main(["notebooks", "run", "--from", str(tmp_path), "--profile", "smoke", "--out", str(tmp_path / "out"),
+                 "--artifacts", str(tmp_path / "artifacts")]) == 2
     assert "no numbered notebooks (NN_name.ipynb) in" in capsys.readouterr().err
 
 

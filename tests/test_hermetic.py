@@ -29,3 +29,27 @@ def test_the_notebooks_share_runs_in_a_temporary_folder_during_the_tests():
 
     artifacts = Path(os.environ["TITN_LITE_ARTIFACTS"])  # nbval's kernels inherit it
     assert artifacts.is_dir() and not artifacts.is_relative_to(conftest.ROOT)
+
+
+def test_a_test_run_that_writes_into_the_clone_fails_and_names_the_file(tmp_path):
+    """The guard, end to end: a project with this conftest.py and one test that writes into
+    runs/ exits 1 although its test passes, and says which file appeared."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(conftest.ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_leaky.py").write_text(
+        "from pathlib import Path\n\n\ndef test_writes_a_run():\n"
+        "    Path(__file__).parent.joinpath('runs').mkdir()\n"
+        "    Path(__file__).parent.joinpath('runs', 'leak.json').write_text('{}')\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "1 passed" in result.stdout and "added    runs/leak.json" in result.stdout
+    (tmp_path / "runs" / "leak.json").unlink()
+    (tmp_path / "runs").rmdir()
+    (tmp_path / "test_leaky.py").write_text("def test_clean():\n    pass\n")
+    clean = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout[-2000:]

@@ -29,8 +29,8 @@ def test_the_package_declares_ranges_never_pins():
     assert not pinned, f"pins belong in constraints.txt, not the package's metadata: {pinned}"
     floors = {Requirement(r).name: Requirement(r).specifier for r in project["dependencies"]}
     # The floor is the oldest pair CI runs the wheel on (.ci/floor reads it from here).
-    assert floors["torch"].contains("2.3.1") and not floors["torch"].contains("2.2.2")
-    assert floors["torchvision"].contains("0.18.1") and not floors["torchvision"].contains("0.17.2")
+    assert floors["torch"].contains("2.3.1") and not floors["torch"].contains("2.3.0")
+    assert floors["torchvision"].contains("0.18.1") and not floors["torchvision"].contains("0.18.0")
 
 
 def test_jupyter_is_an_extra_so_a_hosted_images_own_stays():

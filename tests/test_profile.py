@@ -53,3 +53,28 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("dataset", ["cifar100", "cifar10", "mnist"])
+def test_the_paper_profile_runs_the_settings_the_ledger_says_the_paper_states(dataset):
+    from titn_lite.paper import LEDGER, paper_profile_settings
+    from titn_lite.training import TrainConfig
+
+    fixed = paper_profile_settings(dataset)
+    assert {"optimizer", "momentum", "weight_decay", "lr", "batch_size", "mix", "distill_alpha", "distill",
+            "augmentation", "warmup_epochs"} <= set(fixed)
+    resolved = TrainConfig(model="titn", dataset=dataset, profile="paper").resolved()
+    for setting, value in fixed.items():
+        assert getattr(resolved, setting) == value, f"{dataset}: {setting} is {getattr(resolved, setting)!r}"
+    assert resolved.mix_alpha == 0.5  # §3.5.2 (used only where CutMix runs)
+    assert {e.status for e in LEDGER} == {"stated", "open", "inconsistent"}
+    assert all(e.where and e.paper and e.kit for e in LEDGER)
+
+
+def test_the_ledger_prints_as_a_table_that_says_where_the_kit_chooses():
+    from titn_lite.paper import LEDGER, format_ledger
+
+    table = format_ledger()
+    assert table.count("\n") == len(LEDGER) + 1
+    assert "| CutMix alpha | " in table and "§3.5.2" in table and "chooses: two heads" in table
+    assert "*inconsistent:*" in table and "*not stated:*" in table

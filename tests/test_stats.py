@@ -6,7 +6,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from titn_lite.report import clear_results, record_results, results_markdown, write_results_page
-from titn_lite.stats import SeedResults, compare, format_differences, format_seed_table, seed_results
+from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, format_differences,
+                             format_seed_table, holm, seed_results)
 
 
 def test_mean_and_sample_standard_deviation():
@@ -40,6 +41,45 @@ def test_welch_p_value_matches_the_formula_written_out():
     assert compare(ra, rb).p_value == pytest.approx(expected)
 
 
+def test_the_paired_test_is_scipys_ttest_rel_and_needs_the_same_seeds():
+    a, b = SeedResults("a", (70.4, 66.25, 66.8)), SeedResults("b", (71.6, 67.5, 67.9))
+    paired = compare(a, b, paired=True)
+    reference = scipy_stats.ttest_rel(a.values, b.values)
+    assert paired.test == "paired" and paired.p_value == pytest.approx(reference.pvalue)
+    interval = reference.confidence_interval(0.95)
+    assert (paired.low, paired.high) == pytest.approx((interval.low, interval.high))
+    # Seed k of both sides shares the data order: the common swings cancel, so a steady gap is
+    # found where Welch's test, blind to the pairing, cannot see it.
+    assert paired.p_value < 0.05 < compare(a, b).p_value
+    with pytest.raises(ValueError, match="same seeds on both sides"):
+        compare(a, SeedResults("c", (70.0, 71.0)), paired=True)
+
+
+def test_holm_adjusts_every_reported_p_and_leaves_untestable_ones_out():
+    differences = [Difference("a", "x", 1.0, 0, 2, 0.01), Difference("b", "x", 1.0, 0, 2, 0.04),
+                   Difference("c", "x", 1.0, 0, 2, math.nan), Difference("d", "x", 1.0, 0, 2, 0.03)]
+    adjusted = holm(differences)
+    # sorted p: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to 0.06 (never below the one before)
+    assert [d.adjusted_p for d in adjusted] == pytest.approx([0.03, 0.06, None, 0.06]) or (
+        [adjusted[i].adjusted_p for i in (0, 1, 3)] == pytest.approx([0.03, 0.06, 0.06]) and adjusted[2].adjusted_p is None)
+    assert [d.exceeds_noise for d in adjusted] == [True, False, False, False]  # 0.04 and 0.03 alone would pass
+    assert [d.exceeds_noise for d in differences] == [True, True, False, True]
+    assert "Holm-adjusted p = 0.060" in adjusted[1].describe()
+
+
+def test_compare_pairs_pairs_by_seed_and_corrects_over_the_page():
+    results = seed_results({"a": [85.1, 85.6, 84.9], "b": [80.2, 80.8, 80.5], "c": [80.9, 79.6, 81.4]})
+    differences = compare_pairs(results, [("a", "b"), ("c", "b"), ("a", "c")])
+    assert all(d.test == "paired" and d.adjusted_p is not None for d in differences)
+    assert [d.adjusted_p for d in differences] == pytest.approx(
+        [min(1, 3 * differences[0].p_value), differences[1].p_value, max(min(1, 2 * differences[2].p_value),
+                                                                          min(1, 3 * differences[0].p_value))])
+    table = format_differences(differences)
+    assert "| test | p | Holm p | verdict |" in table and "| a − b | +4.7 |" in table
+    with pytest.raises(ValueError, match="pairs name z"):
+        compare_pairs(results, [("z", "a")])
+
+
 def test_one_seed_or_no_scatter_cannot_be_tested():
     results = seed_results({"a": [80.0], "b": [81.0, 82.0], "c": [75.0, 75.0], "d": [75.0, 75.0]})
     for first, second in (("a", "b"), ("c", "d")):
@@ -59,14 +99,14 @@ def test_tables_show_every_seed_and_every_verdict():
 def test_results_page_gathers_the_records_with_their_tests(tmp_path):
     assert write_results_page(tmp_path / "out", tmp_path, "smoke") is None  # nothing recorded yet
     record_results("comparison", artifacts_dir=tmp_path, profile="smoke", title="The five students",
-                   setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.0, 79.5]},
+                   setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]},
                    pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47})
     record_results("teacher", artifacts_dir=tmp_path, profile="smoke", title="The CNN teacher", setting="one seed",
                    values={"small_cnn": [88.0]})
     body = results_markdown(tmp_path, "smoke")
     assert body.index("The CNN teacher") < body.index("The five students")  # the series' order, not the records'
     assert "| titn | 84.5 ± 0.5 | 84.0, 85.0, 84.5 | 74.71 |" in body
-    assert "titn − tnt | +5.0" in body and "beyond the noise" in body
+    assert "titn − tnt | +4.9" in body and "| paired |" in body and "beyond the noise" in body
     page = write_results_page(tmp_path / "out", tmp_path, "smoke")
     assert page.read_text().startswith("# What the `smoke` series measured")
     clear_results(tmp_path, "smoke")  # a new series run starts from no records

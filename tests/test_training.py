@@ -181,6 +181,9 @@ def test_cli_train_evaluate_report(tmp_path, capsys, teacher_checkpoint):
     assert main(["report", str(out), str(teacher_checkpoint.parent), "--out", str(tmp_path / "report.md")]) == 0
     report = (tmp_path / "report.md").read_text()
     assert "| titn | fashion-mnist-mini |" in report and "| small_cnn | fashion-mnist-mini |" in report
+    history = json.loads((out / "history.json").read_text())
+    best = max(row["val_top1"] for row in history)  # the paper's measure (§4.2) beside the last epoch's
+    assert "| top-1 % | best top-1 % |" in report and f"| {100 * best:.2f} |" in report
     assert main(["evaluate", str(out / "checkpoint.pt"), "--dataset", "cifar10"]) == 2
     assert "classifies 10 classes of 1-channel images; cifar10 has 10 classes of 3-channel images" in capsys.readouterr().err
 

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from titn_lite.checkpoints import write_atomic
 from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series
+from titn_lite.paper import format_ledger
 from titn_lite.profiles import get_profile
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -283,6 +284,13 @@ def results_page(summary: dict, stamp: str, series_dir: Path) -> str:
 ```
 
 {measured}
+
+## The paper, setting by setting
+
+What the paper states, what it leaves open or states two ways, and what the kit does for
+each (`titn_lite.paper.LEDGER`; notebook 11 prints the same table).
+
+{format_ledger()}
 
 ## The run
 

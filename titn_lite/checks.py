@@ -154,9 +154,9 @@ def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
     sqrt(1 - lambda) of the image's (less where the border clips it); the partner's pixels
     inside, the image's own outside, the input left as it was; the corrected lambda equal
     to the share of the image that is still its own."""
-    size = 16
-    torch.manual_seed(1234)
-    images, labels = torch.rand(6, 1, size, size), torch.arange(6)  # every pixel differs from its partner's
+    height, width = 16, 24  # not square: a height taken for the width shows
+    # Six images whose pixels are all different numbers, so every pixel tells where it came from.
+    images, labels = torch.randperm(6 * height * width).float().reshape(6, 1, height, width), torch.arange(6)
     partner = torch.roll(torch.arange(6), 1)
     original = images.clone()
     drawn_values, places = [], set()
@@ -174,7 +174,11 @@ def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
             raise CheckFailed(f"the mixed images should have the batch's shape {tuple(images.shape)}, got {shape}")
         if not (torch.equal(torch.as_tensor(own), labels) and torch.equal(torch.as_tensor(other), labels[partner])):
             raise CheckFailed("the labels are wrong: return the images' own labels and their partners' labels")
-        drawn, lam = float(drawn), float(lam)
+        try:
+            drawn, lam = float(drawn), float(lam)
+        except (TypeError, ValueError, RuntimeError):
+            raise CheckFailed("return one lambda drawn and one corrected for the whole batch, as numbers "
+                              "(CutMix uses one box, so one lambda, per batch)") from None
         if not 0 <= drawn <= 1:
             raise CheckFailed(f"lambda drawn is {drawn:.3f}: a draw from Beta(alpha, alpha) lies between 0 and 1")
         from_partner, from_own = mixed == images[partner], mixed == images
@@ -190,35 +194,41 @@ def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
         if not torch.equal(box, rows[:, None] & cols[None, :]):
             raise CheckFailed("the pasted region is not one rectangle: paste images[partner][..., y1:y2, x1:x2]")
         area = int(box.sum())
-        kept = 1 - area / (size * size)
-        if area == 0 and lam < 1 - 1e-6:
-            raise CheckFailed(f"nothing of the partner was pasted, yet lambda corrected is {lam:.3f}: paste "
-                              f"images[partner] inside the box (pasting images[...] from the image itself changes nothing)")
+        kept = 1 - area / (height * width)
+        # The sides before clipping; rounding them moves each by a pixel or two.
+        side_h, side_w = math.sqrt(1 - drawn) * height, math.sqrt(1 - drawn) * width
+        if abs(lam - kept) > 1e-6 and abs(lam - drawn) < 1e-9 and abs(kept - drawn) > 1e-3:
+            raise CheckFailed("lambda is not corrected to the pasted area: after clipping, "
+                              "lambda = 1 - box area / image area")
+        if area == 0 and (lam < 1 - 1e-6 or min(side_h, side_w) >= 4):  # a box this size always shows
+            raise CheckFailed(f"nothing of the partner was pasted, yet lambda drawn is {drawn:.3f}: paste "
+                              f"images[partner] inside the box (pasting images[...] from the image itself changes "
+                              f"nothing), and clamp the box's start at 0 (a negative start slices nothing)")
         if abs(lam - kept) > 1e-6:
-            if abs(lam - drawn) < 1e-9:
-                raise CheckFailed("lambda is not corrected to the pasted area: after clipping, "
-                                  "lambda = 1 - box area / image area")
             raise CheckFailed(f"lambda corrected is {lam:.3f}, but {100 * kept:.1f}% of the image is still its own: "
                               f"return 1 - the pasted box's share of the image")
         if area:
-            height, width = int(rows.sum()), int(cols.sum())
-            side = math.sqrt(1 - drawn) * size  # the side before clipping; rounding moves it by a pixel or two
+            box_h, box_w = int(rows.sum()), int(cols.sum())
             ys, xs = rows.nonzero().flatten(), cols.nonzero().flatten()
-            clipped_x = int(xs[0]) == 0 or int(xs[-1]) == size - 1
-            clipped_y = int(ys[0]) == 0 or int(ys[-1]) == size - 1
-            if height > side + 2 or width > side + 2:
-                raise CheckFailed(f"the box ({height} x {width} pixels) is too large for lambda drawn = {drawn:.3f}: "
-                                  f"its sides should be sqrt(1 - lambda) of the image's ({side:.1f} here)")
-            if (not clipped_y and height < side - 2) or (not clipped_x and width < side - 2):
-                raise CheckFailed(f"the box ({height} x {width} pixels) is too small for lambda drawn = {drawn:.3f}: "
-                                  f"its sides should be sqrt(1 - lambda) of the image's ({side:.1f} here), so "
-                                  f"that its area is (1 - lambda) of the image")
+            clipped_x = int(xs[0]) == 0 or int(xs[-1]) == width - 1
+            clipped_y = int(ys[0]) == 0 or int(ys[-1]) == height - 1
+            sides = f"sqrt(1 - lambda) of the image's height and width ({side_h:.1f} x {side_w:.1f} here)"
+            if box_h > side_h + 2 or box_w > side_w + 2:
+                raise CheckFailed(f"the box ({box_h} x {box_w} pixels) is too large for lambda drawn = {drawn:.3f}: "
+                                  f"its sides should be {sides}; on this {height} x {width} batch, check that the "
+                                  f"height is not taken for the width")
+            if (not clipped_y and box_h < side_h - 2) or (not clipped_x and box_w < side_w - 2):
+                raise CheckFailed(f"the box ({box_h} x {box_w} pixels) is too small for lambda drawn = {drawn:.3f}: "
+                                  f"its sides should be {sides}, so that its area is (1 - lambda) of the image")
             places.add((int(ys[0]) + int(ys[-1]), int(xs[0]) + int(xs[-1])))
         drawn_values.append(drawn)
     mean = sum(drawn_values) / len(drawn_values)
-    if not 0.35 <= mean <= 0.65:  # Beta(1, 1) is uniform: 64 draws average 0.5 +- 0.04
-        raise CheckFailed(f"with alpha = 1 lambda should be uniform on [0, 1], but 64 draws average {mean:.2f}: "
-                          f"draw it from Beta(alpha, alpha)")
+    # Beta(1, 1) is uniform: 64 draws average 0.5 +- 0.04, and reach below 0.15 and above 0.85
+    # (each fails to with a chance of 0.85^64, about 3 in 100,000).
+    if not (0.35 <= mean <= 0.65 and min(drawn_values) < 0.15 and max(drawn_values) > 0.85):
+        raise CheckFailed(f"with alpha = 1 lambda should be uniform on [0, 1], but 64 draws average {mean:.2f} "
+                          f"and range from {min(drawn_values):.2f} to {max(drawn_values):.2f}: draw it from "
+                          f"Beta(alpha, alpha) on every call")
     if len(places) < 8:
         raise CheckFailed(f"the box sat in only {len(places)} place(s) over 64 draws: draw its centre uniformly "
                           f"over the image")

@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", help="sgd (the paper's) or adamw (default: the profile's)")
     train.add_argument("--weight-decay", type=float)
     train.add_argument("--mix", help="cutmix, mixup or none (default: the profile's)")
-    train.add_argument("--mix-alpha", type=float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
+    train.add_argument("--mix-alpha", type=float,
+                       help="lambda ~ Beta(alpha, alpha) (default: the profile's; the paper's 0.5 at --profile paper)")
     train.add_argument("--mix-prob", type=float, default=1.0, help="probability of mixing a batch")
     train.add_argument("--distill", help="hard, soft or none (default: hard for deit/titn/titn_large_patch)")
     train.add_argument("--distill-alpha", type=float, default=0.5,

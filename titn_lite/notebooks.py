@@ -104,8 +104,9 @@ def ensure_kernel() -> str:
     try:
         from ipykernel.kernelspec import install
     except ImportError:  # Jupyter is the `jupyter` extra: a hosted image has its own kernel
-        raise ValueError("running the notebooks needs a Jupyter kernel (ipykernel) in this Python: "
-                         "pip install 'titn-lite[jupyter]' (or pip install ipykernel)") from None
+        raise ValueError("running the notebooks needs a Jupyter kernel (ipykernel) in this Python: pip install "
+                         "ipykernel, or the kit's jupyter extra (pip install 'titn-lite[jupyter]'; in a clone, "
+                         "pip install -e '.[jupyter]')") from None
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -134,20 +135,39 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
                device: str = "auto", artifacts_dir: str | Path = ARTIFACTS_DIR, progress: bool = True,
                folder: Path = NOTEBOOK_DIR) -> list[NotebookResult]:
     """Execute the series; returns one result per notebook (never raises for a failing one)."""
+    get_profile(profile)
+    notebooks = select_notebooks(only, folder)
+    with quiet_debugger():
+        return _run_series(profile, notebooks, out_dir, device, artifacts_dir, progress, whole_series=not only)
+
+
+@contextmanager
+def quiet_debugger() -> Iterator[None]:
+    """Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
+    warning per kernel on Python 3.11+ unless ``PYDEVD_DISABLE_FILE_VALIDATION`` is set: set
+    for the block (the kernels started inside inherit it), as it was afterwards."""
+    previous = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+        else:
+            os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = previous
+
+
+def _run_series(profile: str, notebooks: list[Path], out_dir: str | Path, device: str, artifacts_dir: str | Path,
+                progress: bool, *, whole_series: bool) -> list[NotebookResult]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    get_profile(profile)
-    notebooks = select_notebooks(only, folder)
-    # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
-    # warning per kernel on Python 3.11+ unless this is set; the kernels inherit it.
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     kernel = ensure_kernel()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "device": device, "artifacts_dir": str(Path(artifacts_dir).resolve())}
     results: list[NotebookResult] = []
-    if not only:
+    if whole_series:
         clear_results(artifacts_dir, profile)  # notebooks 06, 08 and 10 record this run's afresh
     bar = tqdm(notebooks, desc=f"notebooks ({profile})", disable=not progress, unit="nb")
     for notebook in bar:
@@ -167,7 +187,7 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
         if progress and results[-1].status == "failed":
             tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
     write_summary(results, out_dir, profile, device)
-    if not only:  # the whole series ran, so its records are this run's own
+    if whole_series:  # the whole series ran, so its records are this run's own
         write_results_page(out_dir, artifacts_dir, profile)
     return results
 

@@ -1,12 +1,22 @@
-"""The paper's published figures, as data, for tables that show ours beside theirs.
+"""The paper as data: its published figures, and a ledger of what it states and leaves open.
 
-Source: the TITN paper, Tables 1-5 (see SPEC.md). GFLOPs in Table 3 are per batch of
-512 images with a multiply-add counted as 2 FLOPs (SPEC.md, "GFLOPs in Table 3").
+Source: the TITN paper, Tables 1-5. The paper does not say what its GFLOPs are per; the
+kit's counts match Table 3 when they are taken per batch of 512 images with a multiply-add
+counted as 2 FLOPs (notebook 04 shows the match), so that is how the kit reads them.
+
+``LEDGER`` lists every training and evaluation setting the paper states (with its section,
+equation, table or algorithm line), every one it leaves open or states inconsistently, and
+what the kit does for each: follows the paper, or chooses (and why). The ``paper`` profile
+is checked against the stated settings by a test; notebook 11 and the book's results page
+print the ledger.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from titn_lite.tables import MarkdownTable
 
 GFLOPS_BATCH = 512  # Table 3's GFLOPs are per this many 32x32 images
 
@@ -67,3 +77,114 @@ RESULTS: dict[str, dict[str, PaperResult]] = {
 }
 # Table 3's extra row: TITN trained with MixUp instead of CutMix.
 TITN_MIXUP_CIFAR100 = PaperResult(74.40, 92.53, 0.70, 0.74, 0.72)
+
+
+# --- the fidelity ledger ---------------------------------------------------------------
+
+Status = Literal["stated", "open", "inconsistent"]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One setting or rule: what the paper says (``status``: it states it, leaves it open, or
+    states it in two ways that disagree), where, and what the kit does. ``setting`` and
+    ``value`` tie a stated entry to a field of a resolved ``TrainConfig`` under the ``paper``
+    profile (for the datasets in ``datasets``), so a test can hold the profile to the paper."""
+
+    topic: str
+    paper: str
+    where: str
+    status: Status
+    kit: str
+    follows: bool  # True: the kit does what the paper says; False: the kit's own choice (reason in ``kit``)
+    setting: str | None = None
+    value: object = None
+    datasets: tuple[str, ...] = ("cifar10", "cifar100", "mnist")
+
+
+LEDGER: tuple[LedgerEntry, ...] = (
+    LedgerEntry("optimizer", "SGD with momentum 0.9 and weight decay 1e-4", "§4.1", "stated",
+                "paper profile: SGD, momentum 0.9, weight decay 1e-4", True, "optimizer", "sgd"),
+    LedgerEntry("momentum", "0.9", "§4.1", "stated", "0.9", True, "momentum", 0.9),
+    LedgerEntry("weight decay", "1e-4", "§4.1", "stated", "1e-4 (paper profile)", True, "weight_decay", 1e-4),
+    LedgerEntry("learning rate", "0.1, reduced by cosine annealing", "§4.1", "stated",
+                "0.1, cosine annealing to 0 over the run, stepped every batch (the step is not stated)", True,
+                "lr", 0.1),
+    LedgerEntry("warm-up", "none mentioned", "§4.1", "open",
+                "paper profile: none; the classroom profile warms up for 1 epoch (short AdamW runs)", True,
+                "warmup_epochs", 0),
+    LedgerEntry("batch size", "1024, on one 16 GB GPU", "§4.1", "stated", "1024 (paper profile)", True,
+                "batch_size", 1024),
+    LedgerEntry("epochs", "350 for the MNIST students (a result's wording); 600 for the CIFAR-100 teachers "
+                "(Figure 4); the CIFAR students' epochs are not stated", "§4.2", "open",
+                "paper profile: 350 for every student, 600 for every teacher", False),
+    LedgerEntry("augmentation, CIFAR", "AutoAugment, CutMix, random crop, random horizontal flip", "§3.4, §4.1",
+                "stated", "AutoAugment (CIFAR-10 policy; the policy is not stated), crop 32 with padding 4 "
+                "(not stated), flip", True, "augmentation", "paper", ("cifar10", "cifar100")),
+    LedgerEntry("augmentation, MNIST", "resize, random crop, random rotation, random affine, colour jitter "
+                "(no parameters given)", "§4.1", "stated", "resize to 32, crop with padding 2, rotation 10°, "
+                "affine (shift 0.1, scale 0.9-1.1), jitter 0.2: the parameters are the kit's", True,
+                "augmentation", "paper", ("mnist",)),
+    LedgerEntry("CutMix on CIFAR", "applied", "§4.1", "stated", "CutMix on every batch", True, "mix", "cutmix",
+                ("cifar10", "cifar100")),
+    LedgerEntry("CutMix on MNIST", "§3.4 lists CutMix for the training data, but §4.1 gives MNIST "
+                "\"a different strategy\" without it", "§3.4, §4.1", "inconsistent",
+                "paper profile: no CutMix on MNIST (§4.1, the dataset-specific statement)", True, "mix", "none",
+                ("mnist",)),
+    LedgerEntry("CutMix alpha", "\"The value of alpha, 0.5 for our case\", to sample lambda from a beta "
+                "distribution", "§3.5.2", "stated", "lambda ~ Beta(0.5, 0.5) (the paper profile; the other "
+                "profiles 1.0)", True, "mix_alpha", 0.5, ("cifar10", "cifar100")),
+    LedgerEntry("CutMix loss", "eq. 9: lambda CE(p, l1) + (1 - lambda) CE(p, l2)", "§3.5.2, eq. 9", "stated",
+                "the same (titn_lite.losses.mixed_cross_entropy), with lambda corrected to the pasted area", True),
+    LedgerEntry("loss weight alpha", "eq. 10's alpha is 0.5 (a second use of the letter, not CutMix's)",
+                "§3.5.3, eq. 10", "stated", "distill_alpha 0.5", True, "distill_alpha", 0.5),
+    LedgerEntry("hard or soft distillation", "eq. 10: the teacher's argmax label (hard); §3.6 and §4.4 speak "
+                "of the teacher's \"soft label\"; Algorithm 2 has no argmax and adds L_Base to L_Distill",
+                "§3.5.3, §3.6, §4.4, Alg. 2", "inconsistent", "hard distillation as eq. 10 (one loss, no "
+                "extra L_Base); soft distillation is an ablation (notebook 10)", True, "distill", "hard"),
+    LedgerEntry("soft distillation's scale", "not stated (no temperature either)", "-", "open",
+                "KL(teacher || student) at temperature 3, averaged over the batch (`batchmean`) and multiplied "
+                "by T^2 (Hinton et al.); DeiT's code divides the KL by the number of elements instead, which "
+                "is C times smaller: the kit keeps the batch-mean form so the term's size does not shrink "
+                "with the number of classes", False),
+    LedgerEntry("prediction at test time", "Algorithm 1 concatenates the class and distillation tokens' "
+                "outputs and gives one probability; eq. 10 trains two heads", "Alg. 1 lines 10-11, eq. 10",
+                "inconsistent", "two heads, one per token; at evaluation the mean of their logits "
+                "(DeiT's rule, the kit's choice)", False),
+    LedgerEntry("attention heads", "§3.1.1 says the heads' outputs are \"added\"; eq. 2-3 concatenate them",
+                "§3.1.1, eq. 2-3", "inconsistent", "concatenation then a linear layer (eq. 2-3)", True),
+    LedgerEntry("number of heads", "not given (Table 1 lists dims, depth, patch and pixel sizes)", "Table 1",
+                "open", "8 outer heads of 24 features, 4 inner heads of 3 (the kit's choice)", False),
+    LedgerEntry("model sizes", "patch dim 192, pixel dim 12, depth 12, patch 8 (large: 16), pixel 2 "
+                "(large: 4), 32x32 images", "Table 1", "stated", "the same (titn_lite.models.MODEL_CONFIGS)", True),
+    LedgerEntry("teacher", "VGG16-BN, chosen from Table 2; Table 3 gives 138.36M parameters (the 1000-class "
+                "model's count), Table 6 134.30M", "Tables 2, 3, 6", "inconsistent",
+                "torchvision's vgg16_bn with a 100-class head (134.68M)", True),
+    LedgerEntry("teacher's training", "SGD, 600 epochs on CIFAR-100 (Figures 4-5); nothing for CIFAR-10 or "
+                "MNIST", "§4.2", "open", "paper profile: SGD lr 0.1, 600 epochs, CutMix, on the students' "
+                "dataset", False),
+    LedgerEntry("reported accuracy", "the maximum test accuracy over training", "§4.2, Figure 5", "stated",
+                "both: the last epoch's (the run's result) and the maximum over epochs (titn-lite report's "
+                "'best top-1'); choosing the maximum on the test set flatters a run, so the kit leads with "
+                "the last", False),
+    LedgerEntry("label smoothing, dropout, stochastic depth", "none mentioned", "-", "open", "none", True),
+    LedgerEntry("faster convergence with a teacher", "claimed (§1, §3.6, §4.4, §5), with no curve or "
+                "number", "§3.6, §4.4", "stated", "measured: notebook 08 plots accuracy per epoch and per second "
+                "with and without the distillation token", False),
+)
+
+
+def paper_profile_settings(dataset: str) -> dict[str, object]:
+    """The ``TrainConfig`` fields the ledger fixes for a student on ``dataset`` under the
+    ``paper`` profile: the paper's stated values, and none where it is silent on warm-up."""
+    return {e.setting: e.value for e in LEDGER if e.setting and dataset in e.datasets}
+
+
+def format_ledger() -> MarkdownTable:
+    """The ledger as a Markdown table: topic, what the paper says and where, what the kit does."""
+    lines = ["| topic | the paper says | where | the kit does |", "|---|---|---|---|"]
+    for e in LEDGER:
+        said = {"stated": e.paper, "open": f"*not stated:* {e.paper}", "inconsistent": f"*inconsistent:* {e.paper}"}
+        kit = ("follows: " if e.follows else "chooses: ") + e.kit
+        lines.append(f"| {e.topic} | {said[e.status]} | {e.where} | {kit} |".replace("\n", " "))
+    return MarkdownTable("\n".join(lines))

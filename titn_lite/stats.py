@@ -3,16 +3,27 @@ and a test of whether two settings differ by more than the seeds scatter on thei
 
 A seed changes the initial weights, the data order, the augmentation and the mixing, so two
 runs of the *same* model already differ by a point or so after a short run. A difference
-between two models means something only when it is large against that scatter. Welch's
-t-test (``scipy.stats.ttest_ind(..., equal_var=False)``) asks exactly this of the per-seed
-accuracies without assuming the two settings scatter equally; with three seeds each it has
-little power, so "not beyond the noise" means "not shown", never "equal".
+between two settings means something only when it is large against that scatter.
 
-Notebook 08 introduces this module; notebook 10 and the series' results page reuse it.
+- When the two settings were trained with the same seeds (the kit's runs are: seed k of
+  every setting sees the same data order, and of one architecture the same initial
+  weights), the runs come in pairs and the test is the **paired t-test** on the per-seed
+  differences (``scipy.stats.ttest_rel``): what the seed does to both cancels out.
+- Otherwise, **Welch's t-test** (``scipy.stats.ttest_ind(..., equal_var=False)``), which
+  does not assume the two settings scatter equally.
+- A page that tests several differences at p < 0.05 would call at least one "beyond the
+  noise" by chance far more often than one time in twenty (five tests: up to 23%), so
+  ``compare_pairs`` adjusts the p-values with **Holm's** step-down correction over every
+  difference the page reports, and the verdict uses the adjusted p.
+
+With three seeds a test has little power, so "within the noise" means "not shown", never
+"equal". Notebook 08 introduces this module; notebook 10 and the series' results page
+reuse it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import warnings
@@ -21,7 +32,7 @@ from dataclasses import dataclass
 
 from titn_lite.tables import MarkdownTable
 
-NOISE_LEVEL = 0.05  # a difference "exceeds the noise" when Welch's two-sided p is below this
+NOISE_LEVEL = 0.05  # a difference "exceeds the noise" when its (Holm-adjusted) two-sided p is below this
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,8 @@ class SeedResults:
 
 @dataclass(frozen=True)
 class Difference:
-    """``first`` minus ``second``: the difference of means, its 95% interval and Welch's p."""
+    """``first`` minus ``second``: the difference of means, its 95% interval, the test's p and,
+    once ``holm`` has seen every difference a page reports, the adjusted p the verdict uses."""
 
     first: str
     second: str
@@ -65,15 +77,22 @@ class Difference:
     low: float
     high: float
     p_value: float
+    test: str = "Welch"  # "paired" (same seeds on both sides) or "Welch"
+    adjusted_p: float | None = None  # Holm's, over the differences reported together; None: not adjusted
 
     @property
     def testable(self) -> bool:
-        """False with fewer than two seeds a side, or when neither side scatters at all."""
+        """False with fewer than two seeds a side, or when the seeds leave nothing to test."""
         return not math.isnan(self.p_value)
 
     @property
+    def decisive_p(self) -> float:
+        """The p the verdict uses: Holm-adjusted where the difference was reported with others."""
+        return self.p_value if self.adjusted_p is None else self.adjusted_p
+
+    @property
     def exceeds_noise(self) -> bool:
-        return self.testable and self.p_value < NOISE_LEVEL
+        return self.testable and self.decisive_p < NOISE_LEVEL
 
     def verdict(self) -> str:
         if not self.testable:
@@ -84,9 +103,15 @@ class Difference:
         """The difference in words, for prose formatted from a run's own numbers."""
         if not self.testable:
             return f"{self.difference:+.1f} {unit}, {self.verdict()}"
-        p_value = f"p = {self.p_value:.3f}" if self.p_value >= 0.001 else "p < 0.001"
+        tested = f"{'paired t-test' if self.test == 'paired' else 'Welch'} {_format_p(self.p_value)}"
+        if self.adjusted_p is not None:
+            tested += f", Holm-adjusted {_format_p(self.adjusted_p)}"
         return (f"{self.difference:+.1f} {unit} (95% interval {self.low:+.1f} to {self.high:+.1f}), "
-                f"{self.verdict()} (Welch {p_value})")
+                f"{self.verdict()} ({tested})")
+
+
+def _format_p(p_value: float) -> str:
+    return f"p = {p_value:.3f}" if p_value >= 0.001 else "p < 0.001"
 
 
 def seed_results(values: dict[str, Sequence[float]]) -> dict[str, SeedResults]:
@@ -94,21 +119,57 @@ def seed_results(values: dict[str, Sequence[float]]) -> dict[str, SeedResults]:
     return {label: SeedResults(label, tuple(float(v) for v in vs)) for label, vs in values.items()}
 
 
-def compare(first: SeedResults, second: SeedResults) -> Difference:
-    """Welch's t-test of ``first`` against ``second`` (two-sided), with the 95% confidence
-    interval of the difference of means. Untestable (NaN p) with one seed on either side."""
+def compare(first: SeedResults, second: SeedResults, *, paired: bool = False) -> Difference:
+    """Test ``first`` against ``second`` (two-sided) with the 95% confidence interval of the
+    difference of means: the paired t-test when ``paired`` (value k of each side came from
+    seed k), else Welch's. Untestable (NaN p) with one seed on either side, or when the seeds
+    leave no scatter to test against."""
     from scipy import stats
 
     difference = first.mean - second.mean
-    # Seeds that agree to rounding error (a tiny smoke run) leave nothing to test against.
-    if first.count < 2 or second.count < 2 or max(first.std, second.std) < 1e-9:
-        return Difference(first.label, second.label, difference, math.nan, math.nan, math.nan)
-    with warnings.catch_warnings():  # scipy warns when one side's seeds agree exactly; the test still holds
-        warnings.simplefilter("ignore", RuntimeWarning)
-        test = stats.ttest_ind(first.values, second.values, equal_var=False)
-        interval = test.confidence_interval(0.95)
+    if paired:
+        if first.count != second.count:
+            raise ValueError(f"a paired test needs the same seeds on both sides: {first.label} has {first.count}, "
+                             f"{second.label} has {second.count}")
+        gaps = [a - b for a, b in zip(first.values, second.values)]
+        # Seeds that agree to rounding error (a tiny smoke run), or gaps that do, leave nothing to test against.
+        if first.count < 2 or max(first.std, second.std, statistics.pstdev(gaps)) < 1e-9:
+            return Difference(first.label, second.label, difference, math.nan, math.nan, math.nan, "paired")
+        test = stats.ttest_rel(first.values, second.values)
+    else:
+        # Seeds that agree to rounding error (a tiny smoke run) leave nothing to test against.
+        if first.count < 2 or second.count < 2 or max(first.std, second.std) < 1e-9:
+            return Difference(first.label, second.label, difference, math.nan, math.nan, math.nan)
+        with warnings.catch_warnings():  # scipy warns when one side's seeds agree exactly; the test still holds
+            warnings.simplefilter("ignore", RuntimeWarning)
+            test = stats.ttest_ind(first.values, second.values, equal_var=False)
+    interval = test.confidence_interval(0.95)
     return Difference(first.label, second.label, difference, float(interval.low), float(interval.high),
-                      float(test.pvalue))
+                      float(test.pvalue), "paired" if paired else "Welch")
+
+
+def holm(differences: Sequence[Difference]) -> list[Difference]:
+    """The same differences with Holm's adjusted p over the testable ones: sorted by p, the
+    k-th smallest is multiplied by (m - k + 1), kept at least as large as the one before it,
+    and capped at 1. Controls the chance of any false "beyond the noise" on the page at 5%."""
+    testable = sorted((d.p_value, i) for i, d in enumerate(differences) if d.testable)
+    adjusted: dict[int, float] = {}
+    running = 0.0
+    for rank, (p_value, index) in enumerate(testable):
+        running = max(running, min(1.0, (len(testable) - rank) * p_value))
+        adjusted[index] = running
+    return [dataclasses.replace(d, adjusted_p=adjusted.get(i)) for i, d in enumerate(differences)]
+
+
+def compare_pairs(results: dict[str, SeedResults], pairs: Sequence[tuple[str, str]], *,
+                  paired: bool = True) -> list[Difference]:
+    """Every ``(first, second)`` pair of ``results`` tested (paired by seed unless told
+    otherwise), with Holm's correction over all of them: what a page that reports these
+    differences together should show."""
+    unknown = sorted({label for pair in pairs for label in pair} - set(results))
+    if unknown:
+        raise ValueError(f"pairs name {', '.join(unknown)}, which have no results; measured: {', '.join(results)}")
+    return holm([compare(results[a], results[b], paired=paired) for a, b in pairs])
 
 
 def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> MarkdownTable:
@@ -121,10 +182,15 @@ def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> Ma
 
 
 def format_differences(differences: Sequence[Difference], *, unit: str = "points") -> MarkdownTable:
-    """Markdown: one row per tested pair with the difference, its interval, p and the verdict."""
-    lines = [f"| comparison | difference ({unit}) | 95% interval | Welch p | verdict |", "|---|---:|---:|---:|---|"]
+    """Markdown: one row per tested pair with the difference, its interval, the test, its p,
+    Holm's adjusted p (where the differences were adjusted together) and the verdict."""
+    lines = [f"| comparison | difference ({unit}) | 95% interval | test | p | Holm p | verdict |",
+             "|---|---:|---:|---|---:|---:|---|"]
     for d in differences:
         interval = f"{d.low:+.1f} to {d.high:+.1f}" if d.testable else "-"
-        p_value = ("< 0.001" if d.p_value < 0.001 else f"{d.p_value:.3f}") if d.testable else "-"
-        lines.append(f"| {d.first} − {d.second} | {d.difference:+.1f} | {interval} | {p_value} | {d.verdict()} |")
+        p_value = _format_p(d.p_value).removeprefix("p = ").removeprefix("p ") if d.testable else "-"
+        adjusted = (_format_p(d.adjusted_p).removeprefix("p = ").removeprefix("p ")
+                    if d.testable and d.adjusted_p is not None else "-")
+        lines.append(f"| {d.first} − {d.second} | {d.difference:+.1f} | {interval} | {d.test} | {p_value} | "
+                     f"{adjusted} | {d.verdict()} |")
     return MarkdownTable("\n".join(lines))

@@ -65,7 +65,7 @@ class TrainConfig:
     distill_alpha: float = 0.5
     temperature: float = 3.0
     mix: str | None = None  # cutmix | mixup | none; default: the profile's
-    mix_alpha: float = 1.0
+    mix_alpha: float | None = None  # default: the profile's (the paper's 0.5 at the paper profile)
     mix_prob: float = 1.0
     epochs: int | None = None
     batch_size: int | None = None
@@ -94,6 +94,7 @@ class TrainConfig:
         profile = get_profile(self.profile)
         student = self.is_student
         distilled = student and MODEL_CONFIGS[self.model].distilled
+        mixes = dataset_info(self.dataset).recipe not in profile.unmixed_recipes
         filled = dataclasses.replace(
             self,
             epochs=self.epochs or (profile.epochs if student else profile.teacher_epochs),
@@ -101,7 +102,8 @@ class TrainConfig:
             lr=self.lr or (profile.lr if student else profile.teacher_lr),
             warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else profile.warmup_epochs,
             augmentation=self.augmentation or profile.augmentation,
-            mix=self.mix or (profile.mix if student else profile.teacher_mix),
+            mix=self.mix or ((profile.mix if student else profile.teacher_mix) if mixes else "none"),
+            mix_alpha=self.mix_alpha if self.mix_alpha is not None else profile.mix_alpha,
             optimizer=self.optimizer or (profile.optimizer if student else "sgd"),
             weight_decay=self.weight_decay if self.weight_decay is not None else (
                 profile.weight_decay if student else 1e-4),
@@ -140,7 +142,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in valid and not (name == "device" and str(value).startswith("cuda:")):
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(v for v in valid if v)}")
-        check_alpha(self.mix_alpha)
+        if self.mix_alpha is not None:
+            check_alpha(self.mix_alpha)
         check_mix_prob(self.mix_prob)
         check_distill_alpha(self.distill_alpha)
         for name in ("epochs", "batch_size", "train_subset", "test_subset"):
