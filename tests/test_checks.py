@@ -244,3 +244,135 @@ def test_rollout_check():
         checks.check_rollout(lambda layers: rollout(layers, residual=False))
     with pytest.raises(CheckFailed, match="multiplied in the wrong order"):
         checks.check_rollout(lambda layers: rollout(layers, reverse=True))
+
+
+# --- every graded exercise: a second correct answer written differently passes, and each
+# mistake its check names is named (the first answers and some mistakes are tested above) ---
+
+def attention_einsum(q, k, v, mask=None):
+    """Another correct answer: einsum, a large negative fill instead of -inf, F.softmax."""
+    scores = torch.einsum("...qd,...kd->...qk", q, k) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(mask.logical_not(), -1e9)
+    weights = F.softmax(scores, dim=-1)
+    return torch.einsum("...qk,...kd->...qd", weights, v), weights
+
+
+def test_attention_check_other_answer_and_remaining_mistakes():
+    checks.check_attention(attention_einsum)
+    with pytest.raises(CheckFailed, match="^scores are divided by d_k; divide by sqrt"):
+        checks.check_attention(lambda q, k, v, mask=None: attention(q / math.sqrt(q.shape[-1]), k, v, mask))
+    with pytest.raises(CheckFailed, match="^the weights are returned as the output"):
+        checks.check_attention(lambda q, k, v, mask=None: (attention(q, k, v, mask)[1],) * 2)
+    with pytest.raises(CheckFailed, match="^attention must return a pair"):
+        checks.check_attention(lambda q, k, v, mask=None: attention(q, k, v, mask)[0])
+    with pytest.raises(CheckFailed, match="^the output is right but the returned weights are not"):
+        checks.check_attention(lambda q, k, v, mask=None: (attention(q, k, v, mask)[0], torch.zeros(1)))
+    with pytest.raises(CheckFailed, match="^with a mask the output is wrong"):  # masked after the softmax
+        checks.check_attention(lambda q, k, v, mask=None: attention(q, k, v) if mask is None else (
+            (attention(q, k, v)[1] * mask) @ v, attention(q, k, v)[1] * mask))
+
+
+class MultiHeadByHand(nn.Module):
+    """Another correct answer: view/permute instead of einops, and PyTorch's fused attention."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, dim = x.shape
+        q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, dim))
+
+
+def test_multi_head_check_other_answer_and_remaining_mistakes():
+    checks.check_multi_head(MultiHeadByHand)
+
+    class Renamed(MultiHeadByHand):
+        def __init__(self, dim, heads):
+            super().__init__(dim, heads)
+            self.qkv = self.to_qkv
+            del self.to_qkv
+
+    with pytest.raises(CheckFailed, match="^your module's layers must be named to_qkv"):
+        checks.check_multi_head(Renamed)
+
+    class NoProjection(MultiHeadByHand):
+        def forward(self, x):
+            return super().forward(x) - self.to_out.bias + 1.0
+
+    with pytest.raises(CheckFailed, match="^even with one head the output is wrong"):
+        checks.check_multi_head(NoProjection)
+
+
+def test_patches_check_other_answer_and_remaining_mistakes():
+    def unfolded(images, p):  # nn.Unfold's (c p1 p2) columns, one per patch, row by row
+        return F.unfold(images, kernel_size=p, stride=p).transpose(1, 2)
+
+    checks.check_patches(unfolded)
+    with pytest.raises(CheckFailed, match="^each patch holds the right values in the wrong order"):
+        checks.check_patches(lambda x, p: unfolded(x, p).flip(-1))
+    with pytest.raises(CheckFailed, match="^the patches hold the wrong pixels"):
+        checks.check_patches(lambda x, p: unfolded(x, p) + 1)
+
+
+def test_pixel_to_patch_check_other_answer_and_remaining_mistakes():
+    def concatenated(pixels, norm, proj, batch_size):  # zero rows by concatenation instead of F.pad
+        patches = proj(norm(pixels).reshape(batch_size, -1, pixels.shape[1] * pixels.shape[2]))
+        zero = patches.new_zeros(batch_size, 1, patches.shape[-1])
+        return torch.cat([zero, patches, zero], dim=1)
+
+    checks.check_pixel_to_patch(concatenated)
+    with pytest.raises(CheckFailed, match=r"^expected shape \(batch, 1 \+ patches \+ 1, patch dim\)"):
+        checks.check_pixel_to_patch(lambda *a: pixel_to_patch(*a, pad=(0, 0, 0, 0)))
+    with pytest.raises(CheckFailed, match="^the patch rows differ"):
+        checks.check_pixel_to_patch(lambda *a: pixel_to_patch(*a) * 2)
+
+
+def hard_loss_by_hand(class_logits, distill_logits, batch, teacher_logits, alpha):
+    """Another correct answer: log-softmax and gathered log-probabilities instead of F.cross_entropy."""
+    log_class, log_distill = class_logits.log_softmax(1), distill_logits.log_softmax(1)
+    picked = lambda log_p, labels: -log_p.gather(1, labels[:, None]).mean()  # noqa: E731
+    cutmix_term = batch.lam * picked(log_class, batch.labels) + (1 - batch.lam) * picked(log_class, batch.partner_labels)
+    return alpha * cutmix_term + (1 - alpha) * picked(log_distill, teacher_logits.argmax(dim=1))
+
+
+def test_hard_distillation_check_other_answer_and_remaining_mistakes():
+    checks.check_hard_distillation(hard_loss_by_hand)
+
+    def own_labels_only(class_logits, distill_logits, batch, teacher_logits, alpha):
+        return alpha * F.cross_entropy(class_logits, batch.labels) + (1 - alpha) * F.cross_entropy(
+            distill_logits, teacher_logits.argmax(1))
+
+    def teacher_on_class_head(class_logits, distill_logits, batch, teacher_logits, alpha):
+        return hard_loss(class_logits, class_logits, batch, teacher_logits, alpha)
+
+    with pytest.raises(CheckFailed, match="^the class head ignores the partner label"):
+        checks.check_hard_distillation(own_labels_only)
+    with pytest.raises(CheckFailed, match="^the teacher's labels train the class head"):
+        checks.check_hard_distillation(teacher_on_class_head)
+    with pytest.raises(CheckFailed, match=r"^the loss is .* where eq. 10 gives"):
+        checks.check_hard_distillation(lambda *a: hard_loss(*a) + 1)
+
+
+def test_rollout_check_other_answer_and_remaining_mistakes():
+    def rollout_reduced(layers):  # the product written as one reduction, newest layer on the left
+        import functools
+
+        eye = torch.eye(layers[0].shape[-1])
+        steps = [0.5 * w.mean(dim=1) + 0.5 * eye for w in layers]
+        return functools.reduce(lambda acc, step: step @ acc, steps[1:], steps[0])
+
+    checks.check_rollout(rollout_reduced)
+
+    def first_head(layers):
+        return rollout([w[:, :1] for w in layers])
+
+    with pytest.raises(CheckFailed, match="^only the first head is used"):
+        checks.check_rollout(first_head)
+    with pytest.raises(CheckFailed, match="^the rollout differs"):
+        checks.check_rollout(lambda layers: rollout(layers) * 2)

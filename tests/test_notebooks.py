@@ -109,6 +109,37 @@ def test_prose_states_no_measured_accuracy_by_hand(path):
             f"{path.name} states {number} in its prose; format measured figures from the run's outputs")
 
 
+# A percentage, or a factor stated as "N times faster/more/...", typed into prose.
+TYPED_SHARE = re.compile(r"(?<![\w.,§])(\d+(?:\.\d+)?)\s*(?:%|percent\b)")
+TYPED_FACTOR = re.compile(r"(?<![\w.,§])(\d+(?:\.\d+)?)(?:\s*(?:to|-)\s*\d+(?:\.\d+)?)?\s+times\s+"
+                          r"(?:faster|slower|more|fewer|less|larger|smaller|bigger|cheaper|higher|lower)\b")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_prose_types_in_no_measured_share_or_factor(path):
+    """A percentage or an "N times faster" in the prose is the paper's (one of its figures, or
+    a sentence citing its section), the kit's noise level, or worked out in the same sentence
+    (an "=" shows the arithmetic); anything a run measured is printed by a cell instead."""
+    from titn_lite.stats import NOISE_LEVEL
+
+    published = _published_figures() + [100 * NOISE_LEVEL]
+    typed = []
+    for sentence in re.split(r"(?<=[.!?])\s+", _prose(path)):
+        if "=" in sentence or "§" in sentence:
+            continue
+        without_quotes = re.sub(r'"[^"]*"', "", sentence)  # a quoted example label ("75% sneaker")
+        for number in TYPED_SHARE.findall(without_quotes) + TYPED_FACTOR.findall(without_quotes):
+            if not any(abs(float(number) - figure) < 0.051 for figure in published):
+                typed.append(f"{number}: {' '.join(sentence.split())[:120]}")
+    assert not typed, f"{path.name} types in figures a cell should print: {typed}"
+
+
+def test_the_typed_figure_check_catches_the_mistakes_it_is_for():
+    assert TYPED_SHARE.findall("TNT is slower than its 13% extra FLOPs suggest") == ["13"]
+    assert TYPED_FACTOR.findall("Correct, and 16 to 64 times slower: fold the patches") == ["16"]
+    assert TYPED_FACTOR.findall("it re-runs the procedure 20,000 times and measures") == []
+
+
 def test_select_notebooks_names_the_series_on_a_typo():
     assert [p.stem for p in select_notebooks(["01", "05"])] == ["01_attention", "05_cutmix"]
     with pytest.raises(ValueError, match="no notebook starts with 99; the series: 00_setup"):

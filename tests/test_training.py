@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from titn_lite import training
 from titn_lite.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
@@ -210,3 +211,30 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tmp_pat
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["val_top1"] == pytest.approx(b["val_top1"])
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_adamw_leaves_biases_norms_tokens_and_positions_undecayed():
+    """DeiT's and timm's rule: matrices decay; biases, norm gains, tokens and position
+    embeddings (1-D, or named as such) do not. One AdamW step with zero gradients shows it."""
+    from titn_lite import create_model
+    from titn_lite.training import parameter_groups
+
+    model = create_model("titn", num_classes=10, in_chans=1, depth=1)
+    for parameter in model.parameters():
+        nn.init.normal_(parameter)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.5), lr=0.1)
+    for parameter in model.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    exempt = {name for name, p in model.named_parameters() if torch.equal(p, before[name])}
+    decayed = {name for name, p in model.named_parameters() if torch.allclose(p, before[name] * (1 - 0.1 * 0.5))}
+    assert exempt | decayed == set(before) and not exempt & decayed
+    assert {"tokens.class_token", "tokens.distill_token", "patch_tokens", "tokens.pos_embedding",
+            "pixel_embedding.pos_embedding"} <= exempt
+    assert all(name.endswith("weight") and before[name].ndim >= 2 for name in decayed)
+    assert all(before[name].ndim <= 1 or name.endswith(("token", "tokens", "pos_embedding")) for name in exempt)
+    everything = parameter_groups(model, weight_decay=0.5, decay="all")
+    assert len(everything) == 1 and len(everything[0]["params"]) == len(before)
+    assert TrainConfig(model="titn", profile="classroom").resolved().decay == "weights"  # AdamW
+    assert TrainConfig(model="titn", profile="paper").resolved().decay == "all"  # SGD, as PyTorch's default

@@ -45,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
         teacher=args.teacher, distill=args.distill, distill_alpha=args.distill_alpha,
         temperature=args.temperature, mix=args.mix, mix_alpha=args.mix_alpha, mix_prob=args.mix_prob,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
-        optimizer=args.optimizer, weight_decay=args.weight_decay,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, decay=args.decay,
         augmentation=args.augmentation, train_subset=args.train_subset, test_subset=args.test_subset,
         num_workers=args.workers, device=args.device, amp=args.amp, compile=args.compile, seed=args.seed,
         model_overrides=overrides,
@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-epochs", type=float)
     train.add_argument("--optimizer", help="sgd (the paper's) or adamw (default: the profile's)")
     train.add_argument("--weight-decay", type=float)
+    train.add_argument("--decay", help="which parameters decay: weights (not biases, norms, tokens, position "
+                                       "embeddings; default under adamw) or all (default under sgd)")
     train.add_argument("--mix", help="cutmix, mixup or none (default: the profile's)")
     train.add_argument("--mix-alpha", type=float,
                        help="lambda ~ Beta(alpha, alpha) (default: the profile's; the paper's 0.5 at --profile paper)")

@@ -107,6 +107,10 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 "paper profile: SGD, momentum 0.9, weight decay 1e-4", True, "optimizer", "sgd"),
     LedgerEntry("momentum", "0.9", "§4.1", "stated", "0.9", True, "momentum", 0.9),
     LedgerEntry("weight decay", "1e-4", "§4.1", "stated", "1e-4 (paper profile)", True, "weight_decay", 1e-4),
+    LedgerEntry("which parameters decay", "not stated", "§4.1", "open",
+                "under SGD (the paper profile) all of them, as PyTorch's SGD does by default; under AdamW (the "
+                "classroom profile) DeiT's and timm's rule: no decay on biases, norm gains, tokens and position "
+                "embeddings", False, "decay", "all"),
     LedgerEntry("learning rate", "0.1, reduced by cosine annealing", "§4.1", "stated",
                 "0.1, cosine annealing to 0 over the run, stepped every batch (the step is not stated)", True,
                 "lr", 0.1),

@@ -12,7 +12,8 @@ between two settings means something only when it is large against that scatter.
 - Otherwise, **Welch's t-test** (``scipy.stats.ttest_ind(..., equal_var=False)``), which
   does not assume the two settings scatter equally.
 - A page that tests several differences at p < 0.05 would call at least one "beyond the
-  noise" by chance far more often than one time in twenty (five tests: up to 23%), so
+  noise" by chance far more often than one time in twenty (five independent tests:
+  1 - 0.95^5 = 23%), so
   ``compare_pairs`` adjusts the p-values with **Holm's** step-down correction over every
   difference the page reports, and the verdict uses the adjusted p.
 

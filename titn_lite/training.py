@@ -74,6 +74,10 @@ class TrainConfig:
     optimizer: str | None = None  # sgd (the paper's) | adamw; default: the profile's
     momentum: float = 0.9
     weight_decay: float | None = None
+    # Which parameters decay: "all", or "weights" (matrices and kernels only: no decay on biases,
+    # norms, tokens and position embeddings, DeiT's and timm's rule). Default: weights under AdamW,
+    # all under SGD (the paper does not say; PyTorch's SGD decays everything it is given).
+    decay: str | None = None
     augmentation: str | None = None
     train_subset: int | None = None
     test_subset: int | None = None
@@ -107,6 +111,8 @@ class TrainConfig:
             optimizer=self.optimizer or (profile.optimizer if student else "sgd"),
             weight_decay=self.weight_decay if self.weight_decay is not None else (
                 profile.weight_decay if student else 1e-4),
+            decay=self.decay or ("weights" if (self.optimizer or (profile.optimizer if student else "sgd")) == "adamw"
+                                 else "all"),
             train_subset=self.train_subset or profile.train_subset,
             test_subset=self.test_subset or profile.test_subset,
             num_workers=self.num_workers if self.num_workers is not None else profile.num_workers,
@@ -136,7 +142,7 @@ class TrainConfig:
         get_profile(self.profile)
         choices = {"distill": (*get_args(DistillMode), None), "mix": (*get_args(MixMode), None),
                    "amp": ("none", "bf16", "fp16"), "device": ("auto", "cpu", "cuda"),
-                   "optimizer": ("sgd", "adamw", None),
+                   "optimizer": ("sgd", "adamw", None), "decay": ("all", "weights", None),
                    "augmentation": (*get_args(Augmentation), None)}
         for name, valid in choices.items():
             value = getattr(self, name)
@@ -228,11 +234,11 @@ def train(
     test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=256,
                              num_workers=cfg.num_workers)
 
+    groups = parameter_groups(model, cfg.weight_decay, cfg.decay)
     if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     steps_per_epoch = len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch))
@@ -358,6 +364,26 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, *, device: 
     _all_reduce(packed)
     confusion = packed[:-2].reshape(num_classes, num_classes).long()
     return metrics_from_counts(confusion, int(packed[-2]), float(packed[-1]))
+
+
+# Parameters that set a scale or a position rather than a feature detector: decaying them
+# towards zero only biases the model (DeiT and timm exempt them; so does nanoGPT's
+# configure_optimizers, by the same rule of "1-D or an embedding").
+NO_DECAY_SUFFIXES = ("token", "tokens", "pos_embedding")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, decay: str = "weights") -> list[dict[str, Any]]:
+    """Optimizer groups: with ``decay="weights"``, matrices and convolution kernels decay and
+    biases, norm gains, tokens and position embeddings (1-D, or named as such) do not; with
+    ``decay="all"``, everything decays. Empty groups are left out."""
+    if decay == "all":
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    decayed, exempt = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (exempt if parameter.ndim <= 1 or name.endswith(NO_DECAY_SUFFIXES) else decayed).append(parameter)
+    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 def warmup_cosine(warmup_steps: float, total_steps: int) -> Callable[[int], float]:
