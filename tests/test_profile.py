@@ -76,5 +76,5 @@ def test_the_ledger_prints_as_a_table_that_says_where_the_kit_chooses():
 
     table = format_ledger()
     assert table.count("\n") == len(LEDGER) + 1
-    assert "| CutMix alpha | " in table and "§3.5.2" in table and "chooses: two heads" in table
+    assert "| CutMix alpha | " in table and "§3.5.2" in table and "chooses: a linear head per token" in table
     assert "*inconsistent:*" in table and "*not stated:*" in table

@@ -8,10 +8,11 @@ Two families share everything but how the image enters the outer sequence:
 
 Both put a class token first and, when distilled, a distillation token last
 (Algorithm 1), and read each through its own head. Distilled models return
-``(class_logits, distill_logits)`` in training mode and their mean in eval mode: DeiT's
-rule and the kit's choice, since the paper is inconsistent here (its Algorithm 1, lines
-10-11, concatenates the two tokens' outputs into one prediction, while eq. 10 trains a
-head per token); ``titn_lite.paper.LEDGER`` lists it.
+``(class_logits, distill_logits)`` in training mode and their mean in eval mode, as DeiT's
+released code does: the kit's choice, since the paper is inconsistent here (§3.2 names
+one fully connected layer, eq. 10 gives each token its own loss, and Algorithm 1, lines
+10-11, concatenates the two tokens' outputs into one prediction);
+``titn_lite.paper.LEDGER`` lists it.
 
 ``MODEL_CONFIGS`` is Table 1 as data; ``create_model`` builds any row of it.
 """

@@ -132,7 +132,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("CutMix on CIFAR", "applied", "§4.1", "stated", "CutMix on every batch", True, "mix", "cutmix",
                 ("cifar10", "cifar100")),
     LedgerEntry("CutMix on MNIST", "§3.4 lists CutMix for the training data, but §4.1 gives MNIST "
-                "\"a different strategy\" without it", "§3.4, §4.1", "inconsistent",
+                "\"a different strategy\" whose list of transforms leaves CutMix out", "§3.4, §4.1", "inconsistent",
                 "paper profile: no CutMix on MNIST (§4.1, the dataset-specific statement)", True, "mix", "none",
                 ("mnist",)),
     LedgerEntry("CutMix alpha", "\"The value of alpha, 0.5 for our case\", to sample lambda from a beta "
@@ -147,14 +147,15 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 "§3.5.3, §3.6, §4.4, Alg. 2", "inconsistent", "hard distillation as eq. 10 (one loss, no "
                 "extra L_Base); soft distillation is an ablation (notebook 10)", True, "distill", "hard"),
     LedgerEntry("soft distillation's scale", "not stated (no temperature either)", "-", "open",
-                "KL(teacher || student) at temperature 3, averaged over the batch (`batchmean`) and multiplied "
-                "by T^2 (Hinton et al.); DeiT's code divides the KL by the number of elements instead, which "
+                "KL(teacher || student) at temperature 3, the KL per image (PyTorch's `batchmean`) times T^2 "
+                "(the T^2 is Hinton et al.'s); DeiT's code divides the KL by the number of elements instead, which "
                 "is C times smaller: the kit keeps the batch-mean form so the term's size does not shrink "
                 "with the number of classes", False),
-    LedgerEntry("prediction at test time", "Algorithm 1 concatenates the class and distillation tokens' "
-                "outputs and gives one probability; eq. 10 trains two heads", "Alg. 1 lines 10-11, eq. 10",
-                "inconsistent", "two heads, one per token; at evaluation the mean of their logits "
-                "(DeiT's rule, the kit's choice)", False),
+    LedgerEntry("heads and the prediction at test time", "§3.2 projects the sliced class and distillation "
+                "tokens with \"a fully connected layer\"; eq. 10 gives each token its own loss; Algorithm 1 "
+                "concatenates the two tokens' outputs into one probability", "§3.2, eq. 10, Alg. 1 lines 10-11",
+                "inconsistent", "a linear head per token (DeiT's design); at evaluation the mean of the two "
+                "heads' logits, as DeiT's released code does (the kit's choice)", False),
     LedgerEntry("attention heads", "§3.1.1 says the heads' outputs are \"added\"; eq. 2-3 concatenate them",
                 "§3.1.1, eq. 2-3", "inconsistent", "concatenation then a linear layer (eq. 2-3)", True),
     LedgerEntry("number of heads", "not given (Table 1 lists dims, depth, patch and pixel sizes)", "Table 1",
@@ -162,7 +163,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("model sizes", "patch dim 192, pixel dim 12, depth 12, patch 8 (large: 16), pixel 2 "
                 "(large: 4), 32x32 images", "Table 1", "stated", "the same (titn_lite.models.MODEL_CONFIGS)", True),
     LedgerEntry("teacher", "VGG16-BN, chosen from Table 2; Table 3 gives 138.36M parameters (the 1000-class "
-                "model's count), Table 6 134.30M", "Tables 2, 3, 6", "inconsistent",
+                "model's count) and 448.47 GFLOPs, Table 6 134.30M and 444.32", "Tables 2, 3, 6", "inconsistent",
                 "torchvision's vgg16_bn with a 100-class head (134.68M)", True),
     LedgerEntry("teacher's training", "SGD, 600 epochs on CIFAR-100 (Figures 4-5); nothing for CIFAR-10 or "
                 "MNIST", "§4.2", "open", "paper profile: SGD lr 0.1, 600 epochs, CutMix, on the students' "
@@ -172,8 +173,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 "'best top-1'); choosing the maximum on the test set flatters a run, so the kit leads with "
                 "the last", False),
     LedgerEntry("label smoothing, dropout, stochastic depth", "none mentioned", "-", "open", "none", True),
-    LedgerEntry("faster convergence with a teacher", "claimed (§1, §3.6, §4.4, §5), with no curve or "
-                "number", "§3.6, §4.4", "stated", "measured: notebook 08 plots accuracy per epoch and per second "
+    LedgerEntry("faster convergence with a teacher", "claimed, with no run with and without the teacher "
+                "to compare", "§1, §3.6, §4.4, §5", "stated", "measured: notebook 08 plots accuracy per epoch and per second "
                 "with and without the distillation token", False),
 )
 
