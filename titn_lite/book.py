@@ -251,13 +251,13 @@ The pages show one run. To run the notebooks, change them and move the explorers
 install the kit and open the series in JupyterLab:
 
 ```bash
-pip install titn_lite-0.1.0-py3-none-any.whl   # or, in a clone: pip install -c constraints.txt -e ".[dev,classroom]"
+pip install "titn_lite-0.1.0-py3-none-any.whl[jupyter]"   # in a clone: pip install -e ".[jupyter]"
 titn-lite notebooks copy my-course
 jupyter lab my-course/notebooks
 ```
 
-`titn-lite notebooks run --profile smoke` runs the whole series in about a minute and a
-half on two CPU cores; `--profile classroom` is the real classroom run. `titn-lite book
+`titn-lite notebooks run --profile smoke` runs the whole series in about two minutes on
+two CPU cores; `--profile classroom` is the real classroom run. `titn-lite book
 build` rebuilds this book from such a run.
 
 ```{{toctree}}
