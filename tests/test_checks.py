@@ -128,10 +128,12 @@ def test_cutmix_check_passes_correct_answers_written_differently():
         checks.check_cutmix(answer)
 
 
-def _paste_for(images, labels, partner, lam):
+def _paste_for(images, labels, partner, lam, square=False):
+    """CutMix for a given lambda; ``square``: the mistake square images hide, the width taken
+    for both sides of the box."""
     height, width = images.shape[-2:]
     cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
-    half_h, half_w = int(0.5 * math.sqrt(1 - lam) * height), int(0.5 * math.sqrt(1 - lam) * width)
+    half_h, half_w = (int(0.5 * math.sqrt(1 - lam) * side) for side in ((width, width) if square else (height, width)))
     y1, y2, x1, x2 = max(cy - half_h, 0), min(cy + half_h, height), max(cx - half_w, 0), min(cx + half_w, width)
     mixed = images.clone()
     mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
@@ -140,14 +142,7 @@ def _paste_for(images, labels, partner, lam):
 
 def cutmix_square_box(images, labels, alpha, partner):
     """A mistake that square images hide: the width taken for both sides."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    height, width = images.shape[-2:]
-    cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
-    half = int(0.5 * math.sqrt(1 - lam) * width)
-    y1, y2, x1, x2 = max(cy - half, 0), min(cy + half, height), max(cx - half, 0), min(cx + half, width)
-    mixed = images.clone()
-    mixed[..., y1:y2, x1:x2] = images[partner][..., y1:y2, x1:x2]
-    return mixed, labels, labels[partner], lam, 1 - (y2 - y1) * (x2 - x1) / (height * width)
+    return _paste_for(images, labels, partner, float(torch.distributions.Beta(alpha, alpha).sample()), square=True)
 
 
 def cutmix_unclamped_start(images, labels, alpha, partner):
@@ -273,14 +268,8 @@ def test_attention_check_other_answer_and_remaining_mistakes():
             (attention(q, k, v)[1] * mask) @ v, attention(q, k, v)[1] * mask))
 
 
-class MultiHeadByHand(nn.Module):
+class MultiHeadByHand(make_multi_head("b n (qkv h d) -> qkv b h n d")):
     """Another correct answer: view/permute instead of einops, and PyTorch's fused attention."""
-
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.to_qkv = nn.Linear(dim, 3 * dim)
-        self.to_out = nn.Linear(dim, dim)
 
     def forward(self, x):
         b, n, dim = x.shape

@@ -211,3 +211,15 @@ def test_without_a_jupyter_kernel_the_runner_says_which_extra_to_install(tmp_pat
     assert main(["notebooks", "run", "--profile", "smoke", "--only", "00", "--out", str(tmp_path / "out"),
                  "--artifacts", str(tmp_path / "artifacts")]) == 2
     assert "pip install 'titn-lite[jupyter]'" in capsys.readouterr().err
+
+
+def test_kernel_environment_sets_variables_for_the_block_and_restores_them(monkeypatch):
+    import os
+
+    from titn_lite.notebooks import kernel_environment
+
+    monkeypatch.setenv("TITN_LITE_PROFILE", "classroom")
+    monkeypatch.delenv("PYDEVD_DISABLE_FILE_VALIDATION", raising=False)
+    with kernel_environment(TITN_LITE_PROFILE="smoke", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+        assert os.environ["TITN_LITE_PROFILE"] == "smoke" and os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] == "1"
+    assert os.environ["TITN_LITE_PROFILE"] == "classroom" and "PYDEVD_DISABLE_FILE_VALIDATION" not in os.environ

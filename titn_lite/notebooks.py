@@ -137,24 +137,10 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
     """Execute the series; returns one result per notebook (never raises for a failing one)."""
     get_profile(profile)
     notebooks = select_notebooks(only, folder)
-    with quiet_debugger():
+    # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
+    # warning per kernel on Python 3.11+ unless this is set.
+    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1"):
         return _run_series(profile, notebooks, out_dir, device, artifacts_dir, progress, whole_series=not only)
-
-
-@contextmanager
-def quiet_debugger() -> Iterator[None]:
-    """Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
-    warning per kernel on Python 3.11+ unless ``PYDEVD_DISABLE_FILE_VALIDATION`` is set: set
-    for the block (the kernels started inside inherit it), as it was afterwards."""
-    previous = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
-    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
-        else:
-            os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = previous
 
 
 def _run_series(profile: str, notebooks: list[Path], out_dir: str | Path, device: str, artifacts_dir: str | Path,
@@ -266,18 +252,24 @@ def execute_in_place(path: Path, profile: str = "smoke") -> None:
 
 
 @contextmanager
-def profile_for_kernels(profile: str) -> Iterator[None]:
-    """Set ``TITN_LITE_PROFILE`` for the block: kernels started inside inherit it, and every
-    notebook's parameters cell reads it. The previous value comes back afterwards."""
-    previous = os.environ.get("TITN_LITE_PROFILE")
-    os.environ["TITN_LITE_PROFILE"] = profile
+def kernel_environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the block: kernels started inside inherit them. The
+    previous values come back afterwards."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("TITN_LITE_PROFILE", None)
-        else:
-            os.environ["TITN_LITE_PROFILE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def profile_for_kernels(profile: str):
+    """``TITN_LITE_PROFILE`` for the block: every notebook's parameters cell reads it."""
+    return kernel_environment(TITN_LITE_PROFILE=profile)
 
 
 def strip_outputs(path: Path) -> bool:
