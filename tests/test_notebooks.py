@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks
+from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks, shared_run
 from titn_lite.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,3 +223,26 @@ def test_kernel_environment_sets_variables_for_the_block_and_restores_them(monke
     with kernel_environment(TITN_LITE_PROFILE="smoke", PYDEVD_DISABLE_FILE_VALIDATION="1"):
         assert os.environ["TITN_LITE_PROFILE"] == "smoke" and os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] == "1"
     assert os.environ["TITN_LITE_PROFILE"] == "classroom" and "PYDEVD_DISABLE_FILE_VALIDATION" not in os.environ
+
+
+def test_a_run_made_on_one_device_is_reused_when_asked_with_another(tmp_path):
+    """`notebooks run --device cpu`, then the same notebook in JupyterLab (device "auto"), or
+    a GPU box's run opened on a laptop: the device is not part of what a run is."""
+    made = shared_run("vit", profile="smoke", artifacts_dir=tmp_path, device="cpu", progress=False)
+    written = (made.out_dir / "metrics.json").stat().st_mtime_ns
+    again = shared_run("vit", profile="smoke", artifacts_dir=tmp_path, device="auto", progress=False)
+    assert again.out_dir == made.out_dir and again.history == made.history
+    assert (made.out_dir / "metrics.json").stat().st_mtime_ns == written  # reused, not trained again
+
+
+def test_the_runs_of_a_moved_artifacts_folder_are_reused(tmp_path):
+    """A distilled student records its teacher's checkpoint path; moved elsewhere, the teacher
+    is the same run (named by its folder), so the student is reused, not refused."""
+    import shutil
+
+    made = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "here", progress=False)
+    shutil.move(tmp_path / "here", tmp_path / "there")
+    folders = sorted(p.name for p in (tmp_path / "there" / "smoke").iterdir())
+    moved = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "there", progress=False)
+    assert moved.out_dir == tmp_path / "there" / "smoke" / made.out_dir.name and moved.history == made.history
+    assert sorted(p.name for p in (tmp_path / "there" / "smoke").iterdir()) == folders  # nothing trained anew

@@ -29,7 +29,7 @@ from titn_lite.models import MODEL_CONFIGS
 from titn_lite.packaged import series_folder
 from titn_lite.profiles import get_profile
 from titn_lite.report import clear_results, write_results_page
-from titn_lite.training import RunResult, TrainConfig, train_or_load
+from titn_lite.training import RunResult, TrainConfig, run_identity, train_or_load
 
 NOTEBOOK_DIR = series_folder()
 # Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
@@ -76,11 +76,7 @@ def shared_seed_runs(model: str, *, seeds: int, profile: str, artifacts_dir: str
 def settings_key(config: TrainConfig) -> str:
     """Eight hex digits naming a run's settings, so runs made with other settings (an
     older profile, say) sit beside each other instead of clashing or being overwritten."""
-    settings = dataclasses.asdict(config.resolved())
-    for where in ("out_dir", "data_dir", "device", "num_workers"):
-        settings.pop(where)
-    if settings["teacher"]:  # the teacher's own folder name already carries its settings
-        settings["teacher"] = Path(settings["teacher"]).parent.name
+    settings = run_identity(dataclasses.asdict(config.resolved()))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 

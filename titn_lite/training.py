@@ -426,13 +426,26 @@ def _write_status(out_dir: Path, status: str, epochs_done: int, epochs: int) -> 
 
 
 # Where a run's files live and how fast its data loads change nothing it learns.
-_LOCATION_FIELDS = ("out_dir", "num_workers", "data_dir")
+# Where a run lives and what runs it are not what it is: a run made on a GPU box is the same run
+# opened on a laptop, and an artifacts folder moved elsewhere holds the same runs.
+NOT_IDENTITY = ("out_dir", "num_workers", "data_dir", "device")
+
+
+def run_identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """What makes a run the run it is: a resolved config's settings without location and
+    device, with a teacher checkpoint named by its run's folder (whose name carries that
+    run's own identity) rather than by its path. Reuse, resume and the notebooks' run
+    folders (``notebooks.settings_key``) all compare this."""
+    identity = {k: v for k, v in settings.items() if k not in NOT_IDENTITY}
+    if identity.get("teacher") and identity["teacher"] not in list_teachers():
+        identity["teacher"] = Path(identity["teacher"]).parent.name
+    return identity
 
 
 def _config_differences(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """Settings (name -> (saved, asked)) in which a resolved config differs from a saved run's."""
-    return {k: (saved.get(k), v) for k, v in dataclasses.asdict(cfg).items()
-            if k not in _LOCATION_FIELDS and saved.get(k) != v}
+    saved_identity, asked = run_identity(saved), run_identity(dataclasses.asdict(cfg))
+    return {k: (saved_identity.get(k), v) for k, v in asked.items() if saved_identity.get(k) != v}
 
 
 def _resume_checkpoint(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
