@@ -131,45 +131,40 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
                device: str = "auto", artifacts_dir: str | Path = ARTIFACTS_DIR, progress: bool = True,
                folder: Path = NOTEBOOK_DIR) -> list[NotebookResult]:
     """Execute the series; returns one result per notebook (never raises for a failing one)."""
-    get_profile(profile)
-    notebooks = select_notebooks(only, folder)
-    # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
-    # warning per kernel on Python 3.11+ unless this is set.
-    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1"):
-        return _run_series(profile, notebooks, out_dir, device, artifacts_dir, progress, whole_series=not only)
-
-
-def _run_series(profile: str, notebooks: list[Path], out_dir: str | Path, device: str, artifacts_dir: str | Path,
-                progress: bool, *, whole_series: bool) -> list[NotebookResult]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    kernel = ensure_kernel()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": profile, "device": device, "artifacts_dir": str(Path(artifacts_dir).resolve())}
-    results: list[NotebookResult] = []
-    if whole_series:
-        clear_results(artifacts_dir, profile)  # notebooks 06, 08 and 10 record this run's afresh
-    bar = tqdm(notebooks, desc=f"notebooks ({profile})", disable=not progress, unit="nb")
-    for notebook in bar:
-        bar.set_postfix_str(notebook.stem)
-        started = time.perf_counter()
-        try:
-            papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
-                                       kernel_name=kernel, language="python", cwd=str(notebook.parent),
-                                       progress_bar=False, extra_arguments=QUIET_KERNEL)
-            results.append(NotebookResult(notebook.stem, "ok", time.perf_counter() - started))
-        except PapermillExecutionError as error:
-            results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
-                                          failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}"))
-        except Exception as error:  # the kernel died, the file is unreadable, ...
-            results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
-                                          error=f"{type(error).__name__}: {error}"))
-        if progress and results[-1].status == "failed":
-            tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
+    get_profile(profile)
+    notebooks = select_notebooks(only, folder)
+    # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
+    # warning per kernel on Python 3.11+ unless this is set while the kernels start.
+    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1"):
+        kernel = ensure_kernel()
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        parameters = {"profile": profile, "device": device, "artifacts_dir": str(Path(artifacts_dir).resolve())}
+        results: list[NotebookResult] = []
+        if not only:
+            clear_results(artifacts_dir, profile)  # notebooks 06, 08 and 10 record this run's afresh
+        bar = tqdm(notebooks, desc=f"notebooks ({profile})", disable=not progress, unit="nb")
+        for notebook in bar:
+            bar.set_postfix_str(notebook.stem)
+            started = time.perf_counter()
+            try:
+                papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
+                                           kernel_name=kernel, language="python", cwd=str(notebook.parent),
+                                           progress_bar=False, extra_arguments=QUIET_KERNEL)
+                results.append(NotebookResult(notebook.stem, "ok", time.perf_counter() - started))
+            except PapermillExecutionError as error:
+                results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                              failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}"))
+            except Exception as error:  # the kernel died, the file is unreadable, ...
+                results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                              error=f"{type(error).__name__}: {error}"))
+            if progress and results[-1].status == "failed":
+                tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
     write_summary(results, out_dir, profile, device)
-    if whole_series:  # the whole series ran, so its records are this run's own
+    if not only:  # the whole series ran, so its records are this run's own
         write_results_page(out_dir, artifacts_dir, profile)
     return results
 

@@ -55,7 +55,8 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     model = model_from_checkpoint(checkpoint)
     return RunSummary(
         run_dir=run_dir, model=metrics["model"], dataset=metrics["dataset"], top1=metrics["top1"],
-        best_top1=max(row["val_top1"] for row in history), top5=metrics["top5"], precision=metrics["precision"], recall=metrics["recall"], f1=metrics["f1"],
+        best_top1=max(row["val_top1"] for row in history), top5=metrics["top5"], precision=metrics["precision"],
+        recall=metrics["recall"], f1=metrics["f1"],
         params=count_parameters(model), flops_per_image=count_flops(model, in_chans=checkpoint["in_chans"]),
         images_per_second=sum(r["images_per_second"] for r in history) / len(history),
         seconds=sum(r["seconds"] for r in history), mix=config["mix"],

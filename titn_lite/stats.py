@@ -111,8 +111,14 @@ class Difference:
                 f"{self.verdict()} ({tested})")
 
 
+def _p_cell(p_value: float) -> str:
+    """A p-value for a table cell: three decimals, or "< 0.001"."""
+    return f"{p_value:.3f}" if p_value >= 0.001 else "< 0.001"
+
+
 def _format_p(p_value: float) -> str:
-    return f"p = {p_value:.3f}" if p_value >= 0.001 else "p < 0.001"
+    """A p-value in prose: "p = 0.012" or "p < 0.001"."""
+    return f"p = {_p_cell(p_value)}" if p_value >= 0.001 else f"p {_p_cell(p_value)}"
 
 
 def seed_results(values: dict[str, Sequence[float]]) -> dict[str, SeedResults]:
@@ -189,9 +195,8 @@ def format_differences(differences: Sequence[Difference], *, unit: str = "points
              "|---|---:|---:|---|---:|---:|---|"]
     for d in differences:
         interval = f"{d.low:+.1f} to {d.high:+.1f}" if d.testable else "-"
-        p_value = _format_p(d.p_value).removeprefix("p = ").removeprefix("p ") if d.testable else "-"
-        adjusted = (_format_p(d.adjusted_p).removeprefix("p = ").removeprefix("p ")
-                    if d.testable and d.adjusted_p is not None else "-")
+        p_value = _p_cell(d.p_value) if d.testable else "-"
+        adjusted = _p_cell(d.adjusted_p) if d.testable and d.adjusted_p is not None else "-"
         lines.append(f"| {d.first} − {d.second} | {d.difference:+.1f} | {interval} | {d.test} | {p_value} | "
                      f"{adjusted} | {d.verdict()} |")
     return MarkdownTable("\n".join(lines))

@@ -99,6 +99,7 @@ class TrainConfig:
         student = self.is_student
         distilled = student and MODEL_CONFIGS[self.model].distilled
         mixes = dataset_info(self.dataset).recipe not in profile.unmixed_recipes
+        optimizer = self.optimizer or (profile.optimizer if student else "sgd")
         filled = dataclasses.replace(
             self,
             epochs=self.epochs or (profile.epochs if student else profile.teacher_epochs),
@@ -108,11 +109,10 @@ class TrainConfig:
             augmentation=self.augmentation or profile.augmentation,
             mix=self.mix or ((profile.mix if student else profile.teacher_mix) if mixes else "none"),
             mix_alpha=self.mix_alpha if self.mix_alpha is not None else profile.mix_alpha,
-            optimizer=self.optimizer or (profile.optimizer if student else "sgd"),
+            optimizer=optimizer,
             weight_decay=self.weight_decay if self.weight_decay is not None else (
                 profile.weight_decay if student else 1e-4),
-            decay=self.decay or ("weights" if (self.optimizer or (profile.optimizer if student else "sgd")) == "adamw"
-                                 else "all"),
+            decay=self.decay or ("weights" if optimizer == "adamw" else "all"),
             train_subset=self.train_subset or profile.train_subset,
             test_subset=self.test_subset or profile.test_subset,
             num_workers=self.num_workers if self.num_workers is not None else profile.num_workers,
