@@ -4,7 +4,7 @@ test top-1 per seed, mean ± std and the paired t-test.
 
     python benchmarks/decay_groups.py [--profile classroom] [--seeds 3] [--artifacts DIR]
 
-The runs are the notebooks' shared runs (``shared_seed_runs``): with the default artifacts
+The runs are the notebooks' shared runs (``Course.seed_runs``): with the default artifacts
 folder, a later ``titn-lite notebooks run`` reuses the "weights" ones (they are notebook 08's
 TITN runs). Both settings take about a minute and a half per seed on 2 CPU cores.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from titn_lite.notebooks import ARTIFACTS_DIR, shared_run, shared_seed_runs
+from titn_lite.course import ARTIFACTS_DIR, Course
 from titn_lite.stats import compare, format_differences, format_seed_table, seed_results
 
 
@@ -26,12 +26,12 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    shared_run("small_cnn", profile=args.profile, artifacts_dir=args.artifacts, progress=False)  # the shared teacher
+    course = Course(args.profile, artifacts=args.artifacts, progress=False)
+    course.teacher()
     accuracy, seconds = {}, {}
     for decay, label in (("all", "decay on every parameter (before)"),
                          ("weights", "no decay on biases, norms, tokens, positions (now)")):
-        runs = shared_seed_runs("titn", seeds=args.seeds, profile=args.profile, artifacts_dir=args.artifacts,
-                                progress=False, decay=decay)
+        runs = course.seed_runs("titn", seeds=args.seeds, decay=decay)
         accuracy[label] = [100 * run.metrics.top1 for run in runs]
         seconds[label] = sum(row["seconds"] for run in runs for row in run.history) / len(runs)
     results = seed_results(accuracy)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from titn_lite.checkpoints import load_checkpoint
 from titn_lite.data import dataset_info
 from titn_lite.models import model_config
 from titn_lite.mixing import BatchMixer
 from titn_lite.profiles import get_profile
 from titn_lite.report import format_report, summarize_run
-from titn_lite.training import TrainConfig, build_model, model_from_checkpoint, train
+from titn_lite.runs import RunFolder, TrainConfig, train_or_load
+from titn_lite.training import build_model
 
 STUDENTS = ["vit", "deit", "tnt", "titn"]
 TRAIN_IMAGES = 60_000
@@ -71,11 +71,10 @@ def main() -> None:
 
     teacher_dir = args.out / "small_cnn"
     started = time.perf_counter()
-    if not (teacher_dir / "metrics.json").is_file():
-        train(TrainConfig(model="small_cnn", out_dir=str(teacher_dir), epochs=args.teacher_epochs, **common),
-              resume=(teacher_dir / "checkpoint.pt").is_file())
+    teacher = train_or_load(TrainConfig(model="small_cnn", out_dir=str(teacher_dir), epochs=args.teacher_epochs,
+                                        **common))
     print(f"teacher small_cnn: {time.perf_counter() - started:.0f} s")
-    teacher_model = model_from_checkpoint(load_checkpoint(teacher_dir / "checkpoint.pt"))
+    teacher_model = teacher.model()
     run_dirs, wall_seconds = [teacher_dir], {}
     for name in STUDENTS:
         distilled = model_config(name).distilled
@@ -86,11 +85,11 @@ def main() -> None:
         epochs = max(1, int(0.70 * args.budget_minutes * 60 * rate / TRAIN_IMAGES))
         print(f"{name}: {rate:.0f} img/s measured -> {epochs} epochs in {args.budget_minutes:g} min")
         run_dir = args.out / name
-        if not (run_dir / "metrics.json").is_file():
-            started = time.perf_counter()
-            teacher = str(teacher_dir / "checkpoint.pt") if distilled else None
-            train(TrainConfig(model=name, out_dir=str(run_dir), epochs=epochs, teacher=teacher, **common),
-                  resume=(run_dir / "checkpoint.pt").is_file())
+        trained_before = RunFolder(run_dir).is_complete
+        started = time.perf_counter()
+        train_or_load(TrainConfig(model=name, out_dir=str(run_dir), epochs=epochs,
+                                  teacher=str(teacher_dir) if distilled else None, **common))
+        if not trained_before:
             wall_seconds[name] = time.perf_counter() - started
         run_dirs.append(run_dir)
 

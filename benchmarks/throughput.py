@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import titn_lite
-from titn_lite.profile import count_flops
+from titn_lite.flops import count_flops
 
 NUM_CLASSES = 100
 STUDENTS = ["vit", "deit", "tnt", "titn"]

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from titn_lite.book import broken_internal_links, build_book, executed_series_matches
+from titn_lite.course import Course
 from titn_lite.notebooks import NOTEBOOK_DIR, list_notebooks
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,8 +33,8 @@ def book(tmp_path_factory):
     # that would be whatever the README's first command left there, so build from the temp folder.
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        result = build_book("smoke", root / "site", artifacts_dir=root / "artifacts", work_dir=root / "work",
-                            progress=False)
+        result = build_book(Course("smoke", artifacts=root / "artifacts", progress=False), root / "site",
+                            work_dir=root / "work")
     assert result.reused_run is None, f"the fixture's book reused {result.reused_run} instead of running the series"
     return result, root
 
@@ -113,8 +114,8 @@ def test_the_student_book_hides_the_solutions_and_the_teachers_shows_them(book, 
     assert "✓" not in student and ": correct" not in student
     assert student.count("it checks your answer to the exercise above") == 2  # 01's two graded checks
 
-    teacher = build_book("smoke", tmp_path / "teacher", executed=root / "work" / "executed",
-                         artifacts_dir=root / "artifacts", work_dir=tmp_path / "work", solutions=True, progress=False)
+    teacher = build_book(Course("smoke", artifacts=root / "artifacts", progress=False), tmp_path / "teacher",
+                         executed=root / "work" / "executed", work_dir=tmp_path / "work", solutions=True)
     assert teacher.reused_run == root / "work" / "executed"
     text = (teacher.site / "01_attention.html").read_text()
     assert solution_comment in text and "with solutions" in text
@@ -139,7 +140,8 @@ def test_a_run_of_other_notebooks_or_another_profile_is_not_reused(book, tmp_pat
     (unrecorded / "summary.json").write_text(json.dumps(summary))
     assert not executed_series_matches(unrecorded, "smoke")
     with pytest.raises(ValueError, match="does not hold a complete run of the current series"):
-        build_book("smoke", tmp_path / "site", executed=copy, work_dir=tmp_path / "work", progress=False)
+        build_book(Course("smoke", artifacts=tmp_path / "artifacts", progress=False), tmp_path / "site",
+                   executed=copy, work_dir=tmp_path / "work")
 
 
 def _free_port() -> int:

@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks, shared_run
+from titn_lite.course import Course
+from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks
 from titn_lite.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def test_runner_keeps_going_past_a_failing_notebook_and_names_the_cell(tmp_path)
     bad = nbformat.v4.new_notebook(cells=cells + [nbformat.v4.new_code_cell("1 / 0")])
     nbformat.write(bad, folder / "00_bad.ipynb")
     nbformat.write(good, folder / "01_good.ipynb")
-    results = run_series("smoke", out_dir=tmp_path / "out", folder=folder, artifacts_dir=tmp_path, progress=False)
+    results = run_series(Course("smoke", artifacts=tmp_path, progress=False), out_dir=tmp_path / "out", folder=folder)
     assert [(r.notebook, r.status) for r in results] == [("00_bad", "failed"), ("01_good", "ok")]
     assert results[0].error.startswith("ZeroDivisionError") and results[0].failed_cell is not None
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -192,11 +193,9 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
 def test_a_shared_run_is_reused_whether_the_artifacts_folder_is_named_relative_or_absolute(tmp_path, monkeypatch):
     """JupyterLab's notebooks name it "../artifacts"; `titn-lite notebooks run` passes the
     absolute path. Both must find the same distilled run, teacher included."""
-    from titn_lite.notebooks import shared_run
-
     monkeypatch.chdir(tmp_path)
-    relative = shared_run("titn", profile="smoke", artifacts_dir="artifacts", progress=False)
-    absolute = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "artifacts", progress=False)
+    relative = Course("smoke", artifacts="artifacts", progress=False).run("titn")
+    absolute = Course("smoke", artifacts=tmp_path / "artifacts", progress=False).run("titn")
     assert absolute.out_dir.resolve() == relative.out_dir.resolve()
     assert absolute.history == relative.history
 
@@ -228,21 +227,21 @@ def test_kernel_environment_sets_variables_for_the_block_and_restores_them(monke
 def test_a_run_made_on_one_device_is_reused_when_asked_with_another(tmp_path):
     """`notebooks run --device cpu`, then the same notebook in JupyterLab (device "auto"), or
     a GPU box's run opened on a laptop: the device is not part of what a run is."""
-    made = shared_run("vit", profile="smoke", artifacts_dir=tmp_path, device="cpu", progress=False)
-    written = (made.out_dir / "metrics.json").stat().st_mtime_ns
-    again = shared_run("vit", profile="smoke", artifacts_dir=tmp_path, device="auto", progress=False)
+    made = Course("smoke", device="cpu", artifacts=tmp_path, progress=False).run("vit")
+    written = made.folder.checkpoint_path.stat().st_mtime_ns
+    again = Course("smoke", device="auto", artifacts=tmp_path, progress=False).run("vit")
     assert again.out_dir == made.out_dir and again.history == made.history
-    assert (made.out_dir / "metrics.json").stat().st_mtime_ns == written  # reused, not trained again
+    assert made.folder.checkpoint_path.stat().st_mtime_ns == written  # reused, not trained again
 
 
 def test_the_runs_of_a_moved_artifacts_folder_are_reused(tmp_path):
     """A distilled student records its teacher's checkpoint path; moved elsewhere, the teacher
-    is the same run (named by its folder), so the student is reused, not refused."""
+    is the same run (known by its own run's identity), so the student is reused, not refused."""
     import shutil
 
-    made = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "here", progress=False)
+    made = Course("smoke", artifacts=tmp_path / "here", progress=False).run("titn")
     shutil.move(tmp_path / "here", tmp_path / "there")
     folders = sorted(p.name for p in (tmp_path / "there" / "smoke").iterdir())
-    moved = shared_run("titn", profile="smoke", artifacts_dir=tmp_path / "there", progress=False)
+    moved = Course("smoke", artifacts=tmp_path / "there", progress=False).run("titn")
     assert moved.out_dir == tmp_path / "there" / "smoke" / made.out_dir.name and moved.history == made.history
     assert sorted(p.name for p in (tmp_path / "there" / "smoke").iterdir()) == folders  # nothing trained anew

@@ -5,7 +5,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from titn_lite.attention import keeping_attention_weights
 from titn_lite.cli import main
 from titn_lite.models import create_model
-from titn_lite.profile import count_flops, format_table, profile_models
+from titn_lite.flops import count_flops, format_table, profile_models
 
 
 def test_flops_of_a_linear_layer_count_multiply_add_as_two():
@@ -58,7 +58,7 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):
 @pytest.mark.parametrize("dataset", ["cifar100", "cifar10", "mnist"])
 def test_the_paper_profile_runs_the_settings_the_ledger_says_the_paper_states(dataset):
     from titn_lite.paper import LEDGER, paper_profile_settings
-    from titn_lite.training import TrainConfig
+    from titn_lite.runs import TrainConfig
 
     fixed = paper_profile_settings(dataset)
     assert {"optimizer", "momentum", "weight_decay", "lr", "batch_size", "mix", "distill_alpha", "distill",

@@ -5,7 +5,8 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from titn_lite.report import clear_results, record_results, results_markdown, write_results_page
+from titn_lite.course import Course
+from titn_lite.report import results_page_markdown
 from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, format_differences,
                              format_seed_table, holm, seed_results)
 
@@ -97,28 +98,27 @@ def test_tables_show_every_seed_and_every_verdict():
 
 
 def test_results_page_gathers_the_records_with_their_tests(tmp_path):
-    assert write_results_page(tmp_path / "out", tmp_path, "smoke") is None  # nothing recorded yet
-    record_results("comparison", artifacts_dir=tmp_path, profile="smoke", title="The five students",
-                   setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]},
-                   pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47})
-    record_results("teacher", artifacts_dir=tmp_path, profile="smoke", title="The CNN teacher", setting="one seed",
-                   values={"small_cnn": [88.0]})
-    body = results_markdown(tmp_path, "smoke")
-    assert body.index("The CNN teacher") < body.index("The five students")  # the series' order, not the records'
-    assert "| titn | 84.5 ± 0.5 | 84.0, 85.0, 84.5 | 74.71 |" in body
-    assert "titn − tnt | +4.9" in body and "| paired |" in body and "beyond the noise" in body
-    page = write_results_page(tmp_path / "out", tmp_path, "smoke")
-    assert page.read_text().startswith("# What the `smoke` series measured")
-    clear_results(tmp_path, "smoke")  # a new series run starts from no records
-    assert results_markdown(tmp_path, "smoke") == ""
+    course = Course("smoke", artifacts=tmp_path)
+    assert results_page_markdown("smoke", course.results()) == ""  # nothing recorded yet
+    course.record_results("comparison", title="The five students",
+                          setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]},
+                          pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47})
+    course.record_results("teacher", title="The CNN teacher", setting="one seed", values={"small_cnn": [88.0]})
+    page = results_page_markdown("smoke", course.results())
+    assert page.index("The CNN teacher") < page.index("The five students")  # the series' order, not the records'
+    assert "| titn | 84.5 ± 0.5 | 84.0, 85.0, 84.5 | 74.71 |" in page
+    assert "titn − tnt | +4.9" in page and "| paired |" in page and "beyond the noise" in page
+    assert page.startswith("# What the `smoke` series measured")
+    course.clear_results()  # a new series run starts from no records
+    assert course.results() == []
 
 
 def test_a_record_must_name_a_known_section_and_measured_pairs(tmp_path):
+    course = Course("smoke", artifacts=tmp_path)
     with pytest.raises(ValueError, match="unknown results record"):
-        record_results("tables", artifacts_dir=tmp_path, profile="smoke", title="", setting="", values={"a": [1.0]})
+        course.record_results("tables", title="", setting="", values={"a": [1.0]})
     with pytest.raises(ValueError, match="pairs name deit"):
-        record_results("comparison", artifacts_dir=tmp_path, profile="smoke", title="", setting="",
-                       values={"vit": [1.0]}, pairs=[("deit", "vit")])
+        course.record_results("comparison", title="", setting="", values={"vit": [1.0]}, pairs=[("deit", "vit")])
 
 
 def test_tables_print_their_markdown_and_display_as_tables():

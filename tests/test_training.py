@@ -13,7 +13,8 @@ from torch import nn
 from titn_lite import training
 from titn_lite.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from titn_lite.cli import main
-from titn_lite.training import TrainConfig, TrainingDiverged, train, warmup_cosine
+from titn_lite.runs import TrainConfig, train
+from titn_lite.training import TrainingDiverged, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 

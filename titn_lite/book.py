@@ -30,9 +30,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from titn_lite.checkpoints import write_atomic
-from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series
+from titn_lite.course import Course
+from titn_lite.notebooks import NOTEBOOK_DIR, SeriesSummary, list_notebooks, run_series
 from titn_lite.paper import format_ledger
-from titn_lite.profiles import get_profile
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 INJECTED = "injected-parameters"  # papermill's tag on the cell it adds
@@ -48,14 +48,14 @@ class BookResult:
     broken_links: list[str]
 
 
-def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, executed: str | Path | None = None,
-               artifacts_dir: str | Path = ARTIFACTS_DIR, solutions: bool = False, device: str = "auto",
-               work_dir: str | Path | None = None, progress: bool = True) -> BookResult:
-    """Execute the series at ``profile`` (or reuse ``executed``, a ``notebooks run`` output
-    folder, when it ran this profile on these very notebooks) and build the site into
-    ``out_dir``."""
+def build_book(course: Course | None = None, out_dir: str | Path = "site", *, executed: str | Path | None = None,
+               solutions: bool = False, work_dir: str | Path | None = None) -> BookResult:
+    """Execute the series for ``course`` (default: the classroom profile, ./artifacts), or
+    reuse ``executed``, a ``notebooks run`` output folder, when it ran this profile on these
+    very notebooks, and build the site into ``out_dir``."""
     started = time.perf_counter()
-    get_profile(profile)
+    course = course or Course()
+    profile = course.profile
     try:
         import jupyter_server_mathjax  # noqa: F401
         import myst_nb  # noqa: F401
@@ -71,8 +71,7 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
         raise ValueError(f"{executed} does not hold a complete run of the current series at profile {profile!r} "
                          f"(see its summary.json); leave out --executed to run the series")
     if reused is None:
-        results = run_series(profile, out_dir=work / "executed", device=device, artifacts_dir=artifacts_dir,
-                             progress=progress)
+        results = run_series(course, out_dir=work / "executed")
         failed = [r.notebook for r in results if r.status != "ok"]
         if failed:
             raise ValueError(f"the series failed at profile {profile!r} ({', '.join(failed)}); see "
@@ -80,7 +79,7 @@ def build_book(profile: str = "classroom", out_dir: str | Path = "site", *, exec
         series_dir = work / "executed"
     else:
         series_dir = reused
-    summary = json.loads((series_dir / "summary.json").read_text())
+    summary = SeriesSummary.read(series_dir)
 
     source = work / "source"
     if source.exists():
@@ -124,17 +123,14 @@ def executed_series_matches(folder: Path, profile: str) -> bool:
     ``profile`` whose notebooks have the same cells as the series now."""
     import nbformat
 
-    summary_path = folder / "summary.json"
-    if not summary_path.is_file():
-        return False
-    summary = json.loads(summary_path.read_text())
-    if "machine" not in summary:  # written before runs recorded where they ran: the pages could not say
+    summary = SeriesSummary.read(folder)
+    if summary is None:
         return False
     if not (folder / "results.md").is_file():  # written before the series gathered its results
         return False
     sources = list_notebooks(NOTEBOOK_DIR)
-    ran = {n["notebook"]: n["status"] for n in summary.get("notebooks", [])}
-    if summary.get("profile") != profile or sorted(ran) != [p.stem for p in sources] or set(ran.values()) != {"ok"}:
+    ran = {n.notebook: n.status for n in summary.notebooks}
+    if summary.profile != profile or sorted(ran) != [p.stem for p in sources] or set(ran.values()) != {"ok"}:
         return False
     for path in sources:
         executed = folder / path.name
@@ -147,12 +143,12 @@ def executed_series_matches(folder: Path, profile: str) -> bool:
     return True
 
 
-def run_stamp(profile: str, summary: dict) -> str:
+def run_stamp(profile: str, summary: SeriesSummary) -> str:
     """One line naming the run a page shows: profile, date, machine, time (as the run's
     summary.json recorded them, which may be another machine than the one building)."""
-    finished = datetime.datetime.fromtimestamp(summary["finished"])
-    return (f"Executed at the **{profile}** profile on {finished:%Y-%m-%d}, on a {summary['machine']}: the series took "
-            f"{summary['total_seconds'] / 60:.1f} min. The figures and numbers on this page come from that run"
+    finished = datetime.datetime.fromtimestamp(summary.finished)
+    return (f"Executed at the **{profile}** profile on {finished:%Y-%m-%d}, on a {summary.machine}: the series took "
+            f"{summary.total_seconds / 60:.1f} min. The figures and numbers on this page come from that run"
             + (" (seconds-long plumbing runs)" if profile == "smoke" else "") + ", not from the paper.")
 
 
@@ -269,14 +265,13 @@ build` rebuilds this book from such a run.
 """
 
 
-def results_page(summary: dict, stamp: str, series_dir: Path) -> str:
+def results_page(summary: SeriesSummary, stamp: str, series_dir: Path) -> str:
     """The series run's own ``results.md`` (what notebooks 06, 08 and 10 measured, over
     seeds, beside the paper), under the book's stamp, followed by the run's timings."""
     measured = (series_dir / "results.md").read_text().split("\n", 1)[1].strip()  # its title is the page's
     series = ["| notebook | status | seconds |", "|---|---|---:|"]
-    series += [f"| [{n['notebook']}]({n['notebook']}.ipynb) | {n['status']} | {n['seconds']:.1f} |"
-               for n in summary["notebooks"]]
-    series.append(f"| **total** | | {summary['total_seconds']:.1f} |")
+    series += [f"| [{n.notebook}]({n.notebook}.ipynb) | {n.status} | {n.seconds:.1f} |" for n in summary.notebooks]
+    series.append(f"| **total** | | {summary.total_seconds:.1f} |")
     return f"""# Measured results beside the paper
 
 ```{{note}}

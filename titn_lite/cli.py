@@ -10,15 +10,15 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import get_args, get_origin
 
-from titn_lite.data import DEFAULT_DATASET, list_datasets
 from titn_lite.models import list_models
-from titn_lite.profiles import list_profiles
+from titn_lite.profiles import DEFAULT_PROFILE, list_profiles
 from titn_lite.teachers import list_teachers
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from titn_lite.profile import format_table, profile_models
+    from titn_lite.flops import format_table, profile_models
 
     names = args.models.split(",") if args.models else None
     rows = profile_models(names, num_classes=args.num_classes, img_size=args.img_size, in_chans=args.in_chans)
@@ -36,25 +36,51 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from titn_lite.training import TrainConfig, train
+    from titn_lite.runs import TrainConfig, cli_options, train
 
-    overrides = dict(_parse_override(item) for item in args.override)
-    out = args.out or f"runs/{args.model}-{args.dataset}-{args.profile}"
-    config = TrainConfig(
-        model=args.model, dataset=args.dataset, profile=args.profile, out_dir=out, data_dir=args.data_dir,
-        teacher=args.teacher, distill=args.distill, distill_alpha=args.distill_alpha,
-        temperature=args.temperature, mix=args.mix, mix_alpha=args.mix_alpha, mix_prob=args.mix_prob,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, decay=args.decay,
-        augmentation=args.augmentation, train_subset=args.train_subset, test_subset=args.test_subset,
-        num_workers=args.workers, device=args.device, amp=args.amp, compile=args.compile, seed=args.seed,
-        model_overrides=overrides,
-    )
-    result = train(config, resume=args.resume, progress=not args.quiet)
+    settings = {f.name: getattr(args, f.name) for f in cli_options()}
+    settings["model_overrides"] = dict(_parse_override(item) for item in args.model_overrides)
+    settings["out_dir"] = args.out_dir or f"runs/{args.model}-{args.dataset}-{args.profile}"
+    result = train(TrainConfig(**settings), resume=args.resume, progress=not args.quiet)
     metrics = result.metrics
     print(f"{args.model} on {args.dataset}: top-1 {100 * metrics.top1:.2f}%, top-5 {100 * metrics.top5:.2f}%, "
           f"macro F1 {metrics.f1:.3f} ({metrics.count} test images); run in {result.out_dir}")
     return 0
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """``titn-lite train``'s options, one per ``TrainConfig`` field (``runs.option`` holds each
+    one's flag, default, choices and help), then the two that are not settings of the run."""
+    from dataclasses import MISSING
+    from typing import get_type_hints
+
+    from titn_lite.runs import TrainConfig, cli_options
+
+    types = get_type_hints(TrainConfig)
+    for option in cli_options():
+        meta = option.metadata
+        help_text = meta["help"]() if callable(meta["help"]) else meta["help"]
+        flag = meta["flag"] or "--" + option.name.replace("_", "-")
+        kwargs = {"dest": option.name, "help": help_text,
+                  "metavar": meta["metavar"] or flag.lstrip("-").upper().replace("-", "_")}
+        if meta["required"]:
+            kwargs["required"] = True
+        hint = types[option.name]  # e.g. int | None, dict[str, Any]
+        kind = next((t for t in (bool, int, float, dict) if t in {hint, get_origin(hint), *get_args(hint)}), str)
+        if kind is bool:
+            kwargs["action"] = "store_true"
+            del kwargs["metavar"]
+        elif kind is dict:  # --override KEY=INT, repeatable
+            kwargs.update(action="append", default=[])
+        else:
+            if kind is not str:
+                kwargs["type"] = kind
+            if option.default is not MISSING and option.default is not None and option.name != "out_dir":
+                kwargs["default"] = option.default
+        parser.add_argument(flag, **kwargs)
+        if option.name == "out_dir":
+            parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _comma_list(text: str | None) -> list[str] | None:
@@ -74,8 +100,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from titn_lite.checkpoints import load_checkpoint
     from titn_lite.data import dataset_info, eval_transform, load_dataset
-    from titn_lite.profile import count_flops, count_parameters
-    from titn_lite.training import evaluate, model_from_checkpoint
+    from titn_lite.flops import count_flops, count_parameters
+    from titn_lite.runs import model_from_checkpoint
+    from titn_lite.training import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
     dataset = args.dataset or checkpoint["dataset"]
@@ -118,14 +145,15 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _notebooks_run(args: argparse.Namespace) -> int:
-    from titn_lite.notebooks import ARTIFACTS_DIR, NOTEBOOK_DIR, list_notebooks, run_series
+    from titn_lite.course import ARTIFACTS_DIR, Course
+    from titn_lite.notebooks import NOTEBOOK_DIR, list_notebooks, run_series
 
     folder = args.source or NOTEBOOK_DIR
     if not list_notebooks(folder):
         raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {folder}; give the folder that "
                          f"`titn-lite notebooks copy` made, e.g. --from my-course/notebooks")
-    results = run_series(args.profile, only=_comma_list(args.only), out_dir=args.out, device=args.device,
-                         artifacts_dir=args.artifacts or ARTIFACTS_DIR, folder=folder)
+    course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
+    results = run_series(course, only=_comma_list(args.only), out_dir=args.out, folder=folder)
     for result in results:
         where = f" at cell {result.failed_cell}" if result.failed_cell else ""
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
@@ -163,10 +191,10 @@ def _notebooks_strip(args: argparse.Namespace) -> int:
 
 def _book_build(args: argparse.Namespace) -> int:
     from titn_lite.book import build_book, write_book_summary
-    from titn_lite.notebooks import ARTIFACTS_DIR
+    from titn_lite.course import ARTIFACTS_DIR, Course
 
-    result = build_book(args.profile, args.out, executed=args.executed, artifacts_dir=args.artifacts or ARTIFACTS_DIR,
-                        solutions=args.solutions, device=args.device)
+    course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
+    result = build_book(course, args.out, executed=args.executed, solutions=args.solutions)
     write_book_summary(result, args.profile)
     reused = f"reused the executed series in {result.reused_run}" if result.reused_run else "ran the series"
     print(f"book ({args.profile} profile{', with solutions' if args.solutions else ''}): {result.pages} pages in "
@@ -215,44 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.set_defaults(run=_profile)
 
     train = commands.add_parser("train", help="train a student or a teacher (the paper's recipe)")
-    train.add_argument("--model", required=True, metavar="NAME",
-                       help=f"students: {', '.join(list_models())}; teachers: {', '.join(list_teachers())}")
-    train.add_argument("--dataset", default=DEFAULT_DATASET, help=f"one of {', '.join(list_datasets())}")
-    train.add_argument("--data-dir", help="folder holding the dataset's files (default: $TITN_LITE_DATA "
-                                          "or ~/.cache/titn-lite/data)")
-    train.add_argument("--teacher", metavar="NAME|CKPT",
-                       help="teacher for a distilled student: a teacher name (trained first into OUT/teacher, "
-                            "or reused) or a teacher checkpoint (default: the profile's teacher)")
-    train.add_argument("--profile", default="classroom", help=f"one of {', '.join(list_profiles())}")
-    train.add_argument("--out", help="run directory (default: runs/MODEL-DATASET-PROFILE)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
-    train.add_argument("--lr", type=float)
-    train.add_argument("--warmup-epochs", type=float)
-    train.add_argument("--optimizer", help="sgd (the paper's) or adamw (default: the profile's)")
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--decay", help="which parameters decay: weights (not biases, norms, tokens, position "
-                                       "embeddings; default under adamw) or all (default under sgd)")
-    train.add_argument("--mix", help="cutmix, mixup or none (default: the profile's)")
-    train.add_argument("--mix-alpha", type=float,
-                       help="lambda ~ Beta(alpha, alpha) (default: the profile's; the paper's 0.5 at --profile paper)")
-    train.add_argument("--mix-prob", type=float, default=1.0, help="probability of mixing a batch")
-    train.add_argument("--distill", help="hard, soft or none (default: hard for deit/titn/titn_large_patch)")
-    train.add_argument("--distill-alpha", type=float, default=0.5,
-                       help="weight of the class-token loss; 1 - alpha weights the teacher term (eq. 10)")
-    train.add_argument("--temperature", type=float, default=3.0, help="soft distillation's temperature")
-    train.add_argument("--augmentation", help="paper, light or none (default: the profile's)")
-    train.add_argument("--train-subset", type=int, help="train on the first N training images")
-    train.add_argument("--test-subset", type=int, help="evaluate on the first N test images")
-    train.add_argument("--override", action="append", default=[], metavar="KEY=INT",
-                       help="change a student's config field, e.g. --override depth=6")
-    train.add_argument("--workers", type=int, help="DataLoader worker processes")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    train.add_argument("--amp", default="none", help="none, bf16 or fp16 (fp16: CUDA only)")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_train_options(train)
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="Table 3 metrics of a checkpoint on a test set")
@@ -270,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks = commands.add_parser("notebooks", help="run the notebook series (the kit's main job)")
     notebook_commands = notebooks.add_subparsers(dest="notebooks_command", required=True)
     run = notebook_commands.add_parser("run", help="execute the series in order with papermill")
-    run.add_argument("--profile", default="classroom", help=f"one of {', '.join(list_profiles())}")
+    run.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(list_profiles())}")
     run.add_argument("--only", help="comma-separated notebook numbers or names, e.g. 01,05")
     run.add_argument("--out", default="runs/notebooks", help="folder for executed notebooks and the summary")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -292,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     book = commands.add_parser("book", help="the executed series as a static HTML book")
     book_commands = book.add_subparsers(dest="book_command", required=True)
     build_book = book_commands.add_parser("build", help="execute the series (or reuse a run) and build the site")
-    build_book.add_argument("--profile", default="classroom", help=f"one of {', '.join(list_profiles())}")
+    build_book.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(list_profiles())}")
     build_book.add_argument("--out", type=Path, default=Path("site"), help="the site's folder (default: site/)")
     build_book.add_argument("--executed", type=Path, metavar="DIR",
                             help="a `notebooks run --out DIR` of this profile to reuse (default: runs/notebooks "

@@ -10,8 +10,6 @@ series, also ``results.md``, what notebooks 06, 08 and 10 measured (``titn_lite.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -25,59 +23,16 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from titn_lite.checkpoints import write_atomic, write_json
-from titn_lite.models import MODEL_CONFIGS
+from titn_lite.course import Course
 from titn_lite.packaged import series_folder
-from titn_lite.profiles import get_profile
-from titn_lite.report import clear_results, write_results_page
-from titn_lite.training import RunResult, TrainConfig, run_identity, train_or_load
+from titn_lite.report import results_page_markdown
 
 NOTEBOOK_DIR = series_folder()
-# Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
-# in a folder made by ``notebooks copy``, that folder.
-ARTIFACTS_DIR = Path("artifacts")
 KERNEL_NAME = "titn-lite"
 # A batch run reads its kernels' outputs from the executed notebooks; their log lines (a
 # transport warning per kernel, say) would only bury the progress bar and the table.
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
 CHECKED_MARK = "# NBVAL_CHECK_OUTPUT"
-
-
-def shared_run(model: str, *, profile: str, artifacts_dir: str | Path = ARTIFACTS_DIR, device: str = "auto",
-               tag: str | None = None, progress: bool = True, callbacks: list | None = None,
-               **settings: object) -> RunResult:
-    """The run of ``model`` that the notebooks share, in ``ARTIFACTS/PROFILE/NAME-KEY``
-    (NAME: ``tag`` or the model; KEY: ``settings_key``): reused when it exists, trained
-    (or finished) otherwise.
-
-    A distilled student learns from the shared ``small_cnn`` teacher, itself a shared run.
-    """
-    distilled = model in MODEL_CONFIGS and MODEL_CONFIGS[model].distilled
-    if distilled and settings.get("distill") != "none" and "teacher" not in settings:
-        teacher = shared_run("small_cnn", profile=profile, artifacts_dir=artifacts_dir, device=device,
-                             progress=progress)
-        settings["teacher"] = str(teacher.out_dir / "checkpoint.pt")
-    config = TrainConfig(model=model, profile=profile, device=device, out_dir="", **settings)
-    config.out_dir = str(Path(artifacts_dir).resolve() / profile / f"{tag or model}-{settings_key(config)}")
-    return train_or_load(config, progress=progress, callbacks=callbacks)
-
-
-def shared_seed_runs(model: str, *, seeds: int, profile: str, artifacts_dir: str | Path = ARTIFACTS_DIR,
-                     device: str = "auto", tag: str | None = None, progress: bool = True,
-                     **settings: object) -> list[RunResult]:
-    """``shared_run`` with seeds 0 .. seeds-1: the same setting trained ``seeds`` times, so a
-    difference can be weighed against the seeds' own scatter (``titn_lite.stats``). Seed 0
-    is the run the other notebooks share."""
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be a positive whole number, got {seeds!r}")
-    return [shared_run(model, profile=profile, artifacts_dir=artifacts_dir, device=device, tag=tag,
-                       progress=progress, seed=seed, **settings) for seed in range(seeds)]
-
-
-def settings_key(config: TrainConfig) -> str:
-    """Eight hex digits naming a run's settings, so runs made with other settings (an
-    older profile, say) sit beside each other instead of clashing or being overwritten."""
-    settings = run_identity(dataclasses.asdict(config.resolved()))
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -127,14 +82,13 @@ def select_notebooks(only: list[str] | None, folder: Path = NOTEBOOK_DIR) -> lis
     return chosen
 
 
-def run_series(profile: str = "classroom", *, only: list[str] | None = None, out_dir: str | Path = "runs/notebooks",
-               device: str = "auto", artifacts_dir: str | Path = ARTIFACTS_DIR, progress: bool = True,
+def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | Path = "runs/notebooks",
                folder: Path = NOTEBOOK_DIR) -> list[NotebookResult]:
-    """Execute the series; returns one result per notebook (never raises for a failing one)."""
+    """Execute the series for ``course`` (its profile, device and artifacts folder reach each
+    notebook's parameters cell); returns one result per notebook (never raises for a failing one)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    get_profile(profile)
     notebooks = select_notebooks(only, folder)
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
@@ -142,11 +96,11 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
         kernel = ensure_kernel()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        parameters = {"profile": profile, "device": device, "artifacts_dir": str(Path(artifacts_dir).resolve())}
+        parameters = {"profile": course.profile, "device": course.device, "artifacts_dir": str(course.artifacts)}
         results: list[NotebookResult] = []
         if not only:
-            clear_results(artifacts_dir, profile)  # notebooks 06, 08 and 10 record this run's afresh
-        bar = tqdm(notebooks, desc=f"notebooks ({profile})", disable=not progress, unit="nb")
+            course.clear_results()  # notebooks 06, 08 and 10 record this run's afresh
+        bar = tqdm(notebooks, desc=f"notebooks ({course.profile})", disable=not course.progress, unit="nb")
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)
             started = time.perf_counter()
@@ -161,26 +115,57 @@ def run_series(profile: str = "classroom", *, only: list[str] | None = None, out
             except Exception as error:  # the kernel died, the file is unreadable, ...
                 results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
                                               error=f"{type(error).__name__}: {error}"))
-            if progress and results[-1].status == "failed":
+            if course.progress and results[-1].status == "failed":
                 tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
-    write_summary(results, out_dir, profile, device)
+    SeriesSummary(course.profile, results, time.time(), describe_machine(course.device)).write(out_dir)
     if not only:  # the whole series ran, so its records are this run's own
-        write_results_page(out_dir, artifacts_dir, profile)
+        page = results_page_markdown(course.profile, course.results())
+        if page:
+            write_atomic(out_dir / "results.md", page.encode())
     return results
 
 
-def write_summary(results: list[NotebookResult], out_dir: Path, profile: str, device: str = "auto") -> None:
-    total = sum(r.seconds for r in results)
-    write_json(out_dir / "summary.json", {"profile": profile, "total_seconds": total, "finished": time.time(),
-                                          "machine": describe_machine(device),
-                                          "notebooks": [asdict(r) for r in results]})
-    lines = [f"# Notebook series, profile `{profile}`", "", "| notebook | status | seconds | failing cell | error |",
-             "|---|---|---:|---:|---|"]
-    for r in results:
-        error = (r.error or "").replace("|", "\\|").replace("\n", " ")[:200]
-        lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.failed_cell or ''} | {error} |")
-    lines.append(f"| **total** | {sum(r.status == 'ok' for r in results)}/{len(results)} ok | {total:.1f} | | |")
-    write_atomic(out_dir / "summary.md", ("\n".join(lines) + "\n").encode())
+@dataclass
+class SeriesSummary:
+    """What a series run wrote to ``summary.json`` (and, as a table, ``summary.md``): the
+    profile, each notebook's result, when it finished and on what machine. The book reads it."""
+
+    profile: str
+    notebooks: list[NotebookResult]
+    finished: float  # seconds since the epoch
+    machine: str
+
+    FILE = "summary.json"
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(r.seconds for r in self.notebooks)
+
+    @classmethod
+    def read(cls, folder: Path) -> SeriesSummary | None:
+        """The summary in ``folder``; None when there is none, or one written before runs
+        recorded where they ran (a page could not say)."""
+        path = Path(folder) / cls.FILE
+        if not path.is_file():
+            return None
+        saved = json.loads(path.read_text())
+        if "machine" not in saved:
+            return None
+        return cls(saved["profile"], [NotebookResult(**n) for n in saved["notebooks"]], saved["finished"],
+                   saved["machine"])
+
+    def write(self, out_dir: Path) -> None:
+        write_json(out_dir / self.FILE, {"profile": self.profile, "total_seconds": self.total_seconds,
+                                         "finished": self.finished, "machine": self.machine,
+                                         "notebooks": [asdict(r) for r in self.notebooks]})
+        lines = [f"# Notebook series, profile `{self.profile}`", "",
+                 "| notebook | status | seconds | failing cell | error |", "|---|---|---:|---:|---|"]
+        for r in self.notebooks:
+            error = (r.error or "").replace("|", "\\|").replace("\n", " ")[:200]
+            lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.failed_cell or ''} | {error} |")
+        ok = sum(r.status == "ok" for r in self.notebooks)
+        lines.append(f"| **total** | {ok}/{len(self.notebooks)} ok | {self.total_seconds:.1f} | | |")
+        write_atomic(out_dir / "summary.md", ("\n".join(lines) + "\n").encode())
 
 
 @dataclass

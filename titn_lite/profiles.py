@@ -43,6 +43,9 @@ class Profile:
     seeds: int = 1  # how many seeds notebooks 08 and 10 train per setting, to weigh differences against noise
 
 
+# What a run, a notebook, the series and the book use when no profile is named.
+DEFAULT_PROFILE = "classroom"
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", epochs=1, teacher_epochs=1, batch_size=32, lr=1e-3, teacher_lr=0.05,
                      warmup_epochs=0, augmentation="none", model_overrides={"depth": 1},

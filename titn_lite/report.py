@@ -1,18 +1,17 @@
-"""Tables of measured runs beside the paper's figures (Tables 2-5 in shape)."""
+"""Formatting only: tables of measured runs beside the paper's figures (Tables 2-5 in
+shape), and the series' results page from the course's records (``Course.results``)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from titn_lite import paper
-from titn_lite.checkpoints import load_checkpoint, write_atomic, write_json
-from titn_lite.profile import count_flops, count_parameters
+from titn_lite.flops import count_flops, count_parameters
+from titn_lite.runs import RunFolder, model_from_checkpoint
 from titn_lite.stats import compare_pairs, format_differences, seed_results
 from titn_lite.tables import MarkdownTable
-from titn_lite.training import model_from_checkpoint
 
 
 @dataclass
@@ -43,20 +42,17 @@ class RunSummary:
 
 def summarize_run(run_dir: str | Path) -> RunSummary:
     """Read a complete run directory; ``ValueError`` if it is not one."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise ValueError(f"{run_dir} is not a complete titn-lite run (no metrics.json); finish it with "
-                         f"titn-lite train ... --out {run_dir} --resume")
-    metrics = json.loads(metrics_path.read_text())
-    history = json.loads((run_dir / "history.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    folder = RunFolder(run_dir)
+    if not folder.is_complete:
+        raise ValueError(f"{folder.path} is not a complete titn-lite run (no {RunFolder.METRICS}); finish it with "
+                         f"titn-lite train ... --out {folder.path} --resume")
+    metrics, history, config = folder.metrics(), folder.history(), folder.config()
+    checkpoint = folder.load_checkpoint()
     model = model_from_checkpoint(checkpoint)
     return RunSummary(
-        run_dir=run_dir, model=metrics["model"], dataset=metrics["dataset"], top1=metrics["top1"],
-        best_top1=max(row["val_top1"] for row in history), top5=metrics["top5"], precision=metrics["precision"],
-        recall=metrics["recall"], f1=metrics["f1"],
+        run_dir=folder.path, model=config["model"], dataset=config["dataset"], top1=metrics.top1,
+        best_top1=max(row["val_top1"] for row in history), top5=metrics.top5, precision=metrics.precision,
+        recall=metrics.recall, f1=metrics.f1,
         params=count_parameters(model), flops_per_image=count_flops(model, in_chans=checkpoint["in_chans"]),
         images_per_second=sum(r["images_per_second"] for r in history) / len(history),
         seconds=sum(r["seconds"] for r in history), mix=config["mix"],
@@ -90,79 +86,31 @@ def format_report(summaries: list[RunSummary]) -> MarkdownTable:
     return MarkdownTable("\n".join(lines))
 
 
-# The series' results page: notebooks 06, 08 and 10 record what they measured (per seed),
-# and ``titn-lite notebooks run`` gathers the records into ``results.md`` once the series
-# has run. Records live beside the runs they summarize: ARTIFACTS/PROFILE/results/NAME.json.
-RESULT_RECORDS = ("teacher", "comparison", "ablations")
+def format_record(record: dict[str, Any]) -> str:
+    """One notebook's record (``Course.record_results``) as a page section: each setting's
+    mean ± spread over seeds beside the paper, and which differences exceed the seeds' scatter."""
+    results = seed_results(record["values"])
+    rows = ["| setting | top-1 % (mean ± std) | each seed | paper top-1 % |", "|---|---:|---|---:|"]
+    for label, result in results.items():
+        published = record["paper_top1"].get(label)
+        each = ", ".join(f"{v:.1f}" for v in result.values)
+        rows.append(f"| {label} | {result.describe()} | {each} | {published if published is not None else '-'} |")
+    section = [f"## {record['title']}", "", record["setting"], "", *rows]
+    if record["pairs"]:
+        paired = record.get("paired", False)  # records written before runs were paired by seed: Welch
+        differences = compare_pairs(results, [tuple(pair) for pair in record["pairs"]], paired=paired)
+        test = "the paired t-test over seeds" if paired else "Welch's t-test"
+        section += ["", f"Is each difference larger than the scatter between seeds? ({test}; the p-values "
+                    f"are Holm-adjusted over the {len(differences)} differences of this table, and an adjusted "
+                    "p < 0.05 counts as beyond the noise.)", "", format_differences(differences)]
+    return "\n".join(section)
 
 
-def _record_path(artifacts_dir: str | Path, profile: str, name: str) -> Path:
-    return Path(artifacts_dir) / profile / "results" / f"{name}.json"
-
-
-def record_results(name: str, *, artifacts_dir: str | Path, profile: str, title: str, setting: str,
-                   values: dict[str, list[float]], pairs: Sequence[tuple[str, str]] = (),
-                   paper_top1: dict[str, float | None] | None = None, paired: bool = True) -> Path:
-    """Save one notebook's measured top-1 (percent, one value per seed) for the results page.
-
-    ``setting`` says in words what was trained (epochs, images, seeds); ``pairs`` are the
-    (first, second) labels whose difference the page tests; ``paper_top1`` the published
-    figure beside a label, where the paper has one; ``paired``: value k of every label came
-    from seed k (the kit's seed runs), so the page tests each pair with the paired t-test."""
-    if name not in RESULT_RECORDS:
-        raise ValueError(f"unknown results record {name!r}; valid: {', '.join(RESULT_RECORDS)}")
-    unknown = sorted({label for pair in pairs for label in pair} - set(values))
-    if unknown:
-        raise ValueError(f"pairs name {', '.join(unknown)}, which have no values; measured: {', '.join(values)}")
-    path = _record_path(artifacts_dir, profile, name)
-    write_json(path, {"title": title, "setting": setting, "values": values, "pairs": [list(p) for p in pairs],
-                      "paper_top1": paper_top1 or {}, "paired": paired})
-    return path
-
-
-def clear_results(artifacts_dir: str | Path, profile: str) -> None:
-    """Forget earlier records, so that a page gathered after a run shows that run alone."""
-    for name in RESULT_RECORDS:
-        _record_path(artifacts_dir, profile, name).unlink(missing_ok=True)
-
-
-def results_markdown(artifacts_dir: str | Path, profile: str) -> str:
-    """The records of a series run as Markdown sections (empty when nothing was recorded):
-    each setting's mean ± spread over seeds beside the paper, and which differences
-    exceed the seeds' scatter."""
-    sections = []
-    for name in RESULT_RECORDS:
-        path = _record_path(artifacts_dir, profile, name)
-        if not path.is_file():
-            continue
-        record = json.loads(path.read_text())
-        results = seed_results(record["values"])
-        rows = ["| setting | top-1 % (mean ± std) | each seed | paper top-1 % |", "|---|---:|---|---:|"]
-        for label, result in results.items():
-            published = record["paper_top1"].get(label)
-            each = ", ".join(f"{v:.1f}" for v in result.values)
-            rows.append(f"| {label} | {result.describe()} | {each} | {published if published is not None else '-'} |")
-        section = [f"## {record['title']}", "", record["setting"], "", *rows]
-        if record["pairs"]:
-            paired = record.get("paired", False)  # records written before runs were paired by seed: Welch
-            differences = compare_pairs(results, [tuple(pair) for pair in record["pairs"]], paired=paired)
-            test = "the paired t-test over seeds" if paired else "Welch's t-test"
-            section += ["", f"Is each difference larger than the scatter between seeds? ({test}; the p-values "
-                        f"are Holm-adjusted over the {len(differences)} differences of this table, and an adjusted "
-                        "p < 0.05 counts as beyond the noise.)", "", format_differences(differences)]
-        sections.append("\n".join(section))
-    return "\n\n".join(sections)
-
-
-def write_results_page(out_dir: str | Path, artifacts_dir: str | Path, profile: str) -> Path | None:
-    """``OUT/results.md`` from the series' records; None (and nothing written) without any."""
-    body = results_markdown(artifacts_dir, profile)
-    if not body:
-        return None
-    path = Path(out_dir) / "results.md"
-    page = (f"# What the `{profile}` series measured\n\n"
+def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
+    """The series' ``results.md`` from its records; empty when nothing was recorded."""
+    if not records:
+        return ""
+    return (f"# What the `{profile}` series measured\n\n"
             "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after "
             "hundreds of GPU epochs (its Table 3): compare the ranking and the size of the gaps, "
-            "not the accuracies.\n\n" + body + "\n")
-    write_atomic(path, page.encode())
-    return path
+            "not the accuracies.\n\n" + "\n\n".join(format_record(r) for r in records) + "\n")

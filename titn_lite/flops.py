@@ -1,4 +1,5 @@
-"""Parameters and FLOPs of the students and teachers, beside the paper's Tables 1 and 3.
+"""Parameters and FLOPs of the students and teachers, beside the paper's Tables 1 and 3
+(what `titn-lite profile` prints; the run presets are `titn_lite.profiles`).
 
 FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs, the
 paper's convention); nothing here hand-derives a formula.

@@ -1,0 +1,131 @@
+"""The course: what every notebook of one series run shares.
+
+A notebook builds its ``Course`` once, from its parameters cell, and asks it for runs::
+
+    course = Course(profile, device=device, artifacts=artifacts_dir)
+    vit = course.run("vit")                  # trained once, reused by every later notebook
+    seeds = course.seed_runs("titn")         # the profile's seeds, 0 .. n-1
+    teacher = course.teacher()               # the small CNN every distilled student learns from
+    course.record_results("comparison", ...) # for the series' results page
+
+Runs live in ``ARTIFACTS/PROFILE/NAME-KEY`` (NAME: a tag or the model; KEY: the run's
+identity, ``TrainConfig.key``), so a run is made once whichever notebook asks first, on
+whatever device, and runs with other settings sit beside it. The series runner
+(``titn_lite.notebooks.run_series``) and the book take the same object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from titn_lite.checkpoints import write_json
+from titn_lite.models import MODEL_CONFIGS
+from titn_lite.profiles import DEFAULT_PROFILE, Profile, get_profile
+from titn_lite.runs import RunFolder, RunResult, TrainConfig, train_or_load, train_teacher
+from titn_lite.training import EpochCallback
+
+# Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
+# in a folder made by ``notebooks copy``, that folder.
+ARTIFACTS_DIR = Path("artifacts")
+# The notebooks' teacher at every profile: notebook 06 builds and trains it. (The paper
+# profile's own teacher, VGG16-BN, is what ``titn-lite train`` uses by default.)
+COURSE_TEACHER = "small_cnn"
+# The series' results page gathers what notebooks 06, 08 and 10 measured (per seed).
+RESULT_RECORDS = ("teacher", "comparison", "ablations")
+
+
+@dataclass(frozen=True)
+class Course:
+    """One profile, one device, one artifacts folder: the runs a series shares."""
+
+    profile: str = DEFAULT_PROFILE
+    device: str = "auto"
+    artifacts: Path = field(default=ARTIFACTS_DIR)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)  # an unknown profile fails here, naming the valid ones
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"unknown device {self.device!r}; valid: auto, cpu, cuda")
+        # Absolute, so a notebook's "../artifacts" and the runner's absolute path are one folder.
+        object.__setattr__(self, "artifacts", Path(self.artifacts).resolve())
+
+    @property
+    def settings(self) -> Profile:
+        """The profile's settings (epochs, batch size, seeds, ...)."""
+        return get_profile(self.profile)
+
+    @property
+    def runs_folder(self) -> Path:
+        return self.artifacts / self.profile
+
+    def config(self, model: str, *, tag: str | None = None, progress: bool | None = None,
+               **settings: Any) -> TrainConfig:
+        """The resolved config of the shared run ``course.run(model, tag=tag, **settings)``
+        (a distilled student's teacher trained first, if it is not there yet)."""
+        distilled = model in MODEL_CONFIGS and MODEL_CONFIGS[model].distilled
+        if distilled and settings.get("distill") != "none" and "teacher" not in settings:
+            settings["teacher"] = str(self.teacher(progress=progress).folder.checkpoint_path)
+        config = TrainConfig(model=model, profile=self.profile, device=self.device, **settings).resolved()
+        return config.at(self.runs_folder / f"{tag or model}-{config.key()}")
+
+    def run(self, model: str, *, tag: str | None = None, progress: bool | None = None,
+            callbacks: list[EpochCallback] | None = None, **settings: Any) -> RunResult:
+        """The shared run of ``model`` with ``settings`` (any ``TrainConfig`` field; the
+        profile fills the rest): reused when it exists, trained (or finished) otherwise."""
+        progress = self.progress if progress is None else progress
+        return train_or_load(self.config(model, tag=tag, progress=progress, **settings), callbacks=callbacks,
+                             progress=progress)
+
+    def seed_runs(self, model: str, *, seeds: int | None = None, tag: str | None = None,
+                  progress: bool | None = None, **settings: Any) -> list[RunResult]:
+        """``run`` with seeds 0 .. seeds-1 (default: the profile's ``seeds``): the same setting
+        trained several times, so a difference can be weighed against the seeds' own scatter
+        (``titn_lite.stats``). Seed 0 is the run the other notebooks share."""
+        seeds = self.settings.seeds if seeds is None else seeds
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise ValueError(f"seeds must be a positive whole number, got {seeds!r}")
+        return [self.run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
+
+    def teacher(self, *, progress: bool | None = None) -> RunResult:
+        """The course's teacher run (``COURSE_TEACHER`` at this profile), made once."""
+        config = TrainConfig(model=COURSE_TEACHER, profile=self.profile, device=self.device).resolved()
+        folder = RunFolder(self.runs_folder / f"{COURSE_TEACHER}-{config.key()}")
+        return train_teacher(config, folder, progress=self.progress if progress is None else progress).result()
+
+    # The results page's records: ARTIFACTS/PROFILE/results/NAME.json, beside the runs they summarize.
+    def record_path(self, name: str) -> Path:
+        return self.runs_folder / "results" / f"{name}.json"
+
+    def record_results(self, name: str, *, title: str, setting: str, values: dict[str, list[float]],
+                       pairs: Sequence[tuple[str, str]] = (), paper_top1: dict[str, float | None] | None = None,
+                       paired: bool = True) -> Path:
+        """Save one notebook's measured top-1 (percent, one value per seed) for the results page.
+
+        ``setting`` says in words what was trained (epochs, images, seeds); ``pairs`` are the
+        (first, second) labels whose difference the page tests; ``paper_top1`` the published
+        figure beside a label, where the paper has one; ``paired``: value k of every label came
+        from seed k (the kit's seed runs), so the page tests each pair with the paired t-test."""
+        if name not in RESULT_RECORDS:
+            raise ValueError(f"unknown results record {name!r}; valid: {', '.join(RESULT_RECORDS)}")
+        unknown = sorted({label for pair in pairs for label in pair} - set(values))
+        if unknown:
+            raise ValueError(f"pairs name {', '.join(unknown)}, which have no values; measured: {', '.join(values)}")
+        path = self.record_path(name)
+        write_json(path, {"title": title, "setting": setting, "values": values, "pairs": [list(p) for p in pairs],
+                          "paper_top1": paper_top1 or {}, "paired": paired})
+        return path
+
+    def clear_results(self) -> None:
+        """Forget earlier records, so that a page gathered after a run shows that run alone."""
+        for name in RESULT_RECORDS:
+            self.record_path(name).unlink(missing_ok=True)
+
+    def results(self) -> list[dict[str, Any]]:
+        """The records written so far, in the page's order."""
+        return [json.loads(self.record_path(name).read_text()) for name in RESULT_RECORDS
+                if self.record_path(name).is_file()]
