@@ -71,8 +71,10 @@ def main() -> None:
 
     teacher_dir = args.out / "small_cnn"
     started = time.perf_counter()
-    teacher = train_or_load(TrainConfig(model="small_cnn", out_dir=str(teacher_dir), epochs=args.teacher_epochs,
-                                        **common))
+    # A folder that already holds a finished run is reused as it is (its epochs came from an
+    # earlier speed measurement, so asking for today's would be asking for another run).
+    teacher = RunFolder(teacher_dir).result() if RunFolder(teacher_dir).is_complete else train_or_load(
+        TrainConfig(model="small_cnn", out_dir=str(teacher_dir), epochs=args.teacher_epochs, **common))
     print(f"teacher small_cnn: {time.perf_counter() - started:.0f} s")
     teacher_model = teacher.model()
     run_dirs, wall_seconds = [teacher_dir], {}
@@ -85,11 +87,10 @@ def main() -> None:
         epochs = max(1, int(0.70 * args.budget_minutes * 60 * rate / TRAIN_IMAGES))
         print(f"{name}: {rate:.0f} img/s measured -> {epochs} epochs in {args.budget_minutes:g} min")
         run_dir = args.out / name
-        trained_before = RunFolder(run_dir).is_complete
-        started = time.perf_counter()
-        train_or_load(TrainConfig(model=name, out_dir=str(run_dir), epochs=epochs,
-                                  teacher=str(teacher_dir) if distilled else None, **common))
-        if not trained_before:
+        if not RunFolder(run_dir).is_complete:
+            started = time.perf_counter()
+            train_or_load(TrainConfig(model=name, out_dir=str(run_dir), epochs=epochs,
+                                      teacher=str(teacher_dir) if distilled else None, **common))
             wall_seconds[name] = time.perf_counter() - started
         run_dirs.append(run_dir)
 

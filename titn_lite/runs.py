@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, get_args
 
@@ -64,6 +64,7 @@ class TrainConfig:
 
     model: str = option(required=True, metavar="NAME",
                         help=lambda: f"students: {', '.join(list_models())}; teachers: {', '.join(list_teachers())}")
+    _: KW_ONLY  # every other setting by name: TrainConfig("titn", epochs=3)
     dataset: str = option(DEFAULT_DATASET, lambda: f"one of {', '.join(list_datasets())}")
     data_dir: str | None = option(None, "folder holding the dataset's files (default: $TITN_LITE_DATA or "
                                         "~/.cache/titn-lite/data)")
@@ -170,7 +171,8 @@ class TrainConfig:
         get_profile(self.profile)
         for option_field in dataclasses.fields(self):
             valid, value = option_field.metadata.get("choices"), getattr(self, option_field.name)
-            if valid and value is not None and value not in valid and not (
+            unset = value is None and option_field.default is None  # None: the profile's
+            if valid and not unset and value not in valid and not (
                     option_field.name == "device" and str(value).startswith("cuda:")):
                 raise ValueError(f"unknown {option_field.name} {value!r}; valid: {', '.join(valid)}")
         if self.mix_alpha is not None:
@@ -217,7 +219,9 @@ class TrainConfig:
 @dataclass(frozen=True)
 class ResolvedConfig(TrainConfig):
     """A ``TrainConfig`` whose every setting is filled in and validated: what a run folder's
-    ``config.json`` holds and what the engine trains."""
+    ``config.json`` holds and what the engine trains. Move it with ``at``; to change a setting,
+    change the ``TrainConfig`` it came from and resolve again (a ``dataclasses.replace`` of a
+    resolved config keeps the values the old settings filled in)."""
 
     def resolved(self) -> ResolvedConfig:
         return self
