@@ -16,6 +16,7 @@ whatever device, and runs with other settings sit beside it. The series runner
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from titn_lite.checkpoints import write_json
-from titn_lite.models import MODEL_CONFIGS
 from titn_lite.profiles import DEFAULT_PROFILE, Profile, get_profile
 from titn_lite.runs import RunFolder, RunResult, TrainConfig, train_or_load, train_teacher
 from titn_lite.training import EpochCallback
@@ -67,11 +67,12 @@ class Course:
                **settings: Any) -> TrainConfig:
         """The resolved config of the shared run ``course.run(model, tag=tag, **settings)``
         (a distilled student's teacher trained first, if it is not there yet)."""
-        distilled = model in MODEL_CONFIGS and MODEL_CONFIGS[model].distilled
-        if distilled and settings.get("distill") != "none" and "teacher" not in settings:
-            settings["teacher"] = str(self.teacher(progress=progress).folder.checkpoint_path)
-        config = TrainConfig(model=model, profile=self.profile, device=self.device, **settings).resolved()
-        return config.at(self.runs_folder / f"{tag or model}-{config.key()}")
+        config = TrainConfig(model=model, profile=self.profile, device=self.device, **settings)
+        if config.is_distilled and config.distill != "none" and "teacher" not in settings:
+            teacher = self.teacher(progress=progress).folder.checkpoint_path
+            config = dataclasses.replace(config, teacher=str(teacher))
+        resolved = config.resolved()
+        return resolved.at(self.runs_folder / f"{tag or model}-{resolved.key()}")
 
     def run(self, model: str, *, tag: str | None = None, progress: bool | None = None,
             callbacks: list[EpochCallback] | None = None, **settings: Any) -> RunResult:
@@ -93,9 +94,9 @@ class Course:
 
     def teacher(self, *, progress: bool | None = None) -> RunResult:
         """The course's teacher run (``COURSE_TEACHER`` at this profile), made once."""
-        config = TrainConfig(model=COURSE_TEACHER, profile=self.profile, device=self.device).resolved()
-        folder = RunFolder(self.runs_folder / f"{COURSE_TEACHER}-{config.key()}")
-        return train_teacher(config, folder, progress=self.progress if progress is None else progress).result()
+        config = self.config(COURSE_TEACHER)  # a shared run like any other, placed where course.run puts it
+        progress = self.progress if progress is None else progress
+        return train_teacher(config, RunFolder(config.out_dir), progress=progress).result()
 
     # The results page's records: ARTIFACTS/PROFILE/results/NAME.json, beside the runs they summarize.
     def record_path(self, name: str) -> Path:
