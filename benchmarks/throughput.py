@@ -15,7 +15,14 @@ the usual forward + backward estimate). On a GPU the models run in bfloat16 auto
 with ``--compile``, under ``torch.compile``; the card's dense bf16 peak (``--peak-tflops``)
 turns achieved FLOP/s into a fraction of the peak.
 
+``--config classroom``: the classroom profile's models instead (depth 4, 1x32x32, 10
+classes, the profile's batch), each in three modes: eager; compiled, with the seconds its
+compilation took and the training images after which that is paid back; and the profile's
+seeds trained as one batched model (``torch.func.stack_module_state`` + ``vmap``: one step
+updates every seed, each on its own batch), counted in images of all seeds per second.
+
 Run: python benchmarks/throughput.py [--device cpu|cuda] [--compile] [--rounds 5]
+     python benchmarks/throughput.py --config classroom [--rounds 5]
 Needs timm for the reference TNT (pip install -e ".[bench]"); without it, that row is left out.
 """
 
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -37,14 +45,14 @@ NUM_CLASSES = 100
 STUDENTS = ["vit", "deit", "tnt", "titn"]
 
 
-def make_timm_tnt() -> torch.nn.Module | None:
+def make_timm_tnt(*, num_classes: int = NUM_CLASSES, in_chans: int = 3, depth: int = 12) -> torch.nn.Module | None:
     try:
         from timm.models.tnt import TNT
     except ImportError:
         print('timm is not installed (pip install -e ".[bench]"): its TNT is left out')
         return None
-    return TNT(img_size=32, patch_size=8, in_chans=3, num_classes=NUM_CLASSES, embed_dim=192,
-               inner_dim=12, depth=12, num_heads_outer=8, num_heads_inner=4, qkv_bias=True, first_stride=2)
+    return TNT(img_size=32, patch_size=8, in_chans=in_chans, num_classes=num_classes, embed_dim=192,
+               inner_dim=12, depth=depth, num_heads_outer=8, num_heads_inner=4, qkv_bias=True, first_stride=2)
 
 
 def loss_of(outputs, labels: torch.Tensor, teacher_labels: torch.Tensor) -> torch.Tensor:
@@ -90,6 +98,112 @@ def images_per_second(step: Callable[[], None], steps: int, batch_size: int, dev
     return steps * batch_size / (time.perf_counter() - start)
 
 
+class BatchedSeeds:
+    """``seeds`` copies of one model (its seeds' initial weights) trained as one: the
+    parameters stacked along a new first dimension, the step vmapped over it, each copy on
+    its own batch (images (S, B, C, H, W)). AdamW is elementwise, so one AdamW over the
+    stacked tensors is each seed's own AdamW."""
+
+    def __init__(self, make: Callable[[], torch.nn.Module], seeds: int, batch: tuple[torch.Tensor, ...]):
+        from torch.func import functional_call, grad, stack_module_state, vmap
+
+        models = []
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            models.append(make().to(batch[0].device).train())
+        params, buffers = stack_module_state(models)
+        self.params = {name: p.detach().requires_grad_(False) for name, p in params.items()}
+        self.buffers = buffers
+        template = copy.deepcopy(models[0]).to("meta")
+
+        def loss(p, b, images, labels, teacher_labels):
+            return loss_of(functional_call(template, (p, b), (images,)), labels, teacher_labels)
+
+        self.grads = vmap(grad(loss), in_dims=(0, 0, 0, 0, 0), randomness="different")
+        self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=1e-3)
+        self.batch = tuple(t.unsqueeze(0).expand(seeds, *t.shape).contiguous() for t in batch)
+
+    def train_step(self) -> None:
+        grads = self.grads(self.params, self.buffers, *self.batch)
+        for name, tensor in self.params.items():
+            tensor.grad = grads[name]
+        self.optimizer.step()
+
+
+def classroom(args: argparse.Namespace, device: torch.device) -> None:
+    """The classroom table: eager, compiled (with its warm-up) and batched seeds per model."""
+    from titn_lite.data import dataset_info
+    from titn_lite.profiles import get_profile
+
+    settings = get_profile("classroom")
+    info = dataset_info("fashion-mnist-mini")
+    depth = settings.model_overrides["depth"]
+    batch_size = args.batch_size or settings.batch_size
+    torch.manual_seed(0)
+    batch = (torch.randn(batch_size, info.in_chans, 32, 32, device=device),
+             torch.randint(0, info.num_classes, (batch_size,), device=device),
+             torch.randint(0, info.num_classes, (batch_size,), device=device))
+
+    def maker(name: str) -> Callable[[], torch.nn.Module | None]:
+        if name == "timm_tnt":
+            return lambda: make_timm_tnt(num_classes=info.num_classes, in_chans=info.in_chans, depth=depth)
+        return lambda: titn_lite.create_model(name, num_classes=info.num_classes, in_chans=info.in_chans,
+                                              **settings.model_overrides)
+
+    names = [n for n in args.models.split(",") if n == "timm_tnt" or n in titn_lite.list_models()]
+    runners: dict[tuple[str, str], Callable[[], None]] = {}
+    compile_seconds: dict[str, float] = {}
+    for name in names:
+        if maker(name)() is None:
+            continue
+        for mode in ("eager", "compiled"):
+            torch.manual_seed(0)
+            runner = Runner(maker(name)().to(device), batch, autocast=contextlib.nullcontext,
+                            compile=mode == "compiled")
+            started = time.perf_counter()
+            for _ in range(args.warmup):
+                runner.train_step()
+            if mode == "compiled":
+                compile_seconds[name] = time.perf_counter() - started
+            runners[name, mode] = runner.train_step
+        if name != "timm_tnt":
+            try:
+                seeds = BatchedSeeds(maker(name), settings.seeds, batch)
+                for _ in range(args.warmup):
+                    seeds.train_step()
+                runners[name, "batched"] = seeds.train_step
+            except Exception as error:  # a model vmap cannot batch: say so rather than stop the table
+                print(f"{name}: batched seeds failed ({type(error).__name__}: {error})")
+
+    images = {"eager": batch_size, "compiled": batch_size, "batched": batch_size * settings.seeds}
+    rates: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
+    for _ in range(args.rounds):  # interleaved, so drift in the machine's load hits every mode alike
+        for (name, mode), step in runners.items():
+            rates[name, mode].append(images_per_second(step, args.steps, images[mode], device))
+    median = {key: statistics.median(values) for key, values in rates.items()}
+
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\nclassroom config: depth {depth}, {info.in_chans}x32x32, {info.num_classes} classes, batch "
+          f"{batch_size}, float32; torch {torch.__version__}, {where}; medians of {args.rounds} rounds of "
+          f"{args.steps} training steps\n")
+    print("| model | eager img/s | compiled img/s | compile warm-up s | compile pays back after (images) | "
+          f"{settings.seeds} seeds batched img/s | batched / eager |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in dict.fromkeys(n for n, _ in runners):
+        eager, compiled = median[name, "eager"], median[name, "compiled"]
+        # Compilation pays back once the seconds saved per image, times the images, exceed the
+        # warm-up's extra seconds (its steps would have taken warmup * batch / eager eagerly).
+        extra = compile_seconds[name] - args.warmup * batch_size / eager
+        saved = 1 / eager - 1 / compiled
+        payback = f"{extra / saved:,.0f}" if saved > 0 else "never"
+        batched = median.get((name, "batched"))
+        print(f"| {name} | {eager:.0f} | {compiled:.0f} | {compile_seconds[name]:.0f} | {payback} | "
+              + (f"{batched:.0f} | {batched / eager:.2f} |" if batched else "- | - |"))
+    for mode in ("eager", "compiled"):
+        if ("titn", mode) in median and ("timm_tnt", mode) in median:
+            print(f"TITN / timm TNT, {mode}: {median['titn', mode] / median['timm_tnt', mode]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -100,12 +214,16 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile every model (GPU: worth it)")
     parser.add_argument("--models", default=",".join(STUDENTS + ["timm_tnt"]),
                         help="comma-separated: vit, deit, tnt, titn, titn_large_patch, timm_tnt")
+    parser.add_argument("--config", choices=("table1", "classroom"), default="table1",
+                        help="table1: the paper's sizes; classroom: the classroom profile's (eager, compiled, batched seeds)")
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="the GPU's dense bf16 peak, for the fraction column (H100 SXM: 989)")
     args = parser.parse_args()
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
+    if args.config == "classroom":
+        return classroom(args, device)
     batch_size = args.batch_size or (1024 if device.type == "cuda" else 64)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext

@@ -152,3 +152,67 @@ def test_paper_transforms_are_the_papers():
 def test_debian_fashion_mnist_loads_from_its_folder():
     test = load_dataset("fashion-mnist", train=False, data_dir="/usr/share/datasets/fashion-mnist")
     assert len(test) == 10_000
+
+
+# --- whole splits as tensors, augmented a batch at a time --------------------------------
+
+@pytest.mark.parametrize("train", [True, False])
+def test_a_split_decoded_once_equals_the_per_image_eval_transform(train):
+    """The batch path resizes exactly as v2.Resize does one PIL image at a time, and its
+    normalisation is eval_transform's: the test inputs are the same tensors either way."""
+    info = dataset_info("fashion-mnist-mini")
+    split = data.load_tensors("fashion-mnist-mini", train=train)
+    per_image = load_dataset("fashion-mnist-mini", train=train, transform=eval_transform(info))
+    assert split.images.shape == (len(per_image), 1, 32, 32) and split.images.dtype == torch.uint8
+    chosen = [0, 1, 7, len(per_image) - 1]
+    expected = torch.stack([per_image[i][0] for i in chosen])
+    assert torch.allclose(data.BatchNormalisation(info)(split.images[chosen]), expected, atol=1e-6)
+    assert split.labels[chosen].tolist() == [per_image[i][1] for i in chosen]
+    assert data.load_tensors("fashion-mnist-mini", train=train) is split  # decoded once per process
+
+
+def test_cifar_tensors_keep_their_channels(tmp_path, monkeypatch):
+    cls = dataset_info("cifar10").torchvision_class
+    write_cifar_files(tmp_path, cls.base_folder, [n for n, _ in cls.train_list], cls.test_list[0][0], "labels",
+                      cls.meta["filename"], cls.meta["key"], 10)
+    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: True)
+    split = data.load_tensors("cifar10", train=True, data_dir=tmp_path)
+    per_image = load_dataset("cifar10", train=True, data_dir=tmp_path, transform=eval_transform(dataset_info("cifar10")))
+    assert split.images.shape[1:] == (3, 32, 32)
+    assert torch.allclose(data.BatchNormalisation(dataset_info("cifar10"))(split.images[:2]),
+                          torch.stack([per_image[i][0] for i in range(2)]), atol=1e-6)
+
+
+def test_each_image_of_a_batch_gets_its_own_crop_of_its_own_padded_self():
+    torch.manual_seed(0)
+    images = torch.randint(1, 256, (64, 1, 6, 6), dtype=torch.uint8)  # no zeros: padding shows as 0
+    crops = data.random_crops(images, padding=2)
+    assert crops.shape == images.shape and crops.dtype == images.dtype
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    offsets = set()
+    for image, crop, source in zip(images, crops, padded):
+        found = [(top, left) for top in range(5) for left in range(5)
+                 if torch.equal(source[:, top:top + 6, left:left + 6], crop)]
+        assert found, "a crop is not a 6x6 window of its own padded image"
+        offsets.add(found[0])
+    assert len(offsets) > 10  # images of one batch are cropped at different offsets
+
+
+def test_light_batch_augmentation_flips_cifar_per_image_and_never_mnist():
+    torch.manual_seed(0)
+    image = torch.arange(32 * 32 * 3, dtype=torch.float32).reshape(1, 3, 32, 32).remainder(251).to(torch.uint8)
+    batch = image.repeat(200, 1, 1, 1)
+    cifar_aug = data.BatchAugmentation(dataset_info("cifar10"), "light")
+    cifar_aug.padding = 0  # the flip alone
+    out = cifar_aug(batch)
+    plain, mirrored = cifar_aug.normalise(image), cifar_aug.normalise(image.flip(-1))
+    flipped = [torch.equal(o, mirrored[0]) for o in out]
+    assert all(f or torch.equal(o, plain[0]) for f, o in zip(flipped, out))
+    assert 60 < sum(flipped) < 140  # about half, each image its own coin
+    mnist = data.BatchAugmentation(dataset_info("fashion-mnist-mini"), "light")
+    assert mnist.padding == 2 and not mnist.flip
+    none = data.BatchAugmentation(dataset_info("fashion-mnist-mini"), "none")
+    grey = batch[:4, :1]
+    assert torch.equal(none(grey), none.normalise(grey))
+    with pytest.raises(ValueError, match="light and none"):
+        data.BatchAugmentation(dataset_info("cifar10"), "paper")

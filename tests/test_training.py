@@ -64,8 +64,9 @@ def test_named_teacher_is_trained_once_then_reused(tmp_path):
     assert teacher.stat().st_mtime_ns == before
 
 
-def test_resume_after_interruption_is_bit_for_bit(tmp_path, teacher_checkpoint):
-    config = dict(teacher=str(teacher_checkpoint), epochs=3, mix="cutmix", augmentation="paper")
+@pytest.mark.parametrize("augmentation", ["paper", "light"])  # per-image DataLoader; whole-batch tensors
+def test_resume_after_interruption_is_bit_for_bit(tmp_path, teacher_checkpoint, augmentation):
+    config = dict(teacher=str(teacher_checkpoint), epochs=3, mix="cutmix", augmentation=augmentation)
     train(smoke(tmp_path / "straight", **config), progress=False)
 
     def stop_after_first_epoch(row):

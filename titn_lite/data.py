@@ -17,6 +17,7 @@ Grey 28x28 images become 32x32, as in the paper's MNIST recipe.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 from torchvision.transforms import v2
@@ -230,3 +233,93 @@ def eval_transform(info: DatasetInfo) -> v2.Compose:
 
 def _to_normalised_tensor(info: DatasetInfo) -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]
+
+
+# --- whole splits as tensors, augmented a batch at a time ------------------------------
+# The classroom trains on a few thousand small images for a few epochs: decoding and
+# transforming them one PIL image at a time, every epoch, costs more than the model's own
+# step does at that size. Decoded once into one tensor, a split is cut into batches by
+# indexing, and the random part of the ``light`` and ``none`` recipes (a crop, a flip) is
+# drawn per image but applied to the whole batch at once. The ``paper`` recipe (AutoAugment,
+# rotation, affine, colour jitter) stays per image, in DataLoader workers.
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """A split decoded once. images: (N, C, 32, 32) uint8, resized exactly as
+    ``eval_transform`` resizes; labels: (N,) int64."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, count: int | None) -> TensorSplit:
+        """The first ``count`` images (all of them for None), as ``Subset(range(count))``."""
+        return self if count is None else TensorSplit(self.images[:count], self.labels[:count])
+
+
+def load_tensors(name: str, *, train: bool, data_dir: str | Path | None = None) -> TensorSplit:
+    """``name``'s train or test split as tensors; decoded once per process and kept (the
+    notebooks train many runs on the same images)."""
+    return _load_tensors(name, train, str(Path(data_dir) if data_dir is not None else default_data_dir()))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tensors(name: str, train: bool, data_dir: str) -> TensorSplit:
+    dataset = load_dataset(name, train=train, data_dir=data_dir)
+    images = torch.as_tensor(dataset.data)  # MNIST-like: (N, 28, 28); CIFAR: (N, 32, 32, 3), both uint8
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    # The same antialiased resize as v2.Resize(IMG_SIZE) on one image, on all of them at once.
+    images = v2.functional.resize(images.contiguous(), [IMG_SIZE, IMG_SIZE], antialias=True)
+    return TensorSplit(images, torch.as_tensor(dataset.targets, dtype=torch.int64))
+
+
+class BatchAugmentation:
+    """The ``light`` or ``none`` training transforms of ``train_transform`` on a whole batch:
+    (B, C, 32, 32) uint8 -> (B, C, 32, 32) float32, normalised. With ``light``, each image
+    gets its own random crop after zero padding (2 pixels for MNIST-like images, 4 for CIFAR)
+    and, for CIFAR, its own coin for a horizontal flip, as ``v2.RandomCrop`` and
+    ``v2.RandomHorizontalFlip`` give each image of a DataLoader."""
+
+    def __init__(self, info: DatasetInfo, augmentation: Augmentation) -> None:
+        if augmentation not in ("light", "none"):
+            raise ValueError(f"BatchAugmentation does the light and none recipes, not {augmentation!r}")
+        light = augmentation == "light"
+        self.padding = (2 if info.recipe == "mnist" else 4) if light else 0
+        self.flip = light and info.recipe == "cifar"
+        self.normalise = BatchNormalisation(info)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.padding:
+            images = random_crops(images, self.padding)
+        if self.flip:
+            flipped = torch.rand(len(images), device=images.device) < 0.5
+            images = torch.where(flipped.view(-1, 1, 1, 1), images.flip(-1), images)
+        return self.normalise(images)
+
+
+class BatchNormalisation:
+    """uint8 images (B, C, H, W) -> float32 in [0, 1], normalised with the dataset's mean and
+    std: ``eval_transform``'s last two steps, on a batch."""
+
+    def __init__(self, info: DatasetInfo) -> None:
+        self.mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(info.std).view(1, -1, 1, 1)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return (images.float().div_(255) - self.mean.to(images.device)) / self.std.to(images.device)
+
+
+def random_crops(images: Tensor, padding: int) -> Tensor:
+    """Each image of (B, C, H, W) padded with zeros by ``padding`` on every side, then cropped
+    back to H x W at its own random offset (uniform, as ``v2.RandomCrop`` draws it)."""
+    b, c, h, w = images.shape
+    device = images.device
+    padded = F.pad(images, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (b, 1, 1, 1), device=device)
+    left = torch.randint(0, 2 * padding + 1, (b, 1, 1, 1), device=device)
+    rows = top + torch.arange(h, device=device).view(1, 1, h, 1)  # (B, 1, H, 1): the rows each image keeps
+    cols = left + torch.arange(w, device=device).view(1, 1, 1, w)  # (B, 1, 1, W): and its columns
+    image_index = torch.arange(b, device=device).view(b, 1, 1, 1)
+    return padded[image_index, torch.arange(c, device=device).view(1, c, 1, 1), rows, cols]

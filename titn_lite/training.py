@@ -20,7 +20,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from titn_lite.data import dataset_info, eval_transform, load_dataset, train_transform
+from titn_lite.data import (BatchAugmentation, BatchNormalisation, DatasetInfo, TensorSplit, dataset_info,
+                            eval_transform, load_dataset, load_tensors, train_transform)
 from titn_lite.losses import DistillationLoss
 from titn_lite.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_correct
 from titn_lite.mixing import BatchMixer
@@ -65,13 +66,11 @@ def fit(
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world} processes")
 
     info = dataset_info(cfg.dataset)
-    train_set = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
-                             transform=train_transform(info, cfg.augmentation))
-    test_set = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, transform=eval_transform(info))
-    if cfg.train_subset:
-        train_set = Subset(train_set, range(min(cfg.train_subset, len(train_set))))
-    if cfg.test_subset:
-        test_set = Subset(test_set, range(min(cfg.test_subset, len(test_set))))
+    local_batch = cfg.batch_size // world
+    loader_rng = torch.Generator()
+    train_batches, test_batches = _data(cfg, info, rank, world, local_batch, loader_rng, device)
+    if len(train_batches) == 0:
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the {train_batches.images} training images")
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, info.num_classes, info.in_chans, cfg.model_overrides).to(device)
@@ -82,22 +81,8 @@ def fit(
                                  alpha=cfg.distill_alpha, temperature=cfg.temperature)
     mixer = BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob)
 
-    local_batch = cfg.batch_size // world
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    loader_rng = torch.Generator()
-    train_loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
-                              num_workers=cfg.num_workers, generator=loader_rng, pin_memory=device.type == "cuda")
-    if len(train_loader) == 0:
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(train_set)} training images")
-    test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=256,
-                             num_workers=cfg.num_workers)
-
-    groups = parameter_groups(model, cfg.weight_decay, cfg.decay)
-    if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    steps_per_epoch = len(train_loader)
+    optimizer = make_optimizer(cfg, parameter_groups(model, cfg.weight_decay, cfg.decay))
+    steps_per_epoch = len(train_batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
@@ -132,11 +117,11 @@ def fit(
     metrics = None
     for epoch in range(start_epoch, cfg.epochs):
         seed_epoch(cfg.seed, epoch, loader_rng)
-        sampler.set_epoch(epoch)
+        train_batches.sampler.set_epoch(epoch)
         started = time.perf_counter()
         step_model.train()
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
-        bar = tqdm(train_loader, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
+        bar = tqdm(train_batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (progress and is_writer), leave=False, mininterval=_progress_interval())
         for step, (images, labels) in enumerate(bar):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -165,7 +150,7 @@ def fit(
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)  # drawn at the bar's own pace
         _all_reduce(sums)
         train_seconds = time.perf_counter() - started
-        metrics = evaluate(model, test_loader, info.num_classes, device=device, amp=cfg.amp)
+        metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                "train_loss": float(sums[0] / sums[3]), "train_top1": float(sums[1] / sums[3]),
@@ -178,11 +163,72 @@ def fit(
         for callback in callbacks or []:
             callback(row)
     if metrics is None:  # resumed a finished run: nothing left to train
-        metrics = evaluate(model, test_loader, info.num_classes, device=device, amp=cfg.amp)
+        metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp)
     if is_writer:
         folder.write_metrics(cfg.model, cfg.dataset, metrics)
         folder.write_status("complete", cfg.epochs, cfg.epochs)
     return history, metrics
+
+
+class Batches:
+    """One epoch's training batches, in the order ``sampler`` (a ``DistributedSampler``,
+    reseeded every epoch) gives, ``batch_size`` at a time, the last partial batch dropped.
+    ``images``: how many training images there are."""
+
+    def __init__(self, batches: Iterable[tuple[Tensor, Tensor]], sampler: DistributedSampler, batch_size: int,
+                 images: int) -> None:
+        self.batches, self.sampler, self.batch_size, self.images = batches, sampler, batch_size, images
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return iter(self.batches)
+
+
+class TensorBatches:
+    """Batches cut from a decoded split and augmented whole (``data.BatchAugmentation``):
+    images (B, C, 32, 32) float32 normalised, labels (B,)."""
+
+    def __init__(self, split: TensorSplit, sampler: DistributedSampler, batch_size: int,
+                 augment: BatchAugmentation, device: torch.device) -> None:
+        self.split, self.sampler, self.batch_size, self.augment, self.device = split, sampler, batch_size, augment, device
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = torch.tensor(list(self.sampler))
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            chosen = order[start:start + self.batch_size]
+            images = self.split.images[chosen].to(self.device, non_blocking=True)
+            yield self.augment(images), self.split.labels[chosen]
+
+
+def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_batch: int,
+          loader_rng: torch.Generator, device: torch.device) -> tuple[Batches, Iterable[tuple[Tensor, Tensor]]]:
+    """This process's training batches and its share of the test batches."""
+    if cfg.augmentation == "paper":  # per-image PIL transforms (AutoAugment, ...): a DataLoader, with workers
+        train_set = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
+                                 transform=train_transform(info, cfg.augmentation))
+        test_set = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, transform=eval_transform(info))
+        train_set = Subset(train_set, range(min(cfg.train_subset or len(train_set), len(train_set))))
+        test_set = Subset(test_set, range(min(cfg.test_subset or len(test_set), len(test_set))))
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+        loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
+                            num_workers=cfg.num_workers, generator=loader_rng, pin_memory=device.type == "cuda")
+        test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=256,
+                                 num_workers=cfg.num_workers)
+        return Batches(loader, sampler, local_batch, len(train_set)), test_loader
+    # Decoded once, then cut and augmented a whole batch at a time.
+    train = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir).head(cfg.train_subset)
+    test = load_tensors(cfg.dataset, train=False, data_dir=cfg.data_dir).head(cfg.test_subset)
+    sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    batches = TensorBatches(train, sampler, local_batch, BatchAugmentation(info, cfg.augmentation), device)
+    normalise, mine = BatchNormalisation(info), torch.arange(rank, len(test), world)
+    test_batches = [(normalise(test.images[chunk]), test.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
+    return Batches(batches, sampler, local_batch, len(train)), test_batches
+
+
+# Test images per forward pass when evaluating: larger batches run faster, up to memory.
+EVAL_BATCH = 500
 
 
 def build_model(name: str, num_classes: int, in_chans: int, overrides: dict[str, Any] | None = None) -> nn.Module:
@@ -232,6 +278,23 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay: str = "weight
             (exempt if parameter.ndim <= 1 or name.endswith(NO_DECAY_SUFFIXES) else decayed).append(parameter)
     groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
+
+
+def make_optimizer(cfg: ResolvedConfig, groups: list[dict[str, Any]], *, fused: bool = True) -> torch.optim.Optimizer:
+    """The config's optimizer (SGD with momentum, or AdamW) over ``groups``.
+
+    ``fused``: one kernel updates every parameter, where this torch has it for the
+    parameters' device (CPU from torch 2.4). Unfused, PyTorch's CPU optimizers loop over the
+    parameters one small op at a time, which at the classroom's sizes is a sizeable share of
+    a training step (``benchmarks/kit_vs_bare_loop.py`` measures it)."""
+    kind, settings = ((torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum}) if cfg.optimizer == "sgd"
+                      else (torch.optim.AdamW, {"lr": cfg.lr}))
+    if fused:
+        try:
+            return kind(groups, fused=True, **settings)
+        except (RuntimeError, ValueError):  # an older torch: fused on GPUs only
+            pass
+    return kind(groups, **settings)
 
 
 def warmup_cosine(warmup_steps: float, total_steps: int) -> Callable[[int], float]:
