@@ -2,7 +2,7 @@
 
 Bare loop: a fixed batch of random images already in memory; forward, the kit's loss,
 backward, the optimizer's step; nothing else (no data, no augmentation, no metrics, no
-evaluation). The kit: ``titn-lite train`` at the classroom profile (TITN depth 4, batch 128,
+evaluation). The kit: ``titn-lite train`` at the classroom profile (TITN depth 4, the profile's batch,
 1x32x32, 10 classes, 4,000 images, AdamW, no teacher), whose history records training
 images/s per epoch (evaluation excluded). Rounds alternate (bare, kit, bare, kit, ...) so
 drift in the machine's load hits both alike; medians are printed, and the ratio kit / bare

@@ -100,9 +100,10 @@ def images_per_second(step: Callable[[], None], steps: int, batch_size: int, dev
 
 class BatchedSeeds:
     """``seeds`` copies of one model (its seeds' initial weights) trained as one: the
-    parameters stacked along a new first dimension, the step vmapped over it, each copy on
-    its own batch (images (S, B, C, H, W)). AdamW is elementwise, so one AdamW over the
-    stacked tensors is each seed's own AdamW."""
+    parameters stacked along a new first dimension, the step vmapped over it; each copy gets
+    its own copy of the benchmark's batch (images (S, B, C, H, W)), as a throughput measure
+    needs. AdamW is elementwise, so one AdamW over the stacked tensors is each seed's own
+    AdamW (here PyTorch's defaults on every parameter, like the eager column's)."""
 
     def __init__(self, make: Callable[[], torch.nn.Module], seeds: int, batch: tuple[torch.Tensor, ...]):
         from torch.func import functional_call, grad, stack_module_state, vmap

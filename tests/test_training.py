@@ -240,3 +240,35 @@ def test_adamw_leaves_biases_norms_tokens_and_positions_undecayed():
     assert len(everything) == 1 and len(everything[0]["params"]) == len(before)
     assert TrainConfig(model="titn", profile="classroom").resolved().decay == "weights"  # AdamW
     assert TrainConfig(model="titn", profile="paper").resolved().decay == "all"  # SGD, as PyTorch's default
+
+
+def test_fused_optimizer_falls_back_where_torch_lacks_it(monkeypatch):
+    class NoFusedAdamW(torch.optim.AdamW):  # torch before 2.4 on a CPU: fused=True raises
+        def __init__(self, params, **settings):
+            if settings.get("fused"):
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+            super().__init__(params, **settings)
+    monkeypatch.setattr(torch.optim, "AdamW", NoFusedAdamW)
+    config = TrainConfig(model="vit", profile="smoke").resolved()
+    optimizer = training.make_optimizer(config, [{"params": [nn.Parameter(torch.zeros(3))]}])
+    assert isinstance(optimizer, NoFusedAdamW) and not optimizer.param_groups[0]["fused"]
+
+
+def test_resume_steps_with_this_torchs_kernel_not_the_savers(tmp_path, monkeypatch):
+    """A checkpoint saved by an unfused optimizer (an older torch) resumes with the kernel
+    make_optimizer chooses here, rather than the saved group's flag."""
+    real = training.make_optimizer
+    monkeypatch.setattr(training, "make_optimizer", lambda cfg, groups: real(cfg, groups, fused=False))
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(smoke(tmp_path / "run", epochs=2), progress=False, callbacks=[stop_after_first_epoch])
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["optimizer"]["param_groups"]
+    assert not any(group["fused"] for group in saved)
+    monkeypatch.setattr(training, "make_optimizer", real)
+    train(smoke(tmp_path / "run", epochs=2), resume=True, progress=False)
+    resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["optimizer"]["param_groups"]
+    fresh = real(TrainConfig(model="vit", profile="smoke").resolved(), [{"params": [nn.Parameter(torch.zeros(3))]}])
+    assert all(group["fused"] == fresh.param_groups[0]["fused"] for group in resumed)

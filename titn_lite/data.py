@@ -262,7 +262,7 @@ class TensorSplit:
 def load_tensors(name: str, *, train: bool, data_dir: str | Path | None = None) -> TensorSplit:
     """``name``'s train or test split as tensors; decoded once per process and kept (the
     notebooks train many runs on the same images)."""
-    return _load_tensors(name, train, str(Path(data_dir) if data_dir is not None else default_data_dir()))
+    return _load_tensors(name, train, str(Path(data_dir if data_dir is not None else default_data_dir()).resolve()))
 
 
 @functools.lru_cache(maxsize=4)
@@ -308,7 +308,7 @@ class BatchNormalisation:
         self.std = torch.tensor(info.std).view(1, -1, 1, 1)
 
     def __call__(self, images: Tensor) -> Tensor:
-        return (images.float().div_(255) - self.mean.to(images.device)) / self.std.to(images.device)
+        return (images.to(torch.float32) / 255 - self.mean.to(images.device)) / self.std.to(images.device)
 
 
 def random_crops(images: Tensor, padding: int) -> Tensor:

@@ -104,7 +104,8 @@ class TrainConfig:
     # A student's config fields, e.g. {"depth": 4}; the CLI's --override KEY=INT.
     model_overrides: dict[str, Any] = option({}, "change a student's config field, e.g. --override depth=6",
                                              flag="--override", metavar="KEY=INT")
-    num_workers: int | None = option(None, "DataLoader worker processes", flag="--workers")
+    num_workers: int | None = option(None, "DataLoader worker processes (the paper augmentation; the light and none "
+                                               "recipes are cut from tensors in the main process)", flag="--workers")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", choices=("auto", "cpu", "cuda"))
     amp: str = option("none", "none, bf16 or fp16 (fp16: CUDA only)", choices=("none", "bf16", "fp16"))
     compile: bool = option(False, "torch.compile the model")

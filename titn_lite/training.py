@@ -92,7 +92,10 @@ def fit(
     start_epoch = 0
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
+        kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in optimizer.param_groups]
         optimizer.load_state_dict(checkpoint["optimizer"])
+        for group, kernel in zip(optimizer.param_groups, kernels):
+            group.update(kernel)  # the step kernel this torch chose, not the one of the torch that saved
         scheduler.load_state_dict(checkpoint["scheduler"])
         scaler.load_state_dict(checkpoint["scaler"])
         history, start_epoch = checkpoint["history"], checkpoint["epoch"]
@@ -188,7 +191,8 @@ class Batches:
 
 class TensorBatches:
     """Batches cut from a decoded split and augmented whole (``data.BatchAugmentation``):
-    images (B, C, 32, 32) float32 normalised, labels (B,)."""
+    images (B, C, 32, 32) float32, normalised, on ``device``; labels (B,) int64, on the CPU
+    (the training loop moves them)."""
 
     def __init__(self, split: TensorSplit, sampler: DistributedSampler, batch_size: int,
                  augment: BatchAugmentation, device: torch.device) -> None:
@@ -200,6 +204,10 @@ class TensorBatches:
             chosen = order[start:start + self.batch_size]
             images = self.split.images[chosen].to(self.device, non_blocking=True)
             yield self.augment(images), self.split.labels[chosen]
+
+
+# Test images per forward pass when evaluating: larger batches run faster, up to memory.
+EVAL_BATCH = 500
 
 
 def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_batch: int,
@@ -214,7 +222,7 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
         loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
                             num_workers=cfg.num_workers, generator=loader_rng, pin_memory=device.type == "cuda")
-        test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=256,
+        test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=EVAL_BATCH,
                                  num_workers=cfg.num_workers)
         return Batches(loader, sampler, local_batch, len(train_set)), test_loader
     # Decoded once, then cut and augmented a whole batch at a time.
@@ -227,10 +235,6 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
     return Batches(batches, sampler, local_batch, len(train)), test_batches
 
 
-# Test images per forward pass when evaluating: larger batches run faster, up to memory.
-EVAL_BATCH = 500
-
-
 def build_model(name: str, num_classes: int, in_chans: int, overrides: dict[str, Any] | None = None) -> nn.Module:
     """A student (``create_model``) or a teacher (``create_teacher``) by name."""
     if name in MODEL_CONFIGS:
@@ -239,9 +243,10 @@ def build_model(name: str, num_classes: int, in_chans: int, overrides: dict[str,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, *, device: torch.device | str = "cpu",
+def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], num_classes: int, *, device: torch.device | str = "cpu",
              amp: str = "none") -> ClassificationMetrics:
-    """Table 3's metrics on ``loader`` (summed over processes when distributed)."""
+    """Table 3's metrics on ``loader``'s (images (B, C, H, W), labels (B,)) batches, summed over
+    processes when distributed."""
     model.eval()
     device = torch.device(device)
     amp_dtype = _amp_dtype(amp)
