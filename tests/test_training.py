@@ -242,16 +242,26 @@ def test_adamw_leaves_biases_norms_tokens_and_positions_undecayed():
     assert TrainConfig(model="titn", profile="paper").resolved().decay == "all"  # SGD, as PyTorch's default
 
 
-def test_fused_optimizer_falls_back_where_torch_lacks_it(monkeypatch):
-    class NoFusedAdamW(torch.optim.AdamW):  # torch before 2.4 on a CPU: fused=True raises
+@pytest.mark.parametrize("fails_at", ["construction", "step"])  # torch 2.3 on a CPU fails only at the step
+def test_fused_optimizer_falls_back_where_torch_lacks_it(monkeypatch, fails_at):
+    class NoFusedAdamW(torch.optim.AdamW):
         def __init__(self, params, **settings):
-            if settings.get("fused"):
+            if settings.get("fused") and fails_at == "construction":
                 raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
             super().__init__(params, **settings)
+
+        def step(self, closure=None):
+            if self.defaults.get("fused") and fails_at == "step":
+                raise NotImplementedError("Could not run 'aten::_fused_adamw_' with arguments from the 'CPU' backend")
+            return super().step(closure)
     monkeypatch.setattr(torch.optim, "AdamW", NoFusedAdamW)
     config = TrainConfig(model="vit", profile="smoke").resolved()
-    optimizer = training.make_optimizer(config, [{"params": [nn.Parameter(torch.zeros(3))]}])
+    parameter = nn.Parameter(torch.zeros(3))
+    optimizer = training.make_optimizer(config, [{"params": [parameter]}])
     assert isinstance(optimizer, NoFusedAdamW) and not optimizer.param_groups[0]["fused"]
+    parameter.grad = torch.ones(3)
+    optimizer.step()  # and it steps
+    assert parameter.abs().sum() > 0
 
 
 def test_resume_steps_with_this_torchs_kernel_not_the_savers(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ uninterrupted run would (bit for bit on a CPU).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -294,12 +295,24 @@ def make_optimizer(cfg: ResolvedConfig, groups: list[dict[str, Any]], *, fused: 
     a training step (``benchmarks/kit_vs_bare_loop.py`` measures it)."""
     kind, settings = ((torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum}) if cfg.optimizer == "sgd"
                       else (torch.optim.AdamW, {"lr": cfg.lr}))
-    if fused:
-        try:
-            return kind(groups, fused=True, **settings)
-        except (RuntimeError, ValueError):  # an older torch: fused on GPUs only
-            pass
+    device = next((p.device for group in groups for p in group["params"]), torch.device("cpu"))
+    if fused and _has_fused_step(kind, device.type):
+        return kind(groups, fused=True, **settings)
     return kind(groups, **settings)
+
+
+@functools.cache
+def _has_fused_step(kind: type[torch.optim.Optimizer], device_type: str) -> bool:
+    """Whether this torch can take a fused ``kind`` step on ``device_type``: tried on one
+    small parameter, since some versions accept ``fused=True`` for a device they cannot
+    step on (torch 2.3 on a CPU fails only at the first step)."""
+    try:
+        parameter = torch.nn.Parameter(torch.zeros(2, device=device_type))
+        parameter.grad = torch.ones_like(parameter)
+        kind([parameter], lr=0.1, fused=True, **({"momentum": 0.9} if kind is torch.optim.SGD else {})).step()
+        return True
+    except (RuntimeError, ValueError, NotImplementedError):
+        return False
 
 
 def warmup_cosine(warmup_steps: float, total_steps: int) -> Callable[[int], float]:
