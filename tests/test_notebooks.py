@@ -180,12 +180,14 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     # The series gathers what 06, 08 and 10 measured, every seed of every setting, into one page.
     results = (tmp_path / "out" / "results.md").read_text()
     sections = re.findall(r"^## (.+)$", results, flags=re.MULTILINE)
-    assert sections == ["The CNN teacher", "The five students (notebook 08)", "TITN ablations (notebook 10)"]
+    assert sections == ["The CNN teacher", "The five students (notebook 08)", "TITN ablations (notebook 10)",
+                        "When does the teacher help? (notebook 10)"]
     seeds = get_profile("smoke").seeds
     for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix", "MixUp"):
         row = next(line for line in results.splitlines() if line.startswith(f"| {name} |"))
         assert len(row.split("|")[3].split(",")) == seeds, row  # one value per seed
     assert "| deit − vit |" in results and "| no teacher − TITN as profiled" in results
+    assert "| DeiT hard, few labels − ViT, few labels |" in results and "| DeiT soft, few labels − ViT" in results
     assert "| 74.71 |" in results  # Table 3's TITN beside ours
     print(f"smoke series: {summary['total_seconds']:.0f} s")
 

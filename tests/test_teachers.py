@@ -2,6 +2,7 @@ import urllib.error
 
 import pytest
 import torch
+from torch import nn
 from torchvision import models as tv
 
 from titn_lite import teachers
@@ -62,3 +63,20 @@ def test_small_cnn_is_small_and_any_size():
     model = teachers.SmallCNN(num_classes=10, in_chans=1).eval()
     assert sum(p.numel() for p in model.parameters()) < 500_000
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_label_disagreement_is_the_share_of_images_the_teacher_labels_otherwise():
+    from titn_lite.teachers import label_disagreement
+
+    class Says(nn.Module):  # labels every image with the class written in its first pixel
+        def forward(self, images):
+            return nn.functional.one_hot(images[:, 0, 0, 0].long(), 10).float()
+
+    images = torch.zeros(1200, 1, 4, 4)
+    images[:, 0, 0, 0] = torch.arange(1200) % 10
+    truth = images[:, 0, 0, 0].long()
+    truth[:300] = (truth[:300] + 1) % 10  # the teacher is wrong on the first quarter
+    assert label_disagreement(Says(), images, truth) == pytest.approx(0.25)
+    assert label_disagreement(Says(), images, images[:, 0, 0, 0].long(), batch_size=7) == 0.0
+    with pytest.raises(ValueError, match="as many labels as images"):
+        label_disagreement(Says(), images, truth[:10])

@@ -282,3 +282,69 @@ def test_resume_steps_with_this_torchs_kernel_not_the_savers(tmp_path, monkeypat
     resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["optimizer"]["param_groups"]
     fresh = real(TrainConfig(model="vit", profile="smoke").resolved(), [{"params": [nn.Parameter(torch.zeros(3))]}])
     assert all(group["fused"] == fresh.param_groups[0]["fused"] for group in resumed)
+
+
+# --- unlabelled images: seen by the student, labelled only by its teacher -------------------------
+
+@pytest.mark.parametrize("augmentation", ["paper", "none"])  # per-image DataLoader; whole-batch tensors
+def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(augmentation):
+    from titn_lite.data import dataset_info, load_dataset
+    from titn_lite.losses import UNLABELLED
+    cfg = smoke("unused", model="deit", unlabelled=40, augmentation=augmentation, batch_size=8).resolved()
+    batches, _ = training._data(cfg, dataset_info(cfg.dataset), 0, 1, 8, torch.Generator().manual_seed(0),
+                                torch.device("cpu"))
+    assert batches.images == 256 + 40 and len(batches) == (256 + 40) // 8
+    labels = torch.cat([labels for _, labels in batches])
+    assert int((labels == UNLABELLED).sum()) in range(40 - 7, 41)  # the last partial batch is dropped
+    truth = torch.as_tensor(load_dataset("fashion-mnist-mini", train=True).targets)[:256]
+    order = torch.tensor(list(batches.sampler))[:len(labels)]
+    assert torch.equal(labels[order < 256], truth[order[order < 256]])
+    assert bool((labels[order >= 256] == UNLABELLED).all())
+
+
+def test_class_loss_skips_unlabelled_images_and_the_teacher_term_uses_them():
+    from titn_lite.losses import UNLABELLED, DistillationLoss, mixed_cross_entropy
+    from titn_lite.mixing import MixedBatch
+    torch.manual_seed(0)
+    images, logits = torch.randn(6, 1, 32, 32), torch.randn(6, 10, requires_grad=True)
+    labels = torch.tensor([3, 1, UNLABELLED, 4, UNLABELLED, 9])
+    batch = MixedBatch(images, labels, labels, 1.0)
+    known = labels != UNLABELLED
+    assert torch.allclose(mixed_cross_entropy(logits, batch), nn.functional.cross_entropy(logits[known], labels[known]))
+    nothing = torch.full((6,), UNLABELLED)
+    loss = mixed_cross_entropy(logits, MixedBatch(images, nothing, nothing, 1.0))
+    loss.backward()  # a batch without labels teaches the class head nothing, and is not NaN
+    assert float(loss.detach()) == 0.0 and not logits.grad.any()
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
+    distill_logits = torch.randn(6, 10)
+    loss = DistillationLoss(teacher, "hard", alpha=0.5)((logits, distill_logits), batch)
+    expected = 0.5 * nn.functional.cross_entropy(logits[known], labels[known]) + 0.5 * nn.functional.cross_entropy(
+        distill_logits, teacher(images).argmax(1))
+    assert torch.allclose(loss, expected)
+
+
+def test_unlabelled_run_trains_and_counts_training_accuracy_on_labelled_images(tmp_path, teacher_checkpoint):
+    result = train(smoke(tmp_path / "run", model="deit", teacher=str(teacher_checkpoint), unlabelled=64),
+                   progress=False)
+    row = result.history[0]
+    assert 0.0 <= row["train_top1"] <= 1.0 and row["train_loss"] > 0
+    plain = smoke(tmp_path / "plain", model="deit", teacher=str(teacher_checkpoint))
+    assert "unlabelled" not in plain.identity()  # runs from before the setting keep their identity and folder
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["unlabelled"] == 64
+    assert smoke(tmp_path / "run", model="deit", teacher=str(teacher_checkpoint), unlabelled=64).key() != plain.key()
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"model": "vit", "unlabelled": 10}, "vit has no distillation token"),
+    ({"model": "deit", "distill": "none", "unlabelled": 10}, "deit learns from no teacher"),
+    ({"model": "deit", "unlabelled": -1}, "unlabelled must be a whole number"),
+])
+def test_unlabelled_needs_a_teacher_and_a_count(settings, message):
+    with pytest.raises(ValueError, match=message):
+        smoke("unused", **settings).resolved()
+
+
+def test_more_unlabelled_images_than_the_dataset_holds_says_how_many_fit(tmp_path):
+    with pytest.raises(ValueError, match="lower --unlabelled to at most 9744"):
+        train(smoke(tmp_path / "run", model="deit", unlabelled=10_000), progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -132,6 +132,15 @@ def test_learning_curves(tmp_path):
     assert len(fig.axes[0].lines) == 4 and list(fig.axes[1].lines[0].get_ydata()) == [0.25, 0.5, 0.75]
     with pytest.raises(ValueError, match="no histories to plot"):
         viz.plot_learning_curves({})
+    timed = [{**row, "seconds": 10.0 * row["epoch"]} for row in rows]  # 10, 20, 30 s: 10, 30, 60 s so far
+    fig = viz.plot_learning_curves({"vit": timed}, metrics=("top1",), x="seconds")
+    assert list(fig.axes[0].lines[0].get_xdata()) == [10.0, 30.0, 60.0]
+    assert fig.axes[0].get_xlabel() == "training seconds"
+    stepped = [{**row, "steps": 50 * row["epoch"]} for row in rows]
+    fig = viz.plot_learning_curves({"vit": stepped}, metrics=("top1",), x="steps")
+    assert list(fig.axes[0].lines[0].get_xdata()) == [50, 100, 150] and fig.axes[0].get_xlabel() == "optimizer steps"
+    with pytest.raises(ValueError, match="the rows of vit have no 'steps'"):
+        viz.plot_learning_curves({"vit": rows}, x="steps")
 
 
 def test_confusion_and_comparison_and_gallery_and_mistakes():

@@ -35,7 +35,7 @@ ARTIFACTS_DIR = Path("artifacts")
 # profile's own teacher, VGG16-BN, is what ``titn-lite train`` uses by default.)
 COURSE_TEACHER = "small_cnn"
 # The series' results page gathers what notebooks 06, 08 and 10 measured (per seed).
-RESULT_RECORDS = ("teacher", "comparison", "ablations")
+RESULT_RECORDS = ("teacher", "comparison", "ablations", "regimes")
 
 
 @dataclass(frozen=True)

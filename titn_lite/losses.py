@@ -20,6 +20,10 @@ from titn_lite.mixing import MixedBatch
 
 DistillMode = Literal["hard", "soft", "none"]
 
+# The label of a training image the student may not see (``TrainConfig.unlabelled``): PyTorch's
+# cross-entropy skips it (its default ``ignore_index``), so only the teacher's term learns from it.
+UNLABELLED = -100
+
 
 def check_distill_alpha(alpha: float) -> None:
     if not 0.0 <= alpha <= 1.0:
@@ -27,11 +31,18 @@ def check_distill_alpha(alpha: float) -> None:
 
 
 def mixed_cross_entropy(logits: Tensor, batch: MixedBatch) -> Tensor:
-    """Eq. 9: lam * CE(p, l1) + (1 - lam) * CE(p, l2). logits (B, classes) -> scalar."""
-    own = F.cross_entropy(logits, batch.labels)
+    """Eq. 9: lam * CE(p, l1) + (1 - lam) * CE(p, l2). logits (B, classes) -> scalar.
+    ``UNLABELLED`` images add nothing: each term is the mean over the labelled ones."""
+    own = _labelled_cross_entropy(logits, batch.labels)
     if batch.lam == 1.0:
         return own
-    return batch.lam * own + (1 - batch.lam) * F.cross_entropy(logits, batch.partner_labels)
+    return batch.lam * own + (1 - batch.lam) * _labelled_cross_entropy(logits, batch.partner_labels)
+
+
+def _labelled_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    if bool((labels == UNLABELLED).all()):  # no label in the batch: nothing to learn, not 0/0
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels)  # ignore_index: UNLABELLED
 
 
 class DistillationLoss(nn.Module):

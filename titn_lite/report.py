@@ -100,9 +100,12 @@ def format_record(record: dict[str, Any]) -> str:
         paired = record.get("paired", False)  # records written before runs were paired by seed: Welch
         differences = compare_pairs(results, [tuple(pair) for pair in record["pairs"]], paired=paired)
         test = "the paired t-test over seeds" if paired else "Welch's t-test"
-        section += ["", f"Is each difference larger than the scatter between seeds? ({test}; the p-values "
-                    f"are Holm-adjusted over the {len(differences)} differences of this table, and an adjusted "
-                    "p < 0.05 counts as beyond the noise.)", "", format_differences(differences)]
+        adjusted = (f"the p-values are Holm-adjusted over the {len(differences)} differences of this table, and an "
+                    "adjusted p < 0.05 counts as beyond the noise" if len(differences) > 1 else
+                    "the table tests one difference, which Holm's correction leaves as it is, and p < 0.05 counts "
+                    "as beyond the noise")
+        section += ["", f"Is each difference larger than the scatter between seeds? ({test}; {adjusted}.)", "",
+                    format_differences(differences)]
     return "\n".join(section)
 
 

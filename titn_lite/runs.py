@@ -101,6 +101,10 @@ class TrainConfig:
                                       choices=get_args(Augmentation))
     train_subset: int | None = option(None, "train on the first N training images")
     test_subset: int | None = option(None, "evaluate on the first N test images")
+    # Semi-supervised distillation: images the student sees without their labels, so only the
+    # teacher's term learns from them (losses.UNLABELLED). 0 (none) leaves a run's identity as before.
+    unlabelled: int = option(0, "also train on the N training images after the labelled ones (--train-subset), "
+                                "without their labels: only the teacher labels them (a distilled student)")
     # A student's config fields, e.g. {"depth": 4}; the CLI's --override KEY=INT.
     model_overrides: dict[str, Any] = option({}, "change a student's config field, e.g. --override depth=6",
                                              flag="--override", metavar="KEY=INT")
@@ -184,6 +188,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.unlabelled, int) or isinstance(self.unlabelled, bool) or self.unlabelled < 0:
+            raise ValueError(f"unlabelled must be a whole number of images (0 for none), got {self.unlabelled!r}")
+        if self.unlabelled and (not self.is_distilled or self.distill == "none"):
+            why = "learns from no teacher" if self.is_distilled else "has no distillation token"
+            raise ValueError(f"unlabelled images are labelled only by a teacher: {self.model} {why}; use one of "
+                             f"{', '.join(n for n, c in MODEL_CONFIGS.items() if c.distilled)} with distill hard "
+                             f"or soft, or unlabelled 0")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.distill in ("hard", "soft") and not self.is_distilled:
@@ -235,6 +246,8 @@ NOT_IDENTITY = ("out_dir", "num_workers", "data_dir", "device")
 def settings_identity(settings: dict[str, Any]) -> dict[str, Any]:
     """A resolved config's settings (``dataclasses.asdict``) reduced to the run's identity."""
     identity = {k: v for k, v in settings.items() if k not in NOT_IDENTITY}
+    if not identity.get("unlabelled"):  # added later: a run without unlabelled images keeps its old identity
+        identity.pop("unlabelled", None)
     if identity.get("teacher") and identity["teacher"] not in list_teachers():
         identity["teacher"] = teacher_identity(Path(identity["teacher"]))
     return identity

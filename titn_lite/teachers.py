@@ -72,6 +72,18 @@ TEACHERS: dict[str, TeacherSpec] = {
 }
 
 
+def label_disagreement(teacher: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int = 500) -> float:
+    """Share of ``images`` (N, C, H, W), normalised as the student sees them, on which the
+    teacher's label (its argmax) is not ``labels`` (N,): the only images on which hard
+    distillation tells the student something its true label does not."""
+    if len(images) != len(labels) or not len(labels):
+        raise ValueError(f"need as many labels as images, at least one: got {len(images)} images, {len(labels)} labels")
+    teacher.eval()
+    with torch.no_grad():
+        says = torch.cat([teacher(chunk).argmax(1) for chunk in images.split(batch_size)])
+    return float((says != labels).float().mean())
+
+
 def list_teachers() -> list[str]:
     """Names ``create_teacher`` accepts."""
     return list(TEACHERS)

@@ -28,13 +28,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from titn_lite.data import (BatchAugmentation, BatchNormalisation, DatasetInfo, TensorSplit, dataset_info,
                             eval_transform, load_dataset, load_tensors, train_transform)
-from titn_lite.losses import DistillationLoss
+from titn_lite.losses import UNLABELLED, DistillationLoss
 from titn_lite.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_correct
 from titn_lite.mixing import BatchMixer
 from titn_lite.models import MODEL_CONFIGS, create_model
@@ -124,7 +124,7 @@ def fit(
         train_batches.sampler.set_epoch(epoch)
         started = time.perf_counter()
         step_model.train()
-        sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
+        sums = torch.zeros(5, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, labelled n, n
         bar = tqdm(train_batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (progress and is_writer), leave=False, mininterval=_progress_interval())
         for step, (images, labels) in enumerate(bar):
@@ -149,17 +149,19 @@ def fit(
             scaler.update()
             scheduler.step()
             logits = _mean_logits(outputs).detach().float()
-            top1, top5 = topk_correct(logits, batch.dominant_labels)
-            sums += torch.tensor([loss_value * len(labels), top1, top5, len(labels)], dtype=torch.float64)
+            top1, top5 = topk_correct(logits, batch.dominant_labels)  # an UNLABELLED image is never a hit...
+            labelled = len(labels) if not cfg.unlabelled else int((batch.dominant_labels != UNLABELLED).sum())
+            sums += torch.tensor([loss_value * len(labels), top1, top5, labelled, len(labels)],  # ...nor counted
+                                 dtype=torch.float64)
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)  # drawn at the bar's own pace
         _all_reduce(sums)
         train_seconds = time.perf_counter() - started
         metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-               "train_loss": float(sums[0] / sums[3]), "train_top1": float(sums[1] / sums[3]),
-               "train_top5": float(sums[2] / sums[3]), "val_loss": metrics.loss, "val_top1": metrics.top1,
-               "val_top5": metrics.top5, "seconds": seconds, "images_per_second": float(sums[3]) / train_seconds}
+               "train_loss": float(sums[0] / sums[4]), "train_top1": float(sums[1] / sums[3].clamp(min=1)),
+               "train_top5": float(sums[2] / sums[3].clamp(min=1)), "val_loss": metrics.loss, "val_top1": metrics.top1,
+               "val_top5": metrics.top5, "seconds": seconds, "images_per_second": float(sums[4]) / train_seconds}
         history.append(row)
         if is_writer:
             folder.write_epoch(checkpoint_of(epoch + 1, complete=epoch + 1 == cfg.epochs), history)
@@ -207,6 +209,31 @@ class TensorBatches:
             yield self.augment(images), self.split.labels[chosen]
 
 
+class HiddenLabels(Dataset):
+    """``dataset`` with the labels of every image from index ``labelled`` on replaced by
+    ``UNLABELLED``: images the student sees, labelled only by its teacher."""
+
+    def __init__(self, dataset: Dataset, labelled: int) -> None:
+        self.dataset, self.labelled = dataset, labelled
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image, label = self.dataset[index]
+        return image, label if index < self.labelled else UNLABELLED
+
+
+def _labelled_count(cfg: ResolvedConfig, available: int) -> int:
+    """How many training images keep their labels; checks the unlabelled ones exist too."""
+    labelled = min(cfg.train_subset or available, available)
+    if labelled + cfg.unlabelled > available:
+        raise ValueError(f"{cfg.dataset} has {available} training images: {labelled} labelled and {cfg.unlabelled} "
+                         f"unlabelled ones do not fit; lower --unlabelled to at most {available - labelled} "
+                         f"(or --train-subset)")
+    return labelled
+
+
 # Test images per forward pass when evaluating: larger batches run faster, up to memory.
 EVAL_BATCH = 500
 
@@ -218,7 +245,10 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
         train_set = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
                                  transform=train_transform(info, cfg.augmentation))
         test_set = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, transform=eval_transform(info))
-        train_set = Subset(train_set, range(min(cfg.train_subset or len(train_set), len(train_set))))
+        labelled = _labelled_count(cfg, len(train_set))
+        train_set = Subset(train_set, range(labelled + cfg.unlabelled))
+        if cfg.unlabelled:
+            train_set = HiddenLabels(train_set, labelled)
         test_set = Subset(test_set, range(min(cfg.test_subset or len(test_set), len(test_set))))
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
         loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
@@ -227,7 +257,11 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
                                  num_workers=cfg.num_workers)
         return Batches(loader, sampler, local_batch, len(train_set)), test_loader
     # Decoded once, then cut and augmented a whole batch at a time.
-    train = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir).head(cfg.train_subset)
+    train = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    labelled = _labelled_count(cfg, len(train))
+    train = train.head(labelled + cfg.unlabelled)
+    if cfg.unlabelled:
+        train = TensorSplit(train.images, torch.where(torch.arange(len(train)) < labelled, train.labels, UNLABELLED))
     test = load_tensors(cfg.dataset, train=False, data_dir=cfg.data_dir).head(cfg.test_subset)
     sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     batches = TensorBatches(train, sampler, local_batch, BatchAugmentation(info, cfg.augmentation), device)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,19 +51,26 @@ def show_images(images: Tensor | Sequence[Tensor], titles: Sequence[str] | None 
 
 
 def plot_learning_curves(histories: dict[str, list[dict[str, float]]], *, metrics: Sequence[str] = ("loss", "top1"),
-                         save_to: str | Path | None = None) -> Figure:
-    """Train (dashed) and validation (solid) curves per epoch, one panel per metric, one
-    colour per run. ``histories``: run name -> the rows of its history.json."""
+                         x: str = "epoch", save_to: str | Path | None = None) -> Figure:
+    """Train (dashed) and validation (solid) curves, one panel per metric, one colour per run.
+    ``histories``: run name -> the rows of its history.json. ``x``: "epoch"; "seconds" (the
+    run's own seconds so far); or another key every row carries (runs whose epochs differ in
+    length compare by optimizer steps, say, with rows that carry a "steps" count)."""
     if not histories:
         raise ValueError("no histories to plot")
+    missing = [name for name, rows in histories.items() if x != "seconds" and any(x not in row for row in rows)]
+    if missing:
+        raise ValueError(f"x={x!r}: the rows of {', '.join(missing)} have no {x!r}; use 'epoch', 'seconds' or a "
+                         f"key every row carries")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     palette = sns.color_palette(n_colors=len(histories))
     for ax, metric in zip(axes[0], metrics):
         for colour, (name, rows) in zip(palette, histories.items()):
-            epochs = [row["epoch"] for row in rows]
-            ax.plot(epochs, [row[f"val_{metric}"] for row in rows], color=colour, marker="o", label=f"{name} val")
-            ax.plot(epochs, [row[f"train_{metric}"] for row in rows], color=colour, linestyle="--", label=f"{name} train")
-        ax.set_xlabel("epoch")
+            where = (list(itertools.accumulate(row["seconds"] for row in rows)) if x == "seconds"
+                     else [row[x] for row in rows])
+            ax.plot(where, [row[f"val_{metric}"] for row in rows], color=colour, marker="o", label=f"{name} val")
+            ax.plot(where, [row[f"train_{metric}"] for row in rows], color=colour, linestyle="--", label=f"{name} train")
+        ax.set_xlabel({"seconds": "training seconds", "steps": "optimizer steps"}.get(x, x))
         ax.set_ylabel(metric)
         ax.set_title({"loss": "loss", "top1": "top-1 accuracy", "top5": "top-5 accuracy"}.get(metric, metric))
     axes[0][-1].legend(fontsize=7, ncol=2)
