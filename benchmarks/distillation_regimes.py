@@ -3,8 +3,8 @@ profile: for each regime, each distilled student against its undistilled twin (D
 ViT, TITN against TNT) with hard and with soft distillation, over the profile's seeds.
 
 Prints, per regime and pair: both means ± std, the difference, the paired t-test's p (seed k
-of both sides sees the same images in the same order) and Holm's p over every difference in
-the table, the seconds per run, how often the teacher's label differs from the truth on what
+of both sides starts from the same seed; where both train on the same images for as many
+epochs, they also see them in the same order) and Holm's p over every difference in the table, the seconds per run, how often the teacher's label differs from the truth on what
 the student trains on (its images as the student sees them: augmented, mixed, unlabelled),
 and convergence: the first epoch at which the distilled student's mean test accuracy reaches
 its twin's final one (the paper's faster-convergence claim, §3.6 and §4.4).
@@ -63,7 +63,9 @@ REGIMES = {r.name: r for r in [
     Regime("unlabelled", f"the distilled student also sees the other {UNLABELLED_IMAGES:,} images, without labels: "
            "only the teacher labels them", distilled={"unlabelled": UNLABELLED_IMAGES}),
     # The distilled student above takes 2.5x the optimizer steps of its twin; here the twin
-    # takes as many (10 epochs of 4,000 images = 4 of 10,000), so only the teacher's labels differ.
+    # takes about as many (10 epochs of 4,000 images, 4 of 10,000), so they differ mainly in
+    # where the extra steps' labels come from. (Measured with the twin's warm-up at the profile's
+    # 1 epoch; notebook 10 stretches it with the epochs.)
     Regime("unlabelled-equal-steps", "as unlabelled, the undistilled twin trained for as many optimizer steps "
            "(10 epochs of its 4,000 images)", distilled={"unlabelled": UNLABELLED_IMAGES}, twin={"epochs": 10}),
     # Few labels: the undistilled twin can only repeat its 1,000 images (40 epochs, as many steps

@@ -338,10 +338,13 @@ def test_unlabelled_run_trains_and_counts_training_accuracy_on_labelled_images(t
     ({"model": "vit", "unlabelled": 10}, "vit has no distillation token"),
     ({"model": "deit", "distill": "none", "unlabelled": 10}, "deit learns from no teacher"),
     ({"model": "deit", "unlabelled": -1}, "unlabelled must be a whole number"),
+    ({"model": "deit", "unlabelled": 10, "mix": "cutmix"}, "unlabelled images cannot be mixed"),
 ])
-def test_unlabelled_needs_a_teacher_and_a_count(settings, message):
+def test_unlabelled_needs_a_teacher_a_count_and_unmixed_images(settings, message):
     with pytest.raises(ValueError, match=message):
         smoke("unused", **settings).resolved()
+    with pytest.raises(ValueError, match="--unlabelled needs --train-subset"):  # the paper profile trains on all
+        TrainConfig(model="deit", profile="paper", unlabelled=10).resolved()
 
 
 def test_more_unlabelled_images_than_the_dataset_holds_says_how_many_fit(tmp_path):

@@ -135,7 +135,7 @@ def test_learning_curves(tmp_path):
     timed = [{**row, "seconds": 10.0 * row["epoch"]} for row in rows]  # 10, 20, 30 s: 10, 30, 60 s so far
     fig = viz.plot_learning_curves({"vit": timed}, metrics=("top1",), x="seconds")
     assert list(fig.axes[0].lines[0].get_xdata()) == [10.0, 30.0, 60.0]
-    assert fig.axes[0].get_xlabel() == "training seconds"
+    assert fig.axes[0].get_xlabel() == "seconds (training and evaluation)"
     stepped = [{**row, "steps": 50 * row["epoch"]} for row in rows]
     fig = viz.plot_learning_curves({"vit": stepped}, metrics=("top1",), x="steps")
     assert list(fig.axes[0].lines[0].get_xdata()) == [50, 100, 150] and fig.axes[0].get_xlabel() == "optimizer steps"

@@ -160,6 +160,10 @@ class TrainConfig:
             "teacher": teacher,
             "model_overrides": {**(profile.model_overrides if student else {}), **self.model_overrides},
         })
+        if filled.unlabelled and filled.mix != "none":
+            # A mixed image's class term would learn the labelled half's label for the whole image.
+            raise ValueError(f"unlabelled images cannot be mixed (mix {filled.mix!r}: half of a mixed image's label "
+                             f"would be unknown); add --mix none")
         if student:
             info = dataset_info(self.dataset)
             validate_config(model_config(self.model, **filled.model_overrides), num_classes=info.num_classes,
@@ -195,6 +199,9 @@ class TrainConfig:
             raise ValueError(f"unlabelled images are labelled only by a teacher: {self.model} {why}; use one of "
                              f"{', '.join(n for n, c in MODEL_CONFIGS.items() if c.distilled)} with distill hard "
                              f"or soft, or unlabelled 0")
+        if self.unlabelled and not (self.train_subset or get_profile(self.profile).train_subset):
+            raise ValueError("unlabelled images are the ones after the labelled ones, so --unlabelled needs "
+                             "--train-subset (how many images keep their labels)")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.distill in ("hard", "soft") and not self.is_distilled:
@@ -401,7 +408,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
             raise ValueError(f"--resume continues the run in {folder.path} as it was configured, but {listed}")
     elif folder.has_checkpoint:
         raise ValueError(f"{folder.path} already holds a run; pass --resume to continue it, or choose another --out")
-    init_distributed()  # before a teacher trains: its run is shared by every process
+    _, world = init_distributed()  # before a teacher trains: its run is shared by every process
+    if cfg.unlabelled and world > 1:
+        # Each process would average the class term over its own labelled images, so the loss
+        # would change with the number of processes.
+        raise ValueError(f"unlabelled images train in one process for now ({world} were started); run without "
+                         f"torchrun, or with --unlabelled 0")
     teacher = None
     if cfg.teacher:
         named = cfg.teacher in list_teachers()

@@ -159,8 +159,9 @@ def fit(
         metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-               "train_loss": float(sums[0] / sums[4]), "train_top1": float(sums[1] / sums[3].clamp(min=1)),
-               "train_top5": float(sums[2] / sums[3].clamp(min=1)), "val_loss": metrics.loss, "val_top1": metrics.top1,
+               "train_loss": float(sums[0] / sums[4]),  # top-1/5 on labelled images (NaN: an epoch had none)
+               "train_top1": float(sums[1] / sums[3]) if sums[3] else math.nan,
+               "train_top5": float(sums[2] / sums[3]) if sums[3] else math.nan, "val_loss": metrics.loss, "val_top1": metrics.top1,
                "val_top5": metrics.top5, "seconds": seconds, "images_per_second": float(sums[4]) / train_seconds}
         history.append(row)
         if is_writer:

@@ -54,7 +54,7 @@ def plot_learning_curves(histories: dict[str, list[dict[str, float]]], *, metric
                          x: str = "epoch", save_to: str | Path | None = None) -> Figure:
     """Train (dashed) and validation (solid) curves, one panel per metric, one colour per run.
     ``histories``: run name -> the rows of its history.json. ``x``: "epoch"; "seconds" (the
-    run's own seconds so far); or another key every row carries (runs whose epochs differ in
+    run's own seconds so far, each epoch's evaluation included); or another key every row carries (runs whose epochs differ in
     length compare by optimizer steps, say, with rows that carry a "steps" count)."""
     if not histories:
         raise ValueError("no histories to plot")
@@ -70,7 +70,7 @@ def plot_learning_curves(histories: dict[str, list[dict[str, float]]], *, metric
                      else [row[x] for row in rows])
             ax.plot(where, [row[f"val_{metric}"] for row in rows], color=colour, marker="o", label=f"{name} val")
             ax.plot(where, [row[f"train_{metric}"] for row in rows], color=colour, linestyle="--", label=f"{name} train")
-        ax.set_xlabel({"seconds": "training seconds", "steps": "optimizer steps"}.get(x, x))
+        ax.set_xlabel({"seconds": "seconds (training and evaluation)", "steps": "optimizer steps"}.get(x, x))
         ax.set_ylabel(metric)
         ax.set_title({"loss": "loss", "top1": "top-1 accuracy", "top5": "top-5 accuracy"}.get(metric, metric))
     axes[0][-1].legend(fontsize=7, ncol=2)
