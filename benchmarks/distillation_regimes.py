@@ -28,15 +28,12 @@ from typing import Any
 import torch
 
 from titn_lite.checkpoints import write_atomic
-from titn_lite.course import Course
-from titn_lite.data import BatchAugmentation, dataset_info, load_tensors
+from titn_lite.course import Course, FewLabels
 from titn_lite.mixing import BatchMixer
 from titn_lite.runs import RunResult
-from titn_lite.stats import compare, holm, seed_results
+from titn_lite.stats import compare, first_epoch_reaching, holm, seed_results
 from titn_lite.teachers import label_disagreement
-
-UNLABELLED_IMAGES = 6000  # the embedded set's 10,000 training images less the classroom's 4,000
-
+from titn_lite.training import training_batches
 
 @dataclass(frozen=True)
 class Regime:
@@ -50,35 +47,56 @@ class Regime:
     distilled: dict[str, Any] = field(default_factory=dict)
     twin: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def few_labels(cls, name: str, says: str, few: FewLabels) -> Regime:
+        """A few-labels regime (``Course.few_labels``: notebook 10's settings for its three runs)."""
+        return cls(name, says, teacher=few.teacher, distilled=few.distilled, twin=few.twin)
 
-REGIMES = {r.name: r for r in [
-    Regime("classroom", "the classroom recipe (the control): teacher and students on the same 4,000 labelled images"),
-    Regime("teacher-10k", "a teacher trained on all 10,000 embedded images; students on 4,000",
-           teacher={"train_subset": 10_000}),
-    Regime("teacher-longer", "a stronger teacher: 24 epochs instead of the profile's", teacher={"epochs": 24}),
-    Regime("students-longer", "students train 12 epochs instead of 4 (they start to overfit)",
-           students={"epochs": 12}),
-    Regime("augmented", "students on random crops and CutMix, labelled by the teacher on the same view",
-           students={"augmentation": "light", "mix": "cutmix"}),
-    Regime("unlabelled", f"the distilled student also sees the other {UNLABELLED_IMAGES:,} images, without labels: "
-           "only the teacher labels them", distilled={"unlabelled": UNLABELLED_IMAGES}),
-    # The distilled student above takes 2.5x the optimizer steps of its twin; here the twin
-    # takes about as many (10 epochs of 4,000 images, 4 of 10,000), so they differ mainly in
-    # where the extra steps' labels come from. (Measured with the twin's warm-up at the profile's
-    # 1 epoch; notebook 10 stretches it with the epochs.)
-    Regime("unlabelled-equal-steps", "as unlabelled, the undistilled twin trained for as many optimizer steps "
-           "(10 epochs of its 4,000 images)", distilled={"unlabelled": UNLABELLED_IMAGES}, twin={"epochs": 10}),
-    # Few labels: the undistilled twin can only repeat its 1,000 images (40 epochs, as many steps
-    # as the distilled student's 4 epochs of 10,000), a CNN teacher generalises from them better
-    # than a transformer does, and its labels on the other 9,000 are the student's only other signal.
-    Regime("scarce-labels", "only 1,000 labelled images (teacher: 32 epochs on them); the distilled student also "
-           "sees the other 9,000 without labels, its twin trains as many steps (40 epochs)",
-           teacher={"train_subset": 1000, "epochs": 32}, students={"train_subset": 1000},
-           distilled={"unlabelled": 9000}, twin={"epochs": 40}),
-    Regime("scarce-labels-longer", "as scarce-labels, twice the steps: the distilled student 8 epochs, its twin 80",
-           teacher={"train_subset": 1000, "epochs": 32}, students={"train_subset": 1000, "epochs": 8},
-           distilled={"unlabelled": 9000}, twin={"epochs": 80}),
-]}
+
+EMBEDDED_IMAGES = 10_000  # training images in the embedded Fashion-MNIST subset
+
+
+def regimes(course: Course) -> dict[str, Regime]:
+    """The regimes searched, at the course's profile (its training subset, epochs, teacher)."""
+    profile = course.settings
+    images = profile.train_subset or EMBEDDED_IMAGES
+    others = EMBEDDED_IMAGES - images  # the embedded images the profile's students never see
+    equal_steps, scarce = course.few_labels(images, others), course.few_labels(1000, EMBEDDED_IMAGES - 1000)
+    scarce_longer = course.few_labels(1000, EMBEDDED_IMAGES - 1000, epochs=2 * profile.epochs)
+    return {r.name: r for r in [
+        Regime("classroom", f"the profile's recipe (the control): teacher and students on the same {images:,} "
+               "labelled images"),
+        Regime("teacher-10k", f"a teacher trained on all {EMBEDDED_IMAGES:,} embedded images; students on {images:,}",
+               teacher={"train_subset": EMBEDDED_IMAGES}),
+        Regime("teacher-longer", f"a stronger teacher: {3 * profile.teacher_epochs} epochs instead of "
+               f"{profile.teacher_epochs}", teacher={"epochs": 3 * profile.teacher_epochs}),
+        Regime("students-longer", f"students train {3 * profile.epochs} epochs instead of {profile.epochs} (they "
+               "start to overfit)", students={"epochs": 3 * profile.epochs}),
+        Regime("crops", "students on random crops (2 pixels of padding), labelled by the teacher on the same view",
+               students={"augmentation": "light"}),
+        Regime("augmented", "students on random crops and CutMix, labelled by the teacher on the same view",
+               students={"augmentation": "light", "mix": "cutmix"}),
+        Regime("mixup", "students on random crops and MixUp, labelled by the teacher on the same view",
+               students={"augmentation": "light", "mix": "mixup"}),
+        Regime("unlabelled", f"the distilled student also sees the other {others:,} images, without labels: only "
+               "the teacher labels them", distilled={"unlabelled": others}),
+        # The distilled student above takes more optimizer steps than its twin; here the twin
+        # takes about as many (more epochs, its warm-up stretched alike), so the two differ
+        # mainly in where the extra steps' labels come from.
+        Regime.few_labels("unlabelled-equal-steps", f"as unlabelled, the undistilled twin trained for as many "
+                          f"optimizer steps ({equal_steps.twin['epochs']} epochs of its {images:,} images)",
+                          equal_steps),
+        # Few labels: the undistilled twin can only repeat its 1,000 images, a CNN teacher
+        # generalises from them better than a transformer does, and its labels on the other
+        # images are the student's only other signal.
+        Regime.few_labels("scarce-labels", f"only 1,000 labelled images (teacher: {scarce.teacher['epochs']} epochs "
+                          f"on them); the distilled student also sees the other {scarce.unlabelled:,} without labels, "
+                          f"its twin trains as many steps ({scarce.twin['epochs']} epochs)", scarce),
+        Regime.few_labels("scarce-labels-longer", f"as scarce-labels, twice the steps: the distilled student "
+                          f"{scarce_longer.epochs} epochs, its twin {scarce_longer.twin['epochs']}", scarce_longer),
+    ]}
+
+
 PAIRS = {"vit:deit": ("vit", "deit"), "tnt:titn": ("tnt", "titn")}
 
 
@@ -86,14 +104,13 @@ def teacher_differs(course: Course, teacher: RunResult, settings: dict[str, Any]
     """Share of the images a student trains on (one epoch, as it sees them: augmented, mixed,
     with unlabelled ones) on which the teacher's label is not the true (dominant) label."""
     config = course.config("deit", **{**settings, "teacher": str(teacher.out_dir)})
-    info = dataset_info(config.dataset)
-    split = load_tensors(config.dataset, train=True, data_dir=config.data_dir).head(
-        config.train_subset + config.unlabelled)
-    augment = BatchAugmentation(info, config.augmentation)
-    mixer = BatchMixer(config.mix, alpha=config.mix_alpha)
+    # The same images with every label shown (the truth of the unlabelled ones), cut and
+    # augmented by the engine itself, then mixed as the training loop mixes them.
+    seen = course.config("deit", **{**settings, "teacher": str(teacher.out_dir), "unlabelled": 0,
+                                    "train_subset": config.train_subset + config.unlabelled})
+    mixer = BatchMixer(config.mix, alpha=config.mix_alpha, prob=config.mix_prob)
     torch.manual_seed(0)
-    views = [mixer(augment(split.images[chunk]), split.labels[chunk])
-             for chunk in torch.randperm(len(split)).split(config.batch_size)]
+    views = [mixer(images, labels) for images, labels in training_batches(seen)]
     return label_disagreement(teacher.model(), torch.cat([v.images for v in views]),
                               torch.cat([v.dominant_labels for v in views]))
 
@@ -101,12 +118,11 @@ def teacher_differs(course: Course, teacher: RunResult, settings: dict[str, Any]
 def converges(distilled: list[RunResult], twin: list[RunResult]) -> str:
     """The first epoch at which the distilled mean test top-1 reaches the twin's final mean,
     with its seconds, or '-' when it never does."""
-    target = statistics.fmean(r.metrics.top1 for r in twin)
-    for epoch in range(len(distilled[0].history)):
-        if statistics.fmean(r.history[epoch]["val_top1"] for r in distilled) >= target:
-            seconds = statistics.fmean(sum(row["seconds"] for row in r.history[:epoch + 1]) for r in distilled)
-            return f"{epoch + 1} of {len(distilled[0].history)} ({seconds:.0f} s)"
-    return "-"
+    epoch = first_epoch_reaching([r.history for r in distilled], statistics.fmean(r.metrics.top1 for r in twin))
+    if epoch is None:
+        return "-"
+    seconds = statistics.fmean(sum(row["seconds"] for row in r.history[:epoch]) for r in distilled)
+    return f"{epoch} of {len(distilled[0].history)} ({seconds:.0f} s)"
 
 
 def seconds(runs: list[RunResult]) -> float:
@@ -115,7 +131,8 @@ def seconds(runs: list[RunResult]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regimes", default=",".join(REGIMES), help=f"comma-separated: {', '.join(REGIMES)}")
+    parser.add_argument("--regimes", default=None, help="comma-separated (default: all): "
+                        + ", ".join(regimes(Course("classroom", artifacts=Path("unused")))))
     parser.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated: {', '.join(PAIRS)}")
     parser.add_argument("--modes", default="hard,soft", help="distillation modes: hard, soft or both")
     parser.add_argument("--profile", default="classroom")
@@ -123,8 +140,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench-distillation-regimes")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    regimes, pairs = args.regimes.split(","), args.pairs.split(",")
-    for name, known in ((regimes, REGIMES), (pairs, PAIRS)):
+    course = Course(args.profile, device=args.device, artifacts=Path(args.artifacts), progress=False)
+    known_regimes = regimes(course)
+    chosen, pairs = (args.regimes.split(",") if args.regimes else list(known_regimes)), args.pairs.split(",")
+    for name, known in ((chosen, known_regimes), (pairs, PAIRS)):
         unknown = sorted(set(name) - set(known))
         if unknown:
             parser.error(f"unknown {', '.join(unknown)}; valid: {', '.join(known)}")
@@ -132,10 +151,9 @@ def main() -> None:
     if set(modes) - {"hard", "soft"}:
         parser.error("--modes takes hard, soft or hard,soft")
 
-    course = Course(args.profile, device=args.device, artifacts=Path(args.artifacts), progress=False)
     rows, differences = [], []
     started = time.perf_counter()
-    for regime in (REGIMES[r] for r in regimes):
+    for regime in (known_regimes[r] for r in chosen):
         teacher = course.run("small_cnn", **regime.teacher) if regime.teacher else course.teacher()
         print(f"== {regime.name}: {regime.says}; teacher top-1 {100 * teacher.metrics.top1:.1f}%", flush=True)
         for pair in pairs:
@@ -172,7 +190,7 @@ def main() -> None:
                      f"{row['distilled'].label} {row['distilled'].describe()} | {difference.difference:+.1f} | {p} | "
                      f"{adjusted} | {difference.verdict()} | {row['plain_s']:.0f} / {row['distilled_s']:.0f} | "
                      f"{100 * row['differs']:.1f}% | {row['converges']} |")
-    lines += ["", "Regimes:"] + [f"- **{REGIMES[r].name}**: {REGIMES[r].says}" for r in regimes]
+    lines += ["", "Regimes:"] + [f"- **{r}**: {known_regimes[r].says}" for r in chosen]
     table = "\n".join(lines) + "\n"
     print("\n" + table)
     out = Path(args.out)

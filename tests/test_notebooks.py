@@ -181,7 +181,7 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     results = (tmp_path / "out" / "results.md").read_text()
     sections = re.findall(r"^## (.+)$", results, flags=re.MULTILINE)
     assert sections == ["The CNN teacher", "The five students (notebook 08)", "TITN ablations (notebook 10)",
-                        "When does the teacher help? (notebook 10)"]
+                        "When does the teacher help? (notebook 10)", "Every difference on this page, tested together"]
     seeds = get_profile("smoke").seeds
     for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix", "MixUp"):
         row = next(line for line in results.splitlines() if line.startswith(f"| {name} |"))

@@ -115,3 +115,17 @@ def test_checkpoint_file_name_is_spelled_once_in_the_package_and_never_in_the_no
     assert hits == 1 and package == [ROOT / "titn_lite" / "runs.py"], package
     notebooks = [p.name for p in (ROOT / "notebooks").glob("*.ipynb") if "checkpoint.pt" in p.read_text()]
     assert notebooks == []
+
+
+def test_a_few_labels_regime_gives_its_twin_as_many_steps_and_a_warm_up_stretched_alike(tmp_path):
+    course = Course("classroom", artifacts=tmp_path)
+    few = course.few_labels(1000, 9000)
+    assert few.distilled == {"train_subset": 1000, "unlabelled": 9000, "epochs": 4}
+    assert few.twin == {"train_subset": 1000, "epochs": 40, "warmup_epochs": 10}  # an int: 10.0 is another identity
+    assert isinstance(few.twin["warmup_epochs"], int)
+    assert few.teacher == {"train_subset": 1000, "epochs": 32}  # the course teacher's 8 epochs x 63 steps, about
+    assert course.few_labels(4000, 6000).twin["warmup_epochs"] == 2.5
+    # the profile's own images: the course's teacher itself, one run folder
+    assert course.config("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir == course.config("small_cnn").out_dir
+    with pytest.raises(ValueError, match="labelled >= 1"):
+        course.few_labels(0, 10)

@@ -7,8 +7,8 @@ from scipy import stats as scipy_stats
 
 from titn_lite.course import Course
 from titn_lite.report import results_page_markdown
-from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, format_differences,
-                             format_seed_table, holm, seed_results)
+from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, first_epoch_reaching,
+                             format_differences, format_seed_table, holm, seed_results)
 
 
 def test_mean_and_sample_standard_deviation():
@@ -132,3 +132,34 @@ def test_tables_print_their_markdown_and_display_as_tables():
     differences = format_differences([compare(*seed_results({"a": [1.0, 2.0], "b": [3.0, 4.5]}).values())])
     assert DisplayFormatter().format(differences)[0]["text/markdown"].startswith("| comparison |")
 
+
+def test_first_epoch_reaching_averages_the_seeds_curves():
+    histories = [[{"val_top1": v} for v in (0.5, 0.7, 0.8)], [{"val_top1": v} for v in (0.6, 0.7, 0.9)]]
+    assert first_epoch_reaching(histories, 0.7) == 2  # the mean (0.70) reaches it, not one seed's 0.6 at epoch 1
+    assert first_epoch_reaching(histories, 0.56) == 2  # 0.55 at epoch 1 falls short of it
+    assert first_epoch_reaching(histories, 0.85) == 3
+    assert first_epoch_reaching(histories, 0.9) is None
+
+
+def test_the_results_page_also_tests_every_difference_together(tmp_path):
+    """Each section corrects over its own table; the last section over the whole page, so a
+    difference beyond the noise in a table of two can fall within it among all of the page's."""
+    course = Course("smoke", artifacts=tmp_path)
+    students = {"deit": [80.0, 81.0, 80.4], "vit": [79.1, 80.4, 79.5], "tnt": [78.0, 81.0, 79.0]}
+    course.record_results("comparison", title="The students", setting="-", values=students,
+                          pairs=[("deit", "vit"), ("tnt", "vit")])
+    regimes = {"soft": [80.05, 80.0, 80.05], "twin": [76.05, 77.6, 76.4], "hard": [75.65, 76.55, 76.55]}
+    course.record_results("regimes", title="Few labels", setting="-", values=regimes,
+                          pairs=[("hard", "twin"), ("soft", "twin")])
+    page = results_page_markdown("smoke", course.results())
+    whole = page[page.index("## Every difference on this page"):]
+    assert "over all 4 testable differences" in whole and "| Few labels: soft − twin |" in whole
+    raw = [compare(seed_results(students)[a], seed_results(students)[b], paired=True) for a, b in
+           [("deit", "vit"), ("tnt", "vit")]] + [compare(seed_results(regimes)[a], seed_results(regimes)[b],
+                                                         paired=True) for a, b in [("hard", "twin"), ("soft", "twin")]]
+    assert whole.count(" − ") == 4  # one row per difference
+    soft = holm(raw)[3]
+    assert f"{soft.adjusted_p:.3f}" in whole and soft.adjusted_p > holm(raw[2:])[1].adjusted_p  # stricter than its table's
+    one = Course("smoke", artifacts=tmp_path / "one")
+    one.record_results("regimes", title="Few labels", setting="-", values=regimes, pairs=[("hard", "twin"), ("soft", "twin")])
+    assert "Every difference" not in results_page_markdown("smoke", one.results())  # one table: nothing to add

@@ -288,14 +288,13 @@ def test_resume_steps_with_this_torchs_kernel_not_the_savers(tmp_path, monkeypat
 
 @pytest.mark.parametrize("augmentation", ["paper", "none"])  # per-image DataLoader; whole-batch tensors
 def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(augmentation):
-    from titn_lite.data import dataset_info, load_dataset
+    from titn_lite.data import load_dataset
     from titn_lite.losses import UNLABELLED
-    cfg = smoke("unused", model="deit", unlabelled=40, augmentation=augmentation, batch_size=8).resolved()
-    batches, _ = training._data(cfg, dataset_info(cfg.dataset), 0, 1, 8, torch.Generator().manual_seed(0),
-                                torch.device("cpu"))
-    assert batches.images == 256 + 40 and len(batches) == (256 + 40) // 8
+    cfg = smoke("unused", model="deit", unlabelled=41, augmentation=augmentation, batch_size=8).resolved()
+    batches = training.training_batches(cfg)  # what the engine trains on, as it cuts it
+    assert batches.images == 256 + 41 and len(batches) == 37 == len(list(batches))  # 297 images: 1 left over
     labels = torch.cat([labels for _, labels in batches])
-    assert int((labels == UNLABELLED).sum()) in range(40 - 7, 41)  # the last partial batch is dropped
+    assert len(labels) == 296 and int((labels == UNLABELLED).sum()) in range(41 - 1, 42)  # one image dropped
     truth = torch.as_tensor(load_dataset("fashion-mnist-mini", train=True).targets)[:256]
     order = torch.tensor(list(batches.sampler))[:len(labels)]
     assert torch.equal(labels[order < 256], truth[order[order < 256]])
@@ -310,14 +309,17 @@ def test_class_loss_skips_unlabelled_images_and_the_teacher_term_uses_them():
     labels = torch.tensor([3, 1, UNLABELLED, 4, UNLABELLED, 9])
     batch = MixedBatch(images, labels, labels, 1.0)
     known = labels != UNLABELLED
-    assert torch.allclose(mixed_cross_entropy(logits, batch), nn.functional.cross_entropy(logits[known], labels[known]))
+    assert torch.allclose(mixed_cross_entropy(logits, batch, unlabelled=True),
+                          nn.functional.cross_entropy(logits[known], labels[known]))
     nothing = torch.full((6,), UNLABELLED)
-    loss = mixed_cross_entropy(logits, MixedBatch(images, nothing, nothing, 1.0))
+    loss = mixed_cross_entropy(logits, MixedBatch(images, nothing, nothing, 1.0), unlabelled=True)
     loss.backward()  # a batch without labels teaches the class head nothing, and is not NaN
     assert float(loss.detach()) == 0.0 and not logits.grad.any()
+    with pytest.raises(ValueError, match="cannot be mixed"):  # half of a mixed image's label would be unknown
+        mixed_cross_entropy(logits, MixedBatch(images, labels, labels.flip(0), 0.7), unlabelled=True)
     teacher = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
     distill_logits = torch.randn(6, 10)
-    loss = DistillationLoss(teacher, "hard", alpha=0.5)((logits, distill_logits), batch)
+    loss = DistillationLoss(teacher, "hard", alpha=0.5, unlabelled=True)((logits, distill_logits), batch)
     expected = 0.5 * nn.functional.cross_entropy(logits[known], labels[known]) + 0.5 * nn.functional.cross_entropy(
         distill_logits, teacher(images).argmax(1))
     assert torch.allclose(loss, expected)

@@ -92,6 +92,12 @@ class Course:
             raise ValueError(f"seeds must be a positive whole number, got {seeds!r}")
         return [self.run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
 
+    def few_labels(self, labelled: int, unlabelled: int, epochs: int | None = None) -> FewLabels:
+        """The settings of a few-labels regime at this profile (notebook 10's "When does the
+        teacher help?"): ``labelled`` images with labels, the next ``unlabelled`` without,
+        the distilled student trained ``epochs`` (default: the profile's) over both."""
+        return FewLabels.at(self.settings, labelled, unlabelled, self.settings.epochs if epochs is None else epochs)
+
     def teacher(self, *, progress: bool | None = None) -> RunResult:
         """The course's teacher run (``COURSE_TEACHER`` at this profile), made once."""
         config = self.config(COURSE_TEACHER)  # a shared run like any other, placed where course.run puts it
@@ -130,3 +136,42 @@ class Course:
         """The records written so far, in the page's order."""
         return [json.loads(self.record_path(name).read_text()) for name in RESULT_RECORDS
                 if self.record_path(name).is_file()]
+
+
+@dataclass(frozen=True)
+class FewLabels:
+    """A regime with few labels: the first ``labelled`` training images keep their labels,
+    the next ``unlabelled`` come without. Its runs' settings (``course.run`` keywords):
+
+    - ``teacher``: a CNN trained on the labelled images only, for about as many optimizer
+      steps as the profile's teacher takes on the profile's images (its epochs times the whole
+      number of times the labelled images fit in the profile's; the profile's epochs when the
+      profile trains on every image);
+    - ``distilled``: a distilled student, ``epochs`` over labelled and unlabelled images (the
+      teacher is the only one to label the unlabelled ones);
+    - ``twin``: its undistilled twin, on the labelled images only, for about as many optimizer
+      steps (more epochs), its warm-up stretched alike so both warm up over as many steps.
+
+    A whole number of epochs stays an int: the settings are part of a run's identity, and
+    10 is not 10.0 there."""
+
+    labelled: int
+    unlabelled: int
+    epochs: int
+    teacher: dict[str, Any]
+    distilled: dict[str, Any]
+    twin: dict[str, Any]
+
+    @classmethod
+    def at(cls, profile: Profile, labelled: int, unlabelled: int, epochs: int) -> FewLabels:
+        if labelled < 1 or unlabelled < 0 or epochs < 1:
+            raise ValueError(f"a few-labels regime needs labelled >= 1, unlabelled >= 0 and epochs >= 1; got "
+                             f"{labelled}, {unlabelled} and {epochs}")
+        teacher_epochs = profile.teacher_epochs * max(1, (profile.train_subset or labelled) // labelled)
+        twin_epochs = epochs * (labelled + unlabelled) // labelled
+        twin_warmup = profile.warmup_epochs * twin_epochs / epochs
+        return cls(labelled, unlabelled, epochs,
+                   teacher={"train_subset": labelled, "epochs": teacher_epochs},
+                   distilled={"train_subset": labelled, "unlabelled": unlabelled, "epochs": epochs},
+                   twin={"train_subset": labelled, "epochs": twin_epochs,
+                         "warmup_epochs": int(twin_warmup) if float(twin_warmup).is_integer() else twin_warmup})

@@ -30,19 +30,22 @@ def check_distill_alpha(alpha: float) -> None:
         raise ValueError(f"distillation alpha must be between 0 and 1, got {alpha}")
 
 
-def mixed_cross_entropy(logits: Tensor, batch: MixedBatch) -> Tensor:
+def mixed_cross_entropy(logits: Tensor, batch: MixedBatch, *, unlabelled: bool = False) -> Tensor:
     """Eq. 9: lam * CE(p, l1) + (1 - lam) * CE(p, l2). logits (B, classes) -> scalar.
-    ``UNLABELLED`` images add nothing: each term is the mean over the labelled ones."""
-    own = _labelled_cross_entropy(logits, batch.labels)
+
+    ``unlabelled``: the run has ``UNLABELLED`` images (``TrainConfig.unlabelled``, decided once
+    per run, so a run without them pays for no check): the loss is the mean over the labelled
+    images of the batch, and 0 (not 0/0) when it has none. Such batches are never mixed."""
+    if unlabelled:
+        if batch.lam != 1.0:
+            raise ValueError("unlabelled images cannot be mixed: half of a mixed image's label would be unknown")
+        if bool((batch.labels == UNLABELLED).all()):  # nothing to learn from the class head here
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, batch.labels)  # ignore_index: UNLABELLED
+    own = F.cross_entropy(logits, batch.labels)
     if batch.lam == 1.0:
         return own
-    return batch.lam * own + (1 - batch.lam) * _labelled_cross_entropy(logits, batch.partner_labels)
-
-
-def _labelled_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    if bool((labels == UNLABELLED).all()):  # no label in the batch: nothing to learn, not 0/0
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels)  # ignore_index: UNLABELLED
+    return batch.lam * own + (1 - batch.lam) * F.cross_entropy(logits, batch.partner_labels)
 
 
 class DistillationLoss(nn.Module):
@@ -54,11 +57,14 @@ class DistillationLoss(nn.Module):
     - ``soft`` (DeiT): KL between the teacher's and the distillation head's
       temperature-softened distributions, times T^2;
     - ``none`` with a distilled student: both heads learn the (mixed) true labels.
+
+    ``unlabelled``: the run has images labelled only by the teacher (``UNLABELLED``); the
+    class head's term is then the mean over the labelled ones (``mixed_cross_entropy``).
     """
 
     def __init__(
         self, teacher: nn.Module | None = None, mode: DistillMode = "hard",
-        alpha: float = 0.5, temperature: float = 3.0,
+        alpha: float = 0.5, temperature: float = 3.0, unlabelled: bool = False,
     ) -> None:
         super().__init__()
         if mode not in get_args(DistillMode):
@@ -69,15 +75,16 @@ class DistillationLoss(nn.Module):
         if mode != "none" and teacher is None:
             raise ValueError(f"{mode} distillation needs a teacher; pass one, or use mode='none'")
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None and mode != "none" else None
-        self.mode, self.alpha, self.temperature = mode, alpha, temperature
+        self.mode, self.alpha, self.temperature, self.unlabelled = mode, alpha, temperature, unlabelled
 
     def forward(self, outputs: Tensor | tuple[Tensor, Tensor], batch: MixedBatch) -> Tensor:
         if isinstance(outputs, Tensor):
-            return mixed_cross_entropy(outputs, batch)
+            return mixed_cross_entropy(outputs, batch, unlabelled=self.unlabelled)
         class_logits, distill_logits = outputs
-        base = mixed_cross_entropy(class_logits, batch)
+        base = mixed_cross_entropy(class_logits, batch, unlabelled=self.unlabelled)
         if self.teacher is None:
-            return self.alpha * base + (1 - self.alpha) * mixed_cross_entropy(distill_logits, batch)
+            return self.alpha * base + (1 - self.alpha) * mixed_cross_entropy(distill_logits, batch,
+                                                                              unlabelled=self.unlabelled)
         with torch.no_grad():
             self.teacher.eval()  # a parent's .train() must not put BatchNorm back in training mode
             teacher_logits = self.teacher(batch.images)

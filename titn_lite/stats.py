@@ -15,7 +15,8 @@ between two settings means something only when it is large against that scatter.
   noise" by chance far more often than one time in twenty (five independent tests:
   1 - 0.95^5 = 23%), so
   ``compare_pairs`` adjusts the p-values with **Holm's** step-down correction over every
-  difference the page reports, and the verdict uses the adjusted p.
+  difference reported together (a table), and the verdict uses the adjusted p. The series'
+  results page does it per table and once more over every difference on the page.
 
 With three seeds a test has little power, so "within the noise" means "not shown", never
 "equal". Notebook 08 introduces this module; notebook 10 and the series' results page
@@ -177,6 +178,17 @@ def compare_pairs(results: dict[str, SeedResults], pairs: Sequence[tuple[str, st
     if unknown:
         raise ValueError(f"pairs name {', '.join(unknown)}, which have no results; measured: {', '.join(results)}")
     return holm([compare(results[a], results[b], paired=paired) for a, b in pairs])
+
+
+def first_epoch_reaching(histories: Sequence[Sequence[dict[str, float]]], target: float, *,
+                         key: str = "val_top1") -> int | None:
+    """The first epoch (1-based) at which ``key`` averaged over ``histories`` (one per seed,
+    a row per epoch) reaches ``target``, or None: how the kit measures the paper's faster
+    convergence (§3.6, §4.4), e.g. a distilled student against its twin's final top-1."""
+    for epoch, rows in enumerate(zip(*histories), start=1):
+        if statistics.fmean(row[key] for row in rows) >= target:
+            return epoch
+    return None
 
 
 def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> MarkdownTable:

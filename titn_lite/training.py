@@ -79,7 +79,8 @@ def fit(
     if cnn and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     criterion = DistillationLoss(teacher.to(device) if teacher else None, cfg.distill or "none",
-                                 alpha=cfg.distill_alpha, temperature=cfg.temperature)
+                                 alpha=cfg.distill_alpha, temperature=cfg.temperature,
+                                 unlabelled=cfg.unlabelled > 0)
     mixer = BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob)
 
     optimizer = make_optimizer(cfg, parameter_groups(model, cfg.weight_decay, cfg.decay))
@@ -150,7 +151,8 @@ def fit(
             scheduler.step()
             logits = _mean_logits(outputs).detach().float()
             top1, top5 = topk_correct(logits, batch.dominant_labels)  # an UNLABELLED image is never a hit...
-            labelled = len(labels) if not cfg.unlabelled else int((batch.dominant_labels != UNLABELLED).sum())
+            # Unlabelled images come only in unmixed runs (resolved() refuses mixing), so the batch's labels are its own.
+            labelled = len(labels) if not cfg.unlabelled else int((labels != UNLABELLED).sum())
             sums += torch.tensor([loss_value * len(labels), top1, top5, labelled, len(labels)],  # ...nor counted
                                  dtype=torch.float64)
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)  # drawn at the bar's own pace
@@ -178,16 +180,15 @@ def fit(
 
 
 class Batches:
-    """One epoch's training batches, in the order ``sampler`` (a ``DistributedSampler``,
-    reseeded every epoch) gives, ``batch_size`` at a time, the last partial batch dropped.
-    ``images``: how many training images there are."""
+    """One epoch's training batches (a DataLoader or ``TensorBatches``), in the order
+    ``sampler`` (a ``DistributedSampler``, reseeded every epoch) gives, the last partial batch
+    dropped. ``images``: how many training images there are."""
 
-    def __init__(self, batches: Iterable[tuple[Tensor, Tensor]], sampler: DistributedSampler, batch_size: int,
-                 images: int) -> None:
-        self.batches, self.sampler, self.batch_size, self.images = batches, sampler, batch_size, images
+    def __init__(self, batches: Iterable[tuple[Tensor, Tensor]], sampler: DistributedSampler, images: int) -> None:
+        self.batches, self.sampler, self.images = batches, sampler, images
 
     def __len__(self) -> int:
-        return len(self.sampler) // self.batch_size
+        return len(self.batches)  # a DataLoader (drop_last) or TensorBatches: whole batches only
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         return iter(self.batches)
@@ -202,10 +203,13 @@ class TensorBatches:
                  augment: BatchAugmentation, device: torch.device) -> None:
         self.split, self.sampler, self.batch_size, self.augment, self.device = split, sampler, batch_size, augment, device
 
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size  # the last partial batch is dropped
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = torch.tensor(list(self.sampler))
-        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
-            chosen = order[start:start + self.batch_size]
+        for batch in range(len(self)):
+            chosen = order[batch * self.batch_size:(batch + 1) * self.batch_size]
             images = self.split.images[chosen].to(self.device, non_blocking=True)
             yield self.augment(images), self.split.labels[chosen]
 
@@ -256,7 +260,7 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
                             num_workers=cfg.num_workers, generator=loader_rng, pin_memory=device.type == "cuda")
         test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=EVAL_BATCH,
                                  num_workers=cfg.num_workers)
-        return Batches(loader, sampler, local_batch, len(train_set)), test_loader
+        return Batches(loader, sampler, len(train_set)), test_loader
     # Decoded once, then cut and augmented a whole batch at a time.
     train = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir)
     labelled = _labelled_count(cfg, len(train))
@@ -268,7 +272,19 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
     batches = TensorBatches(train, sampler, local_batch, BatchAugmentation(info, cfg.augmentation), device)
     normalise, mine = BatchNormalisation(info), torch.arange(rank, len(test), world)
     test_batches = [(normalise(test.images[chunk]), test.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
-    return Batches(batches, sampler, local_batch, len(train)), test_batches
+    return Batches(batches, sampler, len(train)), test_batches
+
+
+def training_batches(cfg: ResolvedConfig, *, epoch: int = 0, device: torch.device | str = "cpu") -> Batches:
+    """``cfg``'s training batches of one ``epoch`` (one process), cut, ordered and augmented
+    as the engine does, its random streams seeded as the engine seeds them (so iterate right
+    away): images (B, C, 32, 32) normalised, labels (B,) (``UNLABELLED`` where hidden), before
+    mixing (the training loop mixes each batch). For measuring what a student trains on."""
+    rng = torch.Generator()
+    batches = _data(cfg, dataset_info(cfg.dataset), 0, 1, cfg.batch_size, rng, torch.device(device))[0]
+    seed_epoch(cfg.seed, epoch, rng)
+    batches.sampler.set_epoch(epoch)
+    return batches
 
 
 def build_model(name: str, num_classes: int, in_chans: int, overrides: dict[str, Any] | None = None) -> nn.Module:
@@ -331,20 +347,20 @@ def make_optimizer(cfg: ResolvedConfig, groups: list[dict[str, Any]], *, fused: 
     kind, settings = ((torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum}) if cfg.optimizer == "sgd"
                       else (torch.optim.AdamW, {"lr": cfg.lr}))
     device = next((p.device for group in groups for p in group["params"]), torch.device("cpu"))
-    if fused and _has_fused_step(kind, device.type):
+    if fused and _has_fused_step(kind, tuple(settings.items()), device.type):
         return kind(groups, fused=True, **settings)
     return kind(groups, **settings)
 
 
 @functools.cache
-def _has_fused_step(kind: type[torch.optim.Optimizer], device_type: str) -> bool:
-    """Whether this torch can take a fused ``kind`` step on ``device_type``: tried on one
-    small parameter, since some versions accept ``fused=True`` for a device they cannot
-    step on (torch 2.3 on a CPU fails only at the first step)."""
+def _has_fused_step(kind: type[torch.optim.Optimizer], settings: tuple[tuple[str, Any], ...], device_type: str) -> bool:
+    """Whether this torch can take a fused ``kind(**dict(settings))`` step on ``device_type``:
+    tried on one small parameter, since some versions accept ``fused=True`` for a device they
+    cannot step on (torch 2.3 on a CPU fails only at the first step)."""
     try:
         parameter = torch.nn.Parameter(torch.zeros(2, device=device_type))
         parameter.grad = torch.ones_like(parameter)
-        kind([parameter], lr=0.1, fused=True, **({"momentum": 0.9} if kind is torch.optim.SGD else {})).step()
+        kind([parameter], fused=True, **dict(settings)).step()
         return True
     except (RuntimeError, ValueError, NotImplementedError):
         return False
