@@ -136,6 +136,24 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, teacher_checkpoint):
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
 
 
+@pytest.mark.parametrize("requested, expected", [("cuda", "cuda:3"), ("auto", "cuda:3"), ("cuda:1", "cuda:1")])
+def test_a_gpu_without_an_index_becomes_the_one_in_use(monkeypatch, requested, expected):
+    # torch 2.11 on an H200 refused set_device(torch.device("cuda")): every CUDA run failed
+    # there, the first time the kit ran on a GPU. Here set_device refuses the same way.
+    chosen = []
+
+    def set_device(device):
+        if torch.device(device).index is None:
+            raise ValueError("Expected a torch.device with a specified index or an integer, but got:cuda")
+        chosen.append(torch.device(device))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    device = training.resolve_device(requested)
+    assert device == torch.device(expected) and chosen == [device]
+
+
 def test_warmup_then_cosine():
     factor = warmup_cosine(warmup_steps=10, total_steps=110)
     assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)

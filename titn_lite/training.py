@@ -424,5 +424,7 @@ def resolve_device(requested: str = "auto") -> torch.device:
         requested = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.get_rank()))}"
     device = torch.device(requested)
     if device.type == "cuda":
+        if device.index is None:  # newer torch refuses set_device("cuda"): name the GPU in use
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     return device
