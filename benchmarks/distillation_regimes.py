@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from titn_lite.checkpoints import write_atomic
-from titn_lite.course import Course, FewLabels
+from titn_lite.course import EMBEDDED_TRAINING_IMAGES as EMBEDDED_IMAGES, Course, FewLabels
 from titn_lite.mixing import BatchMixer
 from titn_lite.runs import RunResult
 from titn_lite.stats import compare, first_epoch_reaching, holm, seed_results
@@ -49,11 +49,11 @@ class Regime:
 
     @classmethod
     def few_labels(cls, name: str, says: str, few: FewLabels) -> Regime:
-        """A few-labels regime (``Course.few_labels``: notebook 10's settings for its three runs)."""
+        """A few-labels regime (``Course.few_labels``: notebook 11's settings for its three runs)."""
         return cls(name, says, teacher=few.teacher, distilled=few.distilled, twin=few.twin)
 
 
-EMBEDDED_IMAGES = 10_000  # training images in the embedded Fashion-MNIST subset
+
 
 
 def regimes(course: Course) -> dict[str, Regime]:

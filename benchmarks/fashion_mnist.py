@@ -6,7 +6,7 @@ choosing each model's epoch count up front from its measured training speed (the
 schedule needs the run's length in advance). Target (issue 3): TITN >= 90% top-1 on the full
 test set, and TITN >= DeiT >= ViT.
 
-``--regime few-labels``: notebook 10's "When does the teacher help?" regime on the full files
+``--regime few-labels``: notebook 11's few-labels regime on the full files
 (``Course.few_labels``): the first ``--labelled`` training images keep their labels, the next
 ``--unlabelled`` come without; a small CNN teacher learns from the labelled ones; the
 distilled student (hard and soft) trains on both, its undistilled twin on the labelled ones

@@ -1,5 +1,5 @@
 """The benchmark scripts' own logic (their runs are measured by running them, not here):
-the regimes they search are notebook 10's settings, and bad arguments say what to do."""
+the regimes they search are notebook 11's settings, and bad arguments say what to do."""
 
 from __future__ import annotations
 

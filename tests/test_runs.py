@@ -129,3 +129,12 @@ def test_a_few_labels_regime_gives_its_twin_as_many_steps_and_a_warm_up_stretche
     assert course.config("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir == course.config("small_cnn").out_dir
     with pytest.raises(ValueError, match="labelled >= 1"):
         course.few_labels(0, 10)
+
+
+def test_the_few_labels_regime_takes_nine_bare_images_per_label_up_to_the_embedded_split(tmp_path):
+    course = Course("classroom", artifacts=tmp_path)
+    assert (course.few_labels(1000).labelled, course.few_labels(1000).unlabelled) == (1000, 9000)
+    assert course.few_labels(2000).unlabelled == 8000  # no more bare images than the split holds
+    assert course.few_labels(9000).labelled == 4000  # at most the profile's training images
+    few = course.few_labels(1000)
+    assert few.steps_per_epoch(64, distilled=True) == 10000 // 64 and few.steps_per_epoch(64, distilled=False) == 15

@@ -7,8 +7,9 @@ from scipy import stats as scipy_stats
 
 from titn_lite.course import Course
 from titn_lite.report import results_page_markdown
-from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, first_epoch_reaching,
-                             format_differences, format_seed_table, holm, seed_results)
+from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, detectable_difference,
+                             first_epoch_reaching, format_differences, format_seed_table, holm, mean_history,
+                             paired_scatter, seed_results)
 
 
 def test_mean_and_sample_standard_deviation():
@@ -163,3 +164,68 @@ def test_the_results_page_also_tests_every_difference_together(tmp_path):
     one = Course("smoke", artifacts=tmp_path / "one")
     one.record_results("regimes", title="Few labels", setting="-", values=regimes, pairs=[("hard", "twin"), ("soft", "twin")])
     assert "Every difference" not in results_page_markdown("smoke", one.results())  # one table: nothing to add
+
+
+def test_the_interval_beside_a_corrected_verdict_agrees_with_it():
+    """After Holm's correction the interval is drawn at the level Holm used for that difference,
+    so it excludes zero exactly when the adjusted verdict says beyond the noise; alone, it is the
+    plain 95% interval of the t-test."""
+    results = seed_results({"a": [81.0, 82.1, 83.4], "b": [80.2, 80.9, 81.5], "c": [80.6, 81.2, 82.1],
+                            "d": [84.0, 85.2, 86.1]})
+    differences = compare_pairs(results, [("a", "b"), ("c", "b"), ("d", "b")])
+    assert any(d.low > 0 and not d.exceeds_noise for d in differences), "the case the interval is for"
+    for d in differences:
+        low, high = d.interval
+        assert (low > 0 or high < 0) == d.exceeds_noise, d
+        assert low <= d.low and high >= d.high  # never narrower than the plain 95% interval
+        reference = scipy_stats.ttest_rel(results[d.first].values, results[d.second].values)
+        level = 1 - 0.05 * d.p_value / d.adjusted_p
+        assert (low, high) == pytest.approx(tuple(reference.confidence_interval(level)))
+    alone = compare(results["a"], results["b"], paired=True)
+    assert alone.interval == (alone.low, alone.high) and alone.interval_name == "95% interval"
+    table = format_differences(differences)
+    assert "Holm-adjusted: agrees with the verdict" in table
+    assert "{:+.1f} to {:+.1f}".format(*differences[0].interval) in table
+    assert "Holm-adjusted interval" in differences[0].describe()
+
+
+def test_the_detectable_difference_is_the_t_threshold_holm_sets_and_grows_with_the_family():
+    # 3 seeds, one test: t(0.975, 2) = 4.303 standard errors of s / sqrt(3)
+    assert detectable_difference(1.0, 3, 1) == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
+    # Holm tests the smallest of 6 p-values at 0.05 / 6: the threshold the issue quotes (|t| > 10.9)
+    assert detectable_difference(1.0, 3, 6) * math.sqrt(3) == pytest.approx(scipy_stats.t.ppf(1 - 0.05 / 12, 2))
+    assert detectable_difference(0.8, 5, 2) < detectable_difference(0.8, 3, 2) < detectable_difference(0.8, 3, 7)
+    # With power: the effect a simulated design catches that often, by the noncentral t.
+    effect = detectable_difference(1.0, 4, 2, power=0.8)
+    critical = scipy_stats.t.ppf(1 - 0.05 / 4, 3)
+    shift = effect / (1.0 / 2)
+    caught = scipy_stats.nct.sf(critical, 3, shift) + scipy_stats.nct.cdf(-critical, 3, shift)
+    assert caught == pytest.approx(0.8, abs=1e-6) and effect > detectable_difference(1.0, 4, 2)
+    with pytest.raises(ValueError, match="two or more seeds"):
+        detectable_difference(1.0, 1)
+    with pytest.raises(ValueError, match="probability"):
+        detectable_difference(1.0, 3, power=1.5)
+
+
+def test_a_simulated_design_calls_its_detectable_difference_beyond_the_noise_about_half_the_time():
+    rng = __import__("numpy").random.default_rng(0)
+    scatter, seeds, threshold = 1.0, 4, detectable_difference(1.0, 4, 1)
+    calls = [compare(SeedResults("a", tuple(gaps)), SeedResults("b", (0.0,) * seeds), paired=True).exceeds_noise
+             for gaps in rng.normal(threshold, scatter, size=(2000, seeds))]
+    assert 0.40 < sum(calls) / len(calls) < 0.60
+
+
+def test_paired_scatter_pools_the_per_seed_differences_of_the_pairs():
+    results = seed_results({"a": [1.0, 2.0, 3.0], "b": [0.0, 0.0, 0.0], "c": [1.0, 1.0, 1.0]})
+    # a - b: 1, 2, 3 (variance 1); c - b: 1, 1, 1 (variance 0); pooled sqrt(0.5)
+    assert paired_scatter(results, [("a", "b"), ("c", "b")]) == pytest.approx(math.sqrt(0.5))
+    with pytest.raises(ValueError, match="two or more seeds"):
+        paired_scatter(seed_results({"a": [1.0], "b": [2.0]}), [("a", "b")])
+
+
+def test_mean_history_averages_the_seeds_epoch_by_epoch_at_their_steps():
+    histories = [[{"epoch": 1, "val_top1": 0.5, "train_top1": 0.4}, {"epoch": 2, "val_top1": 0.7, "train_top1": 0.8}],
+                 [{"epoch": 1, "val_top1": 0.3, "train_top1": 0.2}, {"epoch": 2, "val_top1": 0.5, "train_top1": 0.6}]]
+    curve = mean_history(histories, steps_per_epoch=31)
+    assert curve == [pytest.approx({"epoch": 1, "steps": 31, "val_top1": 0.4, "train_top1": 0.3}),
+                     pytest.approx({"epoch": 2, "steps": 62, "val_top1": 0.6, "train_top1": 0.7})]

@@ -252,3 +252,22 @@ def test_seed_comparison_draws_each_seed_and_the_mean_with_its_spread(tmp_path):
     assert (tmp_path / "seeds.png").stat().st_size > 0
     with pytest.raises(ValueError, match="no results"):
         viz.plot_seed_comparison({})
+
+
+def test_paired_differences_draw_each_seeds_gap_and_the_interval_that_agrees_with_the_verdict(tmp_path):
+    from titn_lite.stats import compare_pairs, seed_results
+
+    results = seed_results({"ref": [80.0, 81.0, 82.0, 80.5], "a": [81.1, 82.3, 83.0, 81.4], "b": [79.0, 81.5, 81.0, 81.0]})
+    differences = compare_pairs(results, [("a", "ref"), ("b", "ref")])
+    fig = viz.plot_paired_differences(results, differences, detectable=1.5, save_to=tmp_path / "gaps.png")
+    ax = fig.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["a − ref", "b − ref"]
+    dots = [c for c in ax.collections if type(c).__name__ == "PathCollection"]
+    gaps = sorted(float(x) for x in dots[0].get_offsets()[:, 0])
+    assert gaps == pytest.approx(sorted(a - r for a, r in zip(results["a"].values, results["ref"].values)))
+    bars = [container.lines[2][0].get_segments()[0] for container in ax.containers]
+    assert [(float(s[0][0]), float(s[1][0])) for s in bars] == [pytest.approx(d.interval) for d in differences]
+    assert any("±1.5" in text.get_text() for text in ax.get_legend().get_texts())
+    assert (tmp_path / "gaps.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="no differences"):
+        viz.plot_paired_differences(results, [])

@@ -266,7 +266,7 @@ build` rebuilds this book from such a run.
 
 
 def results_page(summary: SeriesSummary, stamp: str, series_dir: Path) -> str:
-    """The series run's own ``results.md`` (what notebooks 06, 08 and 10 measured, over
+    """The series run's own ``results.md`` (what notebooks 06, 08, 10 and 11 measured, over
     seeds, beside the paper), under the book's stamp, followed by the run's timings."""
     measured = (series_dir / "results.md").read_text().split("\n", 1)[1].strip()  # its title is the page's
     series = ["| notebook | status | seconds |", "|---|---|---:|"]
@@ -283,7 +283,7 @@ def results_page(summary: SeriesSummary, stamp: str, series_dir: Path) -> str:
 ## The paper, setting by setting
 
 What the paper states, what it leaves open or states two ways, and what the kit does for
-each (`titn_lite.paper.LEDGER`; notebook 11 prints the same table).
+each (`titn_lite.paper.LEDGER`; notebook 12 prints the same table).
 
 {format_ledger()}
 

@@ -26,6 +26,7 @@ from typing import Any
 from titn_lite.checkpoints import write_json
 from titn_lite.profiles import DEFAULT_PROFILE, Profile, get_profile
 from titn_lite.runs import RunFolder, RunResult, TrainConfig, train_or_load, train_teacher
+from titn_lite.stats import SeedResults, seed_results
 from titn_lite.training import EpochCallback
 
 # Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
@@ -34,8 +35,21 @@ ARTIFACTS_DIR = Path("artifacts")
 # The notebooks' teacher at every profile: notebook 06 builds and trains it. (The paper
 # profile's own teacher, VGG16-BN, is what ``titn-lite train`` uses by default.)
 COURSE_TEACHER = "small_cnn"
-# The series' results page gathers what notebooks 06, 08 and 10 measured (per seed).
+# The series' results page gathers what notebooks 06, 08, 10 and 11 measured (per seed).
 RESULT_RECORDS = ("teacher", "comparison", "ablations", "regimes")
+# The few-labels regime (notebook 11): bare images per labelled one, from the embedded Fashion-MNIST
+# subset's training split.
+UNLABELLED_PER_LABEL = 9
+EMBEDDED_TRAINING_IMAGES = 10_000
+# Notebook 08's five differences, the pairs behind Table 3's claims: what the distillation token
+# adds (twice), what the inner transformer adds, and what the large patches cost. Their seed
+# scatter is what notebooks 10 and 11 size their designs with.
+STUDENT_PAIRS = (("deit", "vit"), ("titn", "tnt"), ("tnt", "vit"), ("titn", "deit"), ("titn", "titn_large_patch"))
+
+
+def top1_by_seed(runs: dict[str, Sequence[RunResult]]) -> dict[str, SeedResults]:
+    """``{label: seed runs}`` -> ``{label: SeedResults}`` of their test top-1 in percent."""
+    return seed_results({label: [100 * run.metrics.top1 for run in seed_runs] for label, seed_runs in runs.items()})
 
 
 @dataclass(frozen=True)
@@ -92,10 +106,14 @@ class Course:
             raise ValueError(f"seeds must be a positive whole number, got {seeds!r}")
         return [self.run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
 
-    def few_labels(self, labelled: int, unlabelled: int, epochs: int | None = None) -> FewLabels:
-        """The settings of a few-labels regime at this profile (notebook 10's "When does the
-        teacher help?"): ``labelled`` images with labels, the next ``unlabelled`` without,
-        the distilled student trained ``epochs`` (default: the profile's) over both."""
+    def few_labels(self, labelled: int, unlabelled: int | None = None, epochs: int | None = None) -> FewLabels:
+        """The settings of a few-labels regime at this profile (notebook 11): ``labelled`` images
+        with labels (at most the profile's training images), the next ``unlabelled`` without
+        (default: ``UNLABELLED_PER_LABEL`` per labelled image, as many as the embedded training
+        split holds), the distilled student trained ``epochs`` (default: the profile's) over both."""
+        labelled = min(labelled, self.settings.train_subset or labelled)
+        if unlabelled is None:
+            unlabelled = max(0, min(EMBEDDED_TRAINING_IMAGES - labelled, UNLABELLED_PER_LABEL * labelled))
         return FewLabels.at(self.settings, labelled, unlabelled, self.settings.epochs if epochs is None else epochs)
 
     def teacher(self, *, progress: bool | None = None) -> RunResult:
@@ -161,6 +179,11 @@ class FewLabels:
     teacher: dict[str, Any]
     distilled: dict[str, Any]
     twin: dict[str, Any]
+
+    def steps_per_epoch(self, batch_size: int, *, distilled: bool) -> int:
+        """Optimizer steps in one epoch of the distilled student (labelled and unlabelled images)
+        or of its twin (labelled only); each epoch drops its last partial batch."""
+        return (self.labelled + self.unlabelled * distilled) // batch_size
 
     @classmethod
     def at(cls, profile: Profile, labelled: int, unlabelled: int, epochs: int) -> FewLabels:

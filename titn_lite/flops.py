@@ -1,8 +1,11 @@
 """Parameters and FLOPs of the students and teachers, beside the paper's Tables 1 and 3
 (what `titn-lite profile` prints; the run presets are `titn_lite.profiles`).
 
-FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs, the
-paper's convention); nothing here hand-derives a formula.
+FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs, PyTorch's
+convention); nothing here hand-derives a formula. The paper does not say what its GFLOPs
+count: they match ours as multiply-adds per batch of 1024 (its stated batch size), which is
+the same figure as our FLOPs per 512 images, the "GFLOPs / 512" column printed here
+(``titn_lite.paper.GFLOPS_BATCH``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ProfileRow:
 
     @property
     def gflops_per_512(self) -> float:
+        """GFLOPs per 512 images: the same figure as giga multiply-adds per 1024, Table 3's reading."""
         return self.flops_per_image * paper.GFLOPS_BATCH / 1e9
 
 

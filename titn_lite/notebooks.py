@@ -5,7 +5,7 @@ job. It registers a Jupyter kernel for the Python it runs in (inside that enviro
 so nothing needs setting up by hand), runs every notebook with the profile injected
 into its ``parameters`` cell, keeps going past a failing notebook, and writes the
 executed notebooks plus ``summary.json`` and ``summary.md`` to ``DIR``; after the whole
-series, also ``results.md``, what notebooks 06, 08 and 10 measured (``titn_lite.report``).
+series, also ``results.md``, what notebooks 06, 08, 10 and 11 measured (``titn_lite.report``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
         parameters = {"profile": course.profile, "device": course.device, "artifacts_dir": str(course.artifacts)}
         results: list[NotebookResult] = []
         if not only:
-            course.clear_results()  # notebooks 06, 08 and 10 record this run's afresh
+            course.clear_results()  # notebooks 06, 08, 10 and 11 record this run's afresh
         bar = tqdm(notebooks, desc=f"notebooks ({course.profile})", disable=not course.progress, unit="nb")
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)

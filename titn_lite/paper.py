@@ -1,13 +1,16 @@
 """The paper as data: its published figures, and a ledger of what it states and leaves open.
 
-Source: the TITN paper, Tables 1-5. The paper does not say what its GFLOPs are per; the
-kit's counts match Table 3 when they are taken per batch of 512 images with a multiply-add
-counted as 2 FLOPs (notebook 04 shows the match), so that is how the kit reads them.
+Source: the TITN paper, Tables 1-6. The paper does not say what its GFLOPs count. The
+simplest reading that matches the kit's counts: multiply-adds per batch of 1024 images, the
+paper's stated batch size ("The batch size is 1024", §4.1). ``torch.utils.flop_counter``
+counts a multiply-add as 2 FLOPs, so the same figure is the kit's FLOPs per 512 images
+(``GFLOPS_BATCH``): the "GFLOPs / 512" column the kit prints. Both readings give identical
+numbers; notebook 04 shows the match.
 
 ``LEDGER`` lists every training and evaluation setting the paper states (with its section,
 equation, table or algorithm line), every one it leaves open or states inconsistently, and
 what the kit does for each: follows the paper, or chooses (and why). The ``paper`` profile
-is checked against the stated settings by a test; notebook 11 and the book's results page
+is checked against the stated settings by a test; notebook 12 and the book's results page
 print the ledger.
 """
 
@@ -19,14 +22,17 @@ from typing import Literal
 from titn_lite.profiles import get_profile
 from titn_lite.tables import MarkdownTable
 
-GFLOPS_BATCH = 512  # Table 3's GFLOPs are per this many 32x32 images
+# Table 3's GFLOPs read as multiply-adds per 1024 images (§4.1's batch size) are the same
+# figures as FLOPs (2 per multiply-add, PyTorch's counter) per this many 32x32 images.
+GFLOPS_BATCH = 512
 
 # Table 1: parameter counts (millions) at 32x32, 100 classes.
 TABLE1_PARAMS_M: dict[str, float] = {
     "vit": 5.36, "deit": 5.37, "tnt": 5.83, "titn": 5.85, "titn_large_patch": 5.85,
 }
 
-# Table 3 (CIFAR-100): GFLOPs per 512 images and parameters (millions).
+# Table 3 (CIFAR-100): GFLOPs (multiply-adds per 1024 images = FLOPs per 512) and parameters
+# (millions). Its teacher row is torchvision's vgg16_bn with the 1000-class head.
 TABLE3_GFLOPS: dict[str, float] = {
     "vgg16_bn": 448.47, "vit": 93.37, "deit": 98.84, "tnt": 105.93, "titn": 111.40,
     "titn_large_patch": 36.09,
@@ -34,6 +40,12 @@ TABLE3_GFLOPS: dict[str, float] = {
 TABLE3_PARAMS_M: dict[str, float] = {
     "vgg16_bn": 138.36, "vit": 5.39, "deit": 5.41, "tnt": 5.83, "titn": 5.85, "titn_large_patch": 5.85,
 }
+
+
+# Table 6's teacher row (VGG16-BN -> TITN, the CIFAR-10 pair: 95.98 is Table 4's teacher):
+# the same model with a 10-class head.
+TABLE6_TEACHER_PARAMS_M = 134.30
+TABLE6_TEACHER_GFLOPS = 444.32
 
 
 def paper_params_m(name: str) -> float | None:
@@ -157,11 +169,22 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 "§3.5.3, §3.6, §4.4, Alg. 2", "inconsistent", "hard distillation as eq. 10 (one loss, no "
                 "extra L_Base); soft distillation is an ablation, and trained beside hard in notebook 10's few-labels "
                 "regime", True, "distill", "hard"),
-    LedgerEntry("soft distillation's scale", "not stated (no temperature either)", "-", "open",
-                "KL(teacher || student) at temperature 3, the KL per image (PyTorch's `batchmean`) times T^2 "
-                "(the T^2 is Hinton et al.'s); DeiT's code divides the KL by the number of elements instead, which "
-                "is C times smaller: the kit keeps the batch-mean form so the term's size does not shrink "
-                "with the number of classes", False),
+    LedgerEntry("the soft term", "Algorithm 2, line 6: a \"CrossEntropyLoss\" between the student's prediction "
+                "and the teacher's output, with no argmax and no temperature; §3.6 speaks of the teacher's "
+                "\"soft label\"", "Alg. 2 line 6, §3.6", "stated",
+                "the soft variant (an ablation; the default is eq. 10's hard label) departs from line 6: "
+                "KL(teacher ‖ student) at temperature 3, the KL per image (PyTorch's `batchmean`) times T^2 "
+                "(Hinton et al.'s). At T = 1 the KL and line 6's cross-entropy differ by the teacher's entropy, a "
+                "constant for the student, so only the temperature and its T^2 depart. DeiT's code divides the KL "
+                "by the number of elements instead (C times smaller); the kit keeps the per-image form so the "
+                "term's size does not shrink with the number of classes", False),
+    LedgerEntry("the teacher's input", "one input x for both models: \"StudentModel(x)\" and \"TeacherModel(x)\" "
+                "(lines 2-3), the mixed label built after them (line 5); \"A prediction is made using the input\" "
+                "by the teacher (§3.5.3). Whether x is already cut-mixed is not said; §3.4 lists CutMix among "
+                "the augmentations of the training data", "Alg. 2 lines 2-5, §3.4, §3.5.3", "open",
+                "the teacher labels the same cut-mixed (and augmented) batch the student sees, in eval mode, "
+                "without gradients: the kit's reading, and what DeiT's code does. Feeding the teacher the unmixed "
+                "images is another reading the text does not rule out", False),
     LedgerEntry("heads and the prediction at test time", "§3.2 projects the sliced class and distillation "
                 "tokens with \"a fully connected layer\"; eq. 10 gives each token its own loss; Algorithm 1 "
                 "concatenates the two tokens' outputs into one probability", "§3.2, eq. 10, Alg. 1 lines 10-11",
@@ -173,12 +196,27 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 "open", "8 outer heads of 24 features, 4 inner heads of 3 (the kit's choice)", False),
     LedgerEntry("model sizes", "patch dim 192, pixel dim 12, depth 12, patch 8 (large: 16), pixel 2 "
                 "(large: 4), 32x32 images", "Table 1", "stated", "the same (titn_lite.models.MODEL_CONFIGS)", True),
-    LedgerEntry("teacher", "VGG16-BN, chosen from Table 2; Table 3 gives 138.36M parameters (the 1000-class "
-                "model's count) and 448.47 GFLOPs, Table 6 134.30M and 444.32", "Tables 2, 3, 6", "inconsistent",
-                "torchvision's vgg16_bn with a 100-class head (134.68M)", True),
-    LedgerEntry("teacher's training", "SGD, 600 epochs on CIFAR-100 (Figures 4-5); nothing for CIFAR-10 or "
-                "MNIST", "§4.2", "open", "paper profile: SGD lr 0.1, 600 epochs, CutMix, on the students' "
-                "dataset", False),
+    LedgerEntry("teacher sizes", "VGG16_bn, \"The teacher model with the highest performance\" (§4.2, Table 2); "
+                "Table 3 gives it 138.36M parameters and 448.47 GFLOPs, Table 6 (the CIFAR-10 pair: 95.98 is "
+                "Table 4's teacher) 134.30M and 444.32. Not a contradiction: the two differ by exactly a "
+                "1000-class head against a 10-class one", "§4.2, Tables 2, 3, 4, 6", "stated",
+                "torchvision's vgg16_bn with a head for the dataset's classes (134.68M at 100 classes). Checked "
+                "with torchvision (notebook 06): 138,365,992 parameters with 1000 classes (Table 3's 138.36M, "
+                "so Table 3 counts the ImageNet head, not a CIFAR-100 one) and 134,309,962 with 10 (Table 6's "
+                "134.30M); the kit's GFLOPs of the two differ by 4.15, as 448.47 and 444.32 do", True),
+    LedgerEntry("teacher's training", "SGD, \"plotted against 600 epochs\" on CIFAR-100 (Figures 4-5); Tables 4 "
+                "and 5 report VGG16_bn teachers for CIFAR-10 (95.98 top-1) and MNIST (99.75) but not how they "
+                "were trained, nor from what weights (\"pre-trained teacher models\", Figure 4)", "§4.2, Tables 4-5",
+                "open", "paper profile: SGD lr 0.1, 600 epochs, CutMix, on the students' dataset, from random "
+                "weights (torchvision's architectures)", False),
+    LedgerEntry("patch tokens", "\"For these larger patches, there is a distinct, parallel data flow\" and "
+                "\"the larger patches are added together with the patch residuals\" (§3.2): the larger patches "
+                "are the image's own; Algorithm 1 (line 2) applies one \"LinearProjection\" to the image patches "
+                "before the inner blocks. How the larger patches are embedded is not given", "§3.2, Alg. 1",
+                "open", "TNT's and TITN's patch tokens start as learned vectors (plus position), the same for "
+                "every image: the image reaches them only through each block's pixel-to-patch projection "
+                "(the kit's choice; timm's TNT instead derives them from the pixel embeddings by a linear "
+                "projection)", False),
     LedgerEntry("reported accuracy", "the maximum test accuracy over training", "§4.2, Figure 5", "stated",
                 "both: the last epoch's (the run's result) and the maximum over epochs (titn-lite report's "
                 "'best top-1'); choosing the maximum on the test set flatters a run, so the kit leads with "

@@ -40,7 +40,7 @@ class Profile:
     unmixed_recipes: tuple[str, ...] = ()
     optimizer: str = "sgd"  # students' optimizer; teachers always use the paper's SGD
     weight_decay: float = 1e-4
-    seeds: int = 1  # how many seeds notebooks 08 and 10 train per setting, to weigh differences against noise
+    seeds: int = 1  # how many seeds notebooks 08 and 11 train per setting (10 takes a few more), to weigh differences against noise
 
 
 # What a run, a notebook, the series and the book use when no profile is named.

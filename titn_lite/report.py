@@ -125,7 +125,7 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
         return ""
     return (f"# What the `{profile}` series measured\n\n"
             "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after "
-            "hundreds of GPU epochs (its Table 3): compare the ranking and the size of the gaps, "
+            "its GPU training (its Table 3): compare the ranking and the size of the gaps, "
             "not the accuracies.\n\n" + "\n\n".join(format_record(r) for r in records)
             + _whole_page_section(records) + "\n")
 

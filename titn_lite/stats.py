@@ -19,7 +19,8 @@ between two settings means something only when it is large against that scatter.
   results page does it per table and once more over every difference on the page.
 
 With three seeds a test has little power, so "within the noise" means "not shown", never
-"equal". Notebook 08 introduces this module; notebook 10 and the series' results page
+"equal"; ``detectable_difference`` says before a run how large a difference a design can see.
+Notebook 08 introduces this module; notebooks 10 and 11 and the series' results page
 reuse it.
 """
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from titn_lite.tables import MarkdownTable
 
 NOISE_LEVEL = 0.05  # a difference "exceeds the noise" when its (Holm-adjusted) two-sided p is below this
+POWER = 0.8  # the chance of catching a true effect that designs are usually sized for
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Difference:
     p_value: float
     test: str = "Welch"  # "paired" (same seeds on both sides) or "Welch"
     adjusted_p: float | None = None  # Holm's, over the differences reported together; None: not adjusted
+    df: float = math.nan  # the t-test's degrees of freedom and the difference's standard error, from which
+    standard_error: float = math.nan  # an interval at any confidence level follows
 
     @property
     def testable(self) -> bool:
@@ -96,6 +100,25 @@ class Difference:
     def exceeds_noise(self) -> bool:
         return self.testable and self.decisive_p < NOISE_LEVEL
 
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The interval that agrees with the verdict: the plain 95% interval when the difference
+        was tested alone; after Holm's correction, the interval at the confidence level Holm's
+        step used for this difference (1 - 0.05 p / adjusted p), which excludes 0 exactly when
+        the adjusted p is below 0.05. (The plain 95% interval, ``low`` to ``high``, can exclude
+        0 while the adjusted verdict says "within the noise": it ignores the other tests.)"""
+        if self.adjusted_p is None or not self.testable or math.isnan(self.standard_error):
+            return self.low, self.high
+        from scipy import stats
+
+        share = self.p_value / self.adjusted_p if self.adjusted_p > 0 else 1.0
+        half_width = stats.t.ppf(1 - NOISE_LEVEL * share / 2, self.df) * self.standard_error
+        return self.difference - half_width, self.difference + half_width
+
+    @property
+    def interval_name(self) -> str:
+        return "Holm-adjusted interval" if self.adjusted_p is not None else "95% interval"
+
     def verdict(self) -> str:
         if not self.testable:
             return "cannot tell (needs two or more seeds that differ)"
@@ -108,7 +131,8 @@ class Difference:
         tested = f"{'paired t-test' if self.test == 'paired' else 'Welch'} {_format_p(self.p_value)}"
         if self.adjusted_p is not None:
             tested += f", Holm-adjusted {_format_p(self.adjusted_p)}"
-        return (f"{self.difference:+.1f} {unit} (95% interval {self.low:+.1f} to {self.high:+.1f}), "
+        low, high = self.interval
+        return (f"{self.difference:+.1f} {unit} ({self.interval_name} {low:+.1f} to {high:+.1f}), "
                 f"{self.verdict()} ({tested})")
 
 
@@ -152,8 +176,10 @@ def compare(first: SeedResults, second: SeedResults, *, paired: bool = False) ->
             warnings.simplefilter("ignore", RuntimeWarning)
             test = stats.ttest_ind(first.values, second.values, equal_var=False)
     interval = test.confidence_interval(0.95)
+    standard_error = (interval.high - interval.low) / (2 * stats.t.ppf(0.975, test.df))
     return Difference(first.label, second.label, difference, float(interval.low), float(interval.high),
-                      float(test.pvalue), "paired" if paired else "Welch")
+                      float(test.pvalue), "paired" if paired else "Welch", df=float(test.df),
+                      standard_error=float(standard_error))
 
 
 def holm(differences: Sequence[Difference]) -> list[Difference]:
@@ -180,6 +206,50 @@ def compare_pairs(results: dict[str, SeedResults], pairs: Sequence[tuple[str, st
     return holm([compare(results[a], results[b], paired=paired) for a, b in pairs])
 
 
+def paired_scatter(results: dict[str, SeedResults], pairs: Sequence[tuple[str, str]]) -> float:
+    """The standard deviation of per-seed differences, pooled over ``pairs`` (the root of their
+    variances' mean): how much a paired difference moves from seed to seed in a finished
+    experiment, which is what a next experiment's power depends on."""
+    variances = [statistics.variance([a - b for a, b in zip(results[first].values, results[second].values)])
+                 for first, second in pairs if results[first].count == results[second].count > 1]
+    if not variances:
+        raise ValueError("the scatter of paired differences needs two or more seeds on both sides of a pair")
+    return math.sqrt(statistics.fmean(variances))
+
+
+def detectable_difference(scatter: float, seeds: int, comparisons: int = 1, *, power: float | None = None) -> float:
+    """The smallest paired difference (in ``scatter``'s unit) that a design of ``seeds`` seeds
+    and ``comparisons`` Holm-corrected tests can call beyond the noise, if the per-seed
+    differences scatter with standard deviation ``scatter``.
+
+    Without ``power``: the threshold itself. Holm tests the smallest p at 0.05 / comparisons,
+    so a mean difference must reach t(1 - 0.05 / (2 comparisons), seeds - 1) standard errors
+    (scatter / sqrt(seeds)) to be called beyond the noise at all. A true difference of exactly
+    that size is called so only about half the time. With ``power`` (0.8, say): the true
+    difference the design calls beyond the noise with that probability (noncentral t)."""
+    if seeds < 2:
+        raise ValueError(f"a paired test needs two or more seeds, got {seeds}")
+    if comparisons < 1:
+        raise ValueError(f"comparisons must be at least 1, got {comparisons}")
+    from scipy import optimize, stats
+
+    df, standard_error = seeds - 1, scatter / math.sqrt(seeds)
+    critical = stats.t.ppf(1 - NOISE_LEVEL / (2 * comparisons), df)
+    if power is None:
+        return float(critical * standard_error)
+    if not 0 < power < 1:
+        raise ValueError(f"power is a probability between 0 and 1, got {power}")
+
+    def shortfall(effect: float) -> float:  # chance of |t| > critical when the true difference is effect
+        shift = effect / standard_error
+        wrong_side = stats.nct.cdf(-critical, df, shift)  # negligible, and NaN in scipy far out in the tail
+        return stats.nct.sf(critical, df, shift) + (0.0 if math.isnan(wrong_side) else wrong_side) - power
+
+    if scatter <= 0:
+        return 0.0
+    return float(optimize.brentq(shortfall, 0.0, 4 * critical * standard_error))
+
+
 def first_epoch_reaching(histories: Sequence[Sequence[dict[str, float]]], target: float, *,
                          key: str = "val_top1") -> int | None:
     """The first epoch (1-based) at which ``key`` averaged over ``histories`` (one per seed,
@@ -189,6 +259,16 @@ def first_epoch_reaching(histories: Sequence[Sequence[dict[str, float]]], target
         if statistics.fmean(row[key] for row in rows) >= target:
             return epoch
     return None
+
+
+def mean_history(histories: Sequence[Sequence[dict[str, float]]], steps_per_epoch: int, *,
+                 keys: Sequence[str] = ("val_top1", "train_top1")) -> list[dict[str, float]]:
+    """Each epoch's ``keys`` averaged over the seeds' histories, with the optimizer steps taken
+    by the end of that epoch: a learning curve on the axis that is fair to students whose
+    epochs differ in length."""
+    return [{"epoch": rows[0]["epoch"], "steps": rows[0]["epoch"] * steps_per_epoch,
+             **{key: statistics.fmean(row[key] for row in rows) for key in keys}}
+            for rows in zip(*histories)]
 
 
 def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> MarkdownTable:
@@ -201,12 +281,15 @@ def format_seed_table(results: dict[str, SeedResults], *, digits: int = 1) -> Ma
 
 
 def format_differences(differences: Sequence[Difference], *, unit: str = "points") -> MarkdownTable:
-    """Markdown: one row per tested pair with the difference, its interval, the test, its p,
-    Holm's adjusted p (where the differences were adjusted together) and the verdict."""
-    lines = [f"| comparison | difference ({unit}) | 95% interval | test | p | Holm p | verdict |",
+    """Markdown: one row per tested pair with the difference, the interval that agrees with its
+    verdict (``Difference.interval``), the test, its p, Holm's adjusted p (where the differences
+    were adjusted together) and the verdict."""
+    adjusted = any(d.adjusted_p is not None for d in differences)
+    header = "interval (Holm-adjusted: agrees with the verdict)" if adjusted else "95% interval"
+    lines = [f"| comparison | difference ({unit}) | {header} | test | p | Holm p | verdict |",
              "|---|---:|---:|---|---:|---:|---|"]
     for d in differences:
-        interval = f"{d.low:+.1f} to {d.high:+.1f}" if d.testable else "-"
+        interval = "{:+.1f} to {:+.1f}".format(*d.interval) if d.testable else "-"
         p_value = _p_cell(d.p_value) if d.testable else "-"
         adjusted = _p_cell(d.adjusted_p) if d.testable and d.adjusted_p is not None else "-"
         lines.append(f"| {d.first} − {d.second} | {d.difference:+.1f} | {interval} | {d.test} | {p_value} | "

@@ -322,6 +322,38 @@ def plot_seed_comparison(results, *, title: str = "", xlabel: str = "top-1 %", a
     return _finish(fig, save_to)
 
 
+def plot_paired_differences(results, differences, *, detectable: float | None = None, title: str = "",
+                            unit: str = "points", save_to: str | Path | None = None) -> Figure:
+    """One row per tested pair: each seed's own difference (first minus second, the same seed
+    on both sides) as a dot, the mean as a bar, and the interval that agrees with the verdict
+    (``Difference.interval``: Holm-adjusted where the p-values were). ``results``:
+    ``{label: stats.SeedResults}``; ``differences``: ``stats.Difference`` of those labels.
+    ``detectable``: the smallest difference the design could call beyond the noise, shaded
+    around 0. An interval that crosses the 0 line is the picture of "within the noise"."""
+    if not differences:
+        raise ValueError("no differences to plot")
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(differences) + 1.6))
+    if detectable:
+        ax.axvspan(-detectable, detectable, color="0.9", zorder=0,
+                   label=f"smaller than the design can detect (±{detectable:.1f})")
+    ax.axvline(0, color="0.3", linewidth=1)
+    for y, d in enumerate(differences):
+        gaps = [a - b for a, b in zip(results[d.first].values, results[d.second].values)]
+        jitter = np.linspace(-0.15, 0.15, len(gaps)) if len(gaps) > 1 else np.zeros(1)
+        ax.scatter(gaps, y + jitter, s=22, color="tab:blue", alpha=0.8, zorder=3, marker="o",
+                   label="each seed's difference" if y == 0 else None)
+        low, high = d.interval if d.testable else (d.difference, d.difference)
+        ax.errorbar(d.difference, y, xerr=[[d.difference - low], [high - d.difference]], fmt="D", color="black",
+                    capsize=5, markersize=6, label=f"mean and {d.interval_name}" if y == 0 else None)
+    ax.set_yticks(range(len(differences)), [f"{d.first} − {d.second}" for d in differences])
+    ax.invert_yaxis()
+    ax.set(xlabel=f"difference in top-1 ({unit})", title=title)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
 def plot_mix_gallery(batch, class_names: Sequence[str], *, count: int = 8,
                      save_to: str | Path | None = None) -> Figure:
     """Mixed images with both labels and their shares (``batch``: a ``MixedBatch``)."""
