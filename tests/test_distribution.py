@@ -96,7 +96,7 @@ def test_copy_puts_the_series_in_a_folder_and_keeps_a_students_edits(tmp_path, c
     assert main(["notebooks", "copy", str(tmp_path / "course")]) == 0
     folder = tmp_path / "course" / "notebooks"
     assert [p.name for p in list_notebooks(folder)] == [p.name for p in list_notebooks()]
-    assert "copied 12 notebook(s)" in capsys.readouterr().out
+    assert "copied 13 notebook(s)" in capsys.readouterr().out
 
     edited = folder / "01_attention.ipynb"
     notebook = nbformat.read(edited, as_version=4)
@@ -105,7 +105,7 @@ def test_copy_puts_the_series_in_a_folder_and_keeps_a_students_edits(tmp_path, c
     (folder / "05_cutmix.ipynb").unlink()
     assert main(["notebooks", "copy", str(tmp_path / "course")]) == 0
     out = capsys.readouterr().out
-    assert "copied 1 notebook(s)" in out and "10 already there and unchanged" in out
+    assert "copied 1 notebook(s)" in out and "11 already there and unchanged" in out
     assert "kept 1 notebook(s) you changed: 01_attention.ipynb" in out and "--force" in out
     assert "my notes" in edited.read_text()
 

@@ -25,7 +25,7 @@ NOTEBOOKS = list_notebooks()
 
 # A quotation followed by a pointer into the paper: "..." (§3.5.2), "..." (Table 3), "..." (Algorithm 2, line 6).
 QUOTED = re.compile(r'["“]([^"”\n]{3,}?)["”][.,;:]?\s*\((?:the paper,\s*)?(§|Table|Tables|Algorithm|Alg\.|eq\.|'
-                    r'Figure|Section)')
+                    r'Figure|Section|Abstract)')
 
 
 def normalise(text: str) -> str:
