@@ -53,9 +53,6 @@ class Regime:
         return cls(name, says, teacher=few.teacher, distilled=few.distilled, twin=few.twin)
 
 
-
-
-
 def regimes(course: Course) -> dict[str, Regime]:
     """The regimes searched, at the course's profile (its training subset, epochs, teacher)."""
     profile = course.settings

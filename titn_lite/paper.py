@@ -167,7 +167,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("hard or soft distillation", "eq. 10: the teacher's argmax label (hard); §3.6 and §4.4 speak "
                 "of the teacher's \"soft label\"; Algorithm 2 has no argmax and adds L_Base to L_Distill",
                 "§3.5.3, §3.6, §4.4, Alg. 2", "inconsistent", "hard distillation as eq. 10 (one loss, no "
-                "extra L_Base); soft distillation is an ablation, and trained beside hard in notebook 10's few-labels "
+                "extra L_Base); soft distillation is an ablation, and trained beside hard in notebook 11's few-labels "
                 "regime", True, "distill", "hard"),
     LedgerEntry("the soft term", "Algorithm 2, line 6: a \"CrossEntropyLoss\" between the student's prediction "
                 "and the teacher's output, with no argmax and no temperature; §3.6 speaks of the teacher's "
@@ -224,10 +224,10 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("label smoothing, dropout, stochastic depth", "none mentioned", "-", "open", "none", True),
     LedgerEntry("faster convergence with a teacher", "claimed, with no run with and without the teacher "
                 "to compare", "§1, §3.6, §4.4, §5", "stated", "measured: notebook 08 plots accuracy per epoch and per second "
-                "with and without the distillation token; notebook 10 counts the optimizer steps a distilled "
+                "with and without the distillation token; notebook 11 counts the optimizer steps a distilled "
                 "student takes to reach its undistilled twin's final accuracy, in two regimes", False),
     LedgerEntry("images without labels", "none: teacher and students train on the same labelled images",
-                "§3.4, §4.1", "open", "notebook 10 adds a few-labels regime (the kit's own, to show when the "
+                "§3.4, §4.1", "open", "notebook 11 adds a few-labels regime (the kit's own, to show when the "
                 "teacher's label carries information): a distilled student also trains on images whose labels it "
                 "never sees, labelled only by the teacher (TrainConfig.unlabelled), hard and soft, against an "
                 "undistilled twin trained for as many optimizer steps on the labelled ones", False),
