@@ -1,5 +1,7 @@
-"""Build student versions, then grade a class: right answers, typical wrong ones, a crash,
-an endless loop, missing files and a file that is not a notebook."""
+"""Build student versions, then grade a class: right answers (one written another way),
+typical wrong ones, a crash, an endless loop, missing files, a file that is not a
+notebook, and two ways of cheating (replacing the check from an answer cell, calling the
+kit's own implementation). Then the whole workflow through nbgrader's collected layout."""
 
 import csv
 import time
@@ -10,10 +12,21 @@ import pytest
 
 pytest.importorskip("nbgrader", reason='nbgrader is the "classroom" extra: pip install -e ".[classroom]"')
 
-from titn_lite.assignments import build, list_exercises  # noqa: E402
+from titn_lite.assignments import build, find_submissions, grade, list_exercises  # noqa: E402
 from titn_lite.notebooks import NOTEBOOK_DIR  # noqa: E402
 
 ONLY = ["01", "03", "05"]
+
+REPLACED_CHECKS = ('import titn_lite.checks as _c\n_c.check_attention = lambda f: print("✓ scaled dot-product '
+                   'attention: correct")\n_c.check_multi_head = lambda f: print("✓ multi-head attention: correct")')
+CALLS_THE_KIT = ("import titn_lite\n\ndef attention_from_scratch(q, k, v, mask=None):\n"
+                 "    return titn_lite.scaled_dot_product_attention(q, k, v, mask)")
+ANOTHER_WAY = '''def attention_from_scratch(q, k, v, mask=None):
+    scores = torch.einsum("...qd,...kd->...qk", q, k) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = torch.where(mask, scores, torch.tensor(float("-inf")))
+    weights = torch.softmax(scores, dim=-1)
+    return torch.einsum("...qk,...kd->...qd", weights, v), weights'''
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +43,12 @@ def solutions(name):
             if c.metadata.get("nbgrader", {}).get("solution")}
 
 
-def submit(release, student_dir, answers):
+def submit(release, student_dir, answers, names=None):
     """Copy the student notebooks, putting ``answers`` (grade_id -> source) into their solution cells."""
     student_dir.mkdir(parents=True)
     for path in sorted(release.glob("*.ipynb")):
+        if names and path.name not in names:
+            continue
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -42,10 +57,19 @@ def submit(release, student_dir, answers):
         nbformat.write(notebook, student_dir / path.name)
 
 
-def test_series_has_at_least_six_graded_exercises():
+def read_rows(path):
+    return {row["student"]: row for row in csv.DictReader(Path(path).open())}
+
+
+def test_series_has_graded_exercises_in_the_teaching_chapters():
     exercises = list_exercises()
-    assert len(exercises) >= 6
-    assert {e.notebook for e in exercises} >= {"01_attention.ipynb", "03_inner_outer.ipynb", "05_cutmix.ipynb"}
+    assert {e.notebook[:2] for e in exercises} >= {f"{n:02d}" for n in range(1, 12)}  # every teaching chapter
+    assert all(e.check.startswith("check_") and e.arguments for e in exercises), exercises
+    # At least three ask the student to read their own run: the graded cell hands the check its results.
+    reading = [e for e in exercises if len(e.arguments) > 1]
+    assert len(reading) >= 3, reading
+    documented = Path(__file__).resolve().parents[1].joinpath("docs", "teachers.md").read_text()
+    assert all(f"`{e.grade_id}`" in documented for e in exercises), "docs/teachers.md's table lacks an exercise"
 
 
 def test_student_versions_hold_no_solutions(release):
@@ -65,9 +89,7 @@ def test_student_versions_hold_no_solutions(release):
     assert (release / "titn_lite_checks.py").is_file() and (release / "assignment.json").is_file()
 
 
-def test_grading_a_class(release, tmp_path):
-    from titn_lite.assignments import grade
-
+def test_grading_a_class(release, tmp_path, capfd):
     right = {**solutions("01_attention.ipynb"), **solutions("03_inner_outer.ipynb"), **solutions("05_cutmix.ipynb")}
     wrong = dict(right)
     wrong["attention"] = right["attention"].replace(" / math.sqrt(q.shape[-1])", "")
@@ -85,26 +107,103 @@ def test_grading_a_class(release, tmp_path):
     submit(release, submissions / "eve", right)
     (submissions / "eve" / "05_cutmix.ipynb").unlink()
     (submissions / "eve" / "03_inner_outer.ipynb").write_text("my homework, in a text file")
+    submit(release, submissions / "frank", {**right, "attention": ANOTHER_WAY})
+    submit(release, submissions / "mallory", {**right, "attention": REPLACED_CHECKS, "multi_head": "pass"})
+    submit(release, submissions / "oscar", {**right, "attention": CALLS_THE_KIT})
 
     started = time.monotonic()
-    grades = grade(submissions, release, tmp_path / "grades.csv", cell_timeout=15)
+    grades = grade(submissions, release, tmp_path / "grades.csv", cell_timeout=15, jobs=2)
     elapsed = time.monotonic() - started
-    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades.csv").open())}
-    print(Path(tmp_path / "grades.csv").read_text())
-    print(f"graded 5 students in {elapsed:.0f} s")
+    rows = read_rows(tmp_path / "grades.csv")
+    print((tmp_path / "grades.csv").read_text())
+    print(f"graded 8 students in {elapsed:.0f} s")
 
-    assert rows["alice"]["total"] == rows["alice"]["max"] == "8" and rows["alice"]["errors"] == ""
+    header = next(csv.reader((tmp_path / "grades.csv").open()))
+    assert header[:4] == ["student", "submitted", "attention_check", "attention_check reason"]
+    assert rows["alice"]["total"] == rows["alice"]["max"] == "8"
+    assert all(rows["alice"][c] == "" for c in header if c.endswith(" reason"))
     assert rows["bob"]["attention_check"] == "0" and rows["bob"]["pixel_to_patch_check"] == "0"
-    assert rows["bob"]["cutmix_check"] == "0"
-    assert "attention_check: CheckFailed: scores are not divided by sqrt(d_k)" in rows["bob"]["errors"]
-    assert "pixel_to_patch_check: CheckFailed: the class-token row is not zero" in rows["bob"]["errors"]
-    assert "cutmix_check: CheckFailed: lambda is not corrected to the pasted area" in rows["bob"]["errors"]
+    assert rows["bob"]["cutmix_check"] == "1"  # everything right but lambda's correction: half the points
+    assert rows["bob"]["attention_check reason"] == "scores are not divided by sqrt(d_k)"
+    assert rows["bob"]["pixel_to_patch_check reason"].startswith("the class-token row is not zero")
+    assert rows["bob"]["cutmix_check reason"].startswith("lambda is not corrected to the pasted area")
     assert (rows["carol"]["attention_check"], rows["carol"]["multi_head_check"]) == ("0", "0")
-    assert "the kernel died" in rows["carol"]["errors"] and rows["carol"]["total"] == "4"
+    assert "the kernel died" in rows["carol"]["notes"] and rows["carol"]["total"] == "4"
     assert rows["dave"]["cutmix_check"] == "0" and rows["dave"]["total"] == "6"
-    assert "cutmix_check: stopped after the time limit" in rows["dave"]["errors"]
+    assert "stopped after the time limit" in rows["dave"]["cutmix_check reason"]
     assert rows["eve"]["total"] == "4"
-    assert "05_cutmix.ipynb: missing" in rows["eve"]["errors"]
-    assert "03_inner_outer.ipynb: not a readable notebook" in rows["eve"]["errors"]
-    assert [g.student for g in grades] == ["alice", "bob", "carol", "dave", "eve"]
+    assert "05_cutmix.ipynb: missing" in rows["eve"]["notes"]
+    assert "03_inner_outer.ipynb: not a readable notebook" in rows["eve"]["notes"]
+    assert rows["frank"]["total"] == "8"  # right, written another way
+    # The check replaced from an answer cell: judged elsewhere, it scores 0 and says why.
+    assert (rows["mallory"]["attention_check"], rows["mallory"]["multi_head_check"]) == ("0", "0")
+    assert "titn_lite.checks.check_attention was replaced in your notebook" in rows["mallory"]["attention_check reason"]
+    assert "does not define" in rows["mallory"]["attention_check reason"]
+    assert rows["oscar"]["attention_check"] == "0"
+    assert "your answer calls titn_lite.scaled_dot_product_attention" in rows["oscar"]["attention_check reason"]
+    assert rows["oscar"]["multi_head_check"] == "2"  # its own multi-head, on the kit's attention: allowed
+    assert [g.student for g in grades] == ["alice", "bob", "carol", "dave", "eve", "frank", "mallory", "oscar"]
+
+    feedback = tmp_path / "feedback"
+    page = (feedback / "bob.html").read_text()
+    assert "Feedback for bob" in page and "scores are not divided by sqrt(d_k)" in page
+    assert (feedback / "bob" / "01_attention.ipynb").is_file()
+    assert "titn-lite-grader" not in (feedback / "bob" / "01_attention.ipynb").read_text()
+    out, err = capfd.readouterr()
+    assert "Kernel is running over TCP" not in out + err and "WARNING" not in err
     assert elapsed < 600
+
+
+def test_the_workflow_through_nbgraders_layout_grades_as_the_kits(tmp_path):
+    """Release -> hand out -> collect (both layouts) -> grade -> feedback, for one notebook."""
+    release = tmp_path / "release"
+    build(release, only=["01"])
+    right = solutions("01_attention.ipynb")
+    wrong = {**right, "multi_head": right["multi_head"].replace('"b n (qkv h d) -> qkv b h n d"',
+                                                                '"b n (h qkv d) -> qkv b h n d"')}
+    kit, course = tmp_path / "kit", tmp_path / "course"
+    for student, answers in (("s001", right), ("s002", wrong)):
+        submit(release, kit / student, answers)
+        submit(release, course / "submitted" / student / "titn-lite", answers)
+        (course / "submitted" / student / "titn-lite" / "timestamp.txt").write_text("2026-12-01 09:30:00.000000 UTC")
+    grade(kit, release, tmp_path / "kit.csv", cell_timeout=60, jobs=2)
+    grade(course, release, tmp_path / "nbgrader.csv", cell_timeout=60, jobs=2)  # the course folder above submitted/
+    ours, theirs = read_rows(tmp_path / "kit.csv"), read_rows(tmp_path / "nbgrader.csv")
+    assert ours.keys() == theirs.keys() == {"s001", "s002"}
+    for student in ours:
+        assert {k: v for k, v in ours[student].items() if k != "submitted"} == \
+               {k: v for k, v in theirs[student].items() if k != "submitted"}
+    assert ours["s001"]["total"] == "4" and ours["s002"]["multi_head_check"] in {"0", "1"}
+    assert ours["s002"]["multi_head_check reason"].startswith("one head works but four do not")
+    assert theirs["s001"]["submitted"] == "2026-12-01 09:30:00.000000 UTC" and ours["s001"]["submitted"] == ""
+    assert (tmp_path / "feedback" / "s002.html").is_file()
+
+
+def test_a_layout_where_every_notebook_is_missing_is_an_error_not_zeros(tmp_path):
+    deep = tmp_path / "submitted" / "alice" / "titn-lite" / "extra"
+    deep.mkdir(parents=True)
+    (deep / "01_attention.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match=r"none of the 1 student folders .* STUDENT/ASSIGNMENT/01_attention.ipynb "
+                                         r"\(nbgrader's submitted/ folder\); notebooks found: alice/titn-lite/extra"):
+        find_submissions(tmp_path, ["01_attention.ipynb"])
+    (tmp_path / "submitted" / "alice" / "other").mkdir()
+    (tmp_path / "submitted" / "alice" / "other" / "01_attention.ipynb").write_text("{}")
+    (tmp_path / "submitted" / "alice" / "titn-lite" / "01_attention.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match="several assignments .* --assignment"):
+        find_submissions(tmp_path, ["01_attention.ipynb"])
+    found = find_submissions(tmp_path, ["01_attention.ipynb"], assignment="titn-lite")
+    assert [(s.student, s.folder.name) for s in found] == [("alice", "titn-lite")]
+
+
+def test_the_cli_says_what_layout_it_expects_in_one_line(release, tmp_path, capsys):
+    from titn_lite.cli import main
+
+    (tmp_path / "submitted" / "alice" / "ps1" / "inner").mkdir(parents=True)
+    (tmp_path / "submitted" / "alice" / "ps1" / "inner" / "01_attention.ipynb").write_text("{}")
+    assert main(["assignments", "grade", str(tmp_path), "--release", str(release), "--out",
+                 str(tmp_path / "grades.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "nbgrader's submitted/ folder" in err and "alice/ps1/inner/01_attention.ipynb" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "grades.csv").exists()
+    assert main(["assignments", "grade", str(tmp_path), "--release", str(release), "--jobs", "0"]) == 2
+    assert "--jobs takes a whole number" in capsys.readouterr().err

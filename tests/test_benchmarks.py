@@ -24,10 +24,12 @@ def benchmark(name: str):
 
 def test_the_regime_search_trains_notebook_10s_few_labels_runs(tmp_path):
     regimes = benchmark("distillation_regimes").regimes(Course("classroom", artifacts=tmp_path))
-    few = Course("classroom", artifacts=tmp_path).few_labels(1000, 9000)
-    scarce = regimes["scarce-labels"]  # the same runs as the notebook's section, so the search reuses them
+    course = Course("classroom", artifacts=tmp_path)
+    few = course.few_labels(1000, 9000, warmup_epochs=course.settings.warmup_epochs)
+    scarce = regimes["scarce-labels"]  # the regime the search measured, with the profile's warm-up
     assert (scarce.teacher, scarce.distilled, scarce.twin) == (few.teacher, few.distilled, few.twin)
-    assert regimes["unlabelled-equal-steps"].twin == {"train_subset": 4000, "epochs": 10, "warmup_epochs": 2.5}
+    assert regimes["unlabelled-equal-steps"].twin == {"train_subset": 4000, "epochs": 10, "warmup_epochs": 2.5,
+                                                       "evaluate_every": 2}
     assert regimes["scarce-labels-longer"].twin["epochs"] == 80 and regimes["mixup"].students["mix"] == "mixup"
     assert "24 epochs instead of 8" in regimes["teacher-longer"].says  # formatted from the profile
 
@@ -40,3 +42,52 @@ def test_benchmarks_refuse_unknown_choices_naming_the_valid_ones(monkeypatch, ca
     monkeypatch.setattr(sys, "argv", ["fashion_mnist.py", "--data-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="apt-get install dataset-fashion-mnist"):
         benchmark("fashion_mnist").main()
+
+
+def write_idx_files(folder: Path, train: int, test: int) -> None:
+    """Fashion-MNIST's four files in their real format (gzipped IDX), with ``train`` and
+    ``test`` random 28x28 images whose label is their brightness band (something to learn)."""
+    import gzip
+    import struct
+
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    for prefix, count in (("train", train), ("t10k", test)):
+        labels = torch.randint(0, 10, (count,), generator=generator, dtype=torch.uint8)
+        images = (torch.rand(count, 28, 28, generator=generator) * 100 + labels.view(-1, 1, 1) * 15).to(torch.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">IIII", 2051, count, 28, 28) + images.numpy().tobytes()))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 2049, count) + labels.numpy().tobytes()))
+
+
+def test_the_budget_regime_trains_every_student_on_every_image_for_about_its_budget(tmp_path, monkeypatch, request):
+    """Each student's run takes its budget within 20% (its epochs chosen from a calibration run
+    through the kit's own engine), on all the training images, not the classroom's subset."""
+    import argparse
+
+    import torch
+
+    from titn_lite.runs import RunFolder
+
+    monkeypatch.setenv("TITN_LITE_DATA", str(tmp_path / "cache"))
+    data = tmp_path / "fashion-mnist"
+    data.mkdir()
+    write_idx_files(data, train=320, test=100)
+    budget_minutes = 0.15  # 9 s a student
+    # One thread: on a shared machine, two threads that wait on each other's cores make a run's
+    # speed swing by several times between the calibration and the run.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    args = argparse.Namespace(data_dir=str(data), device="cpu", out=tmp_path / "out", teacher_epochs=1,
+                              budget_minutes=budget_minutes, students="vit,titn")
+    seconds = benchmark("fashion_mnist").train_students(args)
+    assert set(seconds) == {"vit", "titn"}
+    for name, took in seconds.items():
+        assert abs(took - 60 * budget_minutes) <= 0.2 * 60 * budget_minutes, (name, took)
+        run = RunFolder(tmp_path / "out" / name)
+        assert run.config()["train_subset"] == 320 and run.metrics().count == 100
+        assert run.history()[0]["images_per_second"] > 0
+    assert RunFolder(tmp_path / "out" / "titn").config()["teacher"].startswith(str(tmp_path / "out" / "small_cnn"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from titn_lite.book import broken_internal_links, build_book, executed_series_matches
+from titn_lite.book import broken_internal_links, build_book, executed_series_matches, images_without_alt_text
 from titn_lite.course import Course
 from titn_lite.notebooks import NOTEBOOK_DIR, list_notebooks
 
@@ -101,6 +101,17 @@ def test_explorers_become_pictures_of_their_default_state(book):
         assert "widget-view" not in text and "@jupyter-widgets" not in text, f"{stem}: widget scripts on a static page"
 
 
+def test_progress_shows_in_the_notebook_and_not_in_the_book(book):
+    result, root = book
+    executed = nbformat.read(root / "work" / "executed" / "08_comparison.ipynb", as_version=4)
+    bars = [o["data"].get("text/plain", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert any(re.search(r"epoch \d+/\d+", bar) for bar in bars), "no training progress in notebook 08"
+    for page in result.site.glob("*.html"):
+        text = page.read_text()
+        assert "it/s]" not in text and not re.search(r"epoch \d+/\d+:", text), f"{page.name}: a progress bar"
+
+
 def test_the_student_book_hides_the_solutions_and_the_teachers_shows_them(book, tmp_path):
     result, root = book
     solution_comment = "each row: how much one query takes from each key"  # a comment inside 01's solution
@@ -150,6 +161,44 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _axe_script() -> str:
+    """axe-core's script, as the axe-playwright-python package ships it (the dev extra)."""
+    import axe_playwright_python
+
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
+
+
+def _is_file_name(alt: str, src: str | None) -> bool:
+    alt = alt.strip()
+    return alt == (src or "") or Path(alt).name == Path(src or "").name or bool(
+        re.fullmatch(r"[\w./-]+\.(png|jpe?g|gif|svg|webp)", alt))
+
+
+def test_every_picture_in_the_book_has_alt_text_saying_what_it_shows(book):
+    result, _ = book
+    assert not images_without_alt_text(result.site), images_without_alt_text(result.site)
+    pictures = [(page.stem, alt) for page in result.site.glob("*.html")
+                for alt in re.findall(r'<img\b[^>]*\balt="([^"]*)"', page.read_text())]
+    assert len(pictures) > 20, f"only {len(pictures)} pictures in the book"
+    # 08's curves, described from what the figure draws: its panels, its axis and its runs.
+    curves = [alt for stem, alt in pictures if stem == "08_comparison" and alt.startswith("Learning curves")]
+    assert any(alt.startswith("Learning curves: loss and top-1 accuracy per epoch for vit, deit, tnt, titn")
+               for alt in curves), curves
+
+
+def test_a_pictures_alt_text_comes_from_its_description_else_from_its_cell():
+    from titn_lite.book import _alt_text
+
+    cell = nbformat.v4.new_code_cell('fig, ax = plt.subplots()\nax.set(xlabel="key", title="causal mask: no weight")')
+    described = {"data": {"image/png": "", "text/plain": "Learning curves: loss per epoch for vit"}, "metadata": {}}
+    assert _alt_text(described, cell) == "Learning curves: loss per epoch for vit"
+    explorer = {"data": {"image/png": "", "text/plain": "VBox()"}, "metadata": {"image/png": {"alt": "16 patches"}}}
+    assert _alt_text(explorer, cell) == "16 patches"
+    plain = {"data": {"image/png": "", "text/plain": "<Figure size 640x480 with 1 Axes>"}, "metadata": {}}
+    assert _alt_text(plain, cell) == "Figure: causal mask: no weight"
+    assert _alt_text(plain, nbformat.v4.new_code_cell("draw(x);")) == "Figure drawn by draw(x)"
+
+
 def _draws_a_picture(stem: str, executed: Path) -> bool:
     notebook = nbformat.read(executed / f"{stem}.ipynb", as_version=4)
     return any("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
@@ -164,7 +213,8 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
     origin = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "--directory", str(result.site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    failures, outside, typeset, pictures = [], [], {}, {}
+    failures, outside, typeset, pictures, accessibility, alts = [], [], {}, {}, {}, {}
+    axe_script = _axe_script()
     shots = root / "screenshots"
     shots.mkdir(exist_ok=True)
     try:
@@ -191,6 +241,15 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
                     page.wait_for_selector(".MathJax_Display, .MathJax", timeout=20_000)
                 typeset[stem] = page.locator(".MathJax_Display, .MathJax").count()
                 pictures[stem] = page.locator(".cell_output img").count()
+                # What a screen reader gets for each picture, as the browser sees it.
+                alts[stem] = page.evaluate("() => [...document.images].map(img => [img.getAttribute('src'),"
+                                           " img.getAttribute('alt')])")
+                page.evaluate(axe_script)
+                # preload: false, or axe fetches the theme's @import-ed stylesheets from the wrong folder (404s).
+                accessibility[stem] = page.evaluate("() => axe.run(document, {resultTypes: ['violations'],"
+                                                    " preload: false})"
+                                                    ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
+                                                    " help: v.help, nodes: v.nodes.map(n => n.target.join(' '))})))")
                 if stem in ("index", "01_attention", "08_comparison"):
                     page.screenshot(path=str(shots / f"{stem}.png"), full_page=True)
                 if stem == "index":
@@ -211,6 +270,20 @@ def test_every_page_loads_offline_in_a_real_browser_with_its_pictures_and_equati
             browser.close()
     finally:
         server.terminate()
+    # axe-core on every page: no serious or critical violation; the rest are listed.
+    for stem, violations in accessibility.items():
+        for v in violations:
+            print(f"axe {stem}: {v['impact']} {v['id']} ({v['help']}) on {len(v['nodes'])} element(s): "
+                  f"{', '.join(v['nodes'][:3])}")
+    serious = {stem: [f"{v['impact']} {v['id']}: {v['help']} ({', '.join(v['nodes'][:5])})" for v in violations
+                      if v["impact"] in ("serious", "critical")] for stem, violations in accessibility.items()}
+    assert set(accessibility) == {"index", *SERIES, "results"}
+    assert not any(serious.values()), {stem: found for stem, found in serious.items() if found}
+    # Every picture has alt text that says something: not empty, not a file name.
+    unnamed = [f"{stem}: {src} ({alt!r})" for stem, images in alts.items() for src, alt in images
+               if not (alt or "").strip() or _is_file_name(alt, src)]
+    assert not unnamed, unnamed
+    assert not images_without_alt_text(result.site), images_without_alt_text(result.site)
     assert not failures, failures
     assert not outside, f"requests that left localhost: {outside}"
     assert sum(typeset.values()) > 0 and typeset["01_attention"] > 0, typeset

@@ -56,18 +56,11 @@ def jupyterlab(tmp_path):
          "jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"JupyterLab exited: {server.stderr.read()[-2000:]}")
-            time.sleep(0.5)
-    else:
+    try:
+        _wait_for_server(server, base, token)
+    except pytest.fail.Exception:
         server.kill()
-        pytest.fail("JupyterLab did not start within 60 s")
+        raise
     yield f"{base}/lab/tree/09_attention_maps.ipynb?token={token}"
     server.terminate()
     try:
@@ -127,3 +120,83 @@ def test_attention_slider_renders_and_reacts_in_jupyterlab(jupyterlab):
     assert before and before.startswith("data:image/png")
     assert after != before, "the picture did not change when the slider moved"
     assert "Error displaying widget" not in text
+
+
+def _wait_for_server(server: subprocess.Popen, base: str, token: str) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            return
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited: {server.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+    pytest.fail("JupyterLab did not start within 90 s")
+
+
+def _launch_command() -> list[str]:
+    """The README's launch, `titn-lite lab notebooks/`, with this environment's titn-lite."""
+    script = shutil.which("titn-lite", path=str(Path(sys.executable).parent))
+    return [script, "lab"] if script else [sys.executable, "-m", "titn_lite", "lab"]
+
+
+def test_the_kits_launch_opens_with_its_kernel_and_no_pop_up(tmp_path):
+    """JupyterLab as the README starts it (`titn-lite lab notebooks/` in the clone): the first
+    notebook opens on "Python (titn-lite)", with no kernel dialog and no news or update toast;
+    the user's own Jupyter configuration is left as it was."""
+    from playwright.sync_api import sync_playwright
+
+    clone = tmp_path / "clone"
+    (clone / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "00_setup.ipynb", clone / "notebooks")
+    user_config = tmp_path / "user-jupyter-config"  # stands in for ~/.jupyter
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, "TITN_LITE_PROFILE": "smoke", "TITN_LITE_DATA": str(tmp_path / "data"),
+           "JUPYTER_CONFIG_DIR": str(user_config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    server = subprocess.Popen(
+        [*_launch_command(), "notebooks/", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
+        cwd=clone, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    shots = Path(os.environ.get("TITN_LITE_SCREENSHOT_DIR", tmp_path))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_server(server, base, token)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                      "--disable-sync", "--no-first-run", "--disable-quic"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/00_setup.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_function(
+                "(() => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                " const kernel = panel && panel.sessionContext && panel.sessionContext.session"
+                " && panel.sessionContext.session.kernel; return kernel && kernel.status === 'idle'; })()",
+                timeout=120_000)
+            page.wait_for_timeout(5_000)  # the news question and the update check come after the app is restored
+            page.screenshot(path=str(shots / "lab_first_screen.png"))
+            state = page.evaluate("""() => ({
+                kernel: window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayName,
+                toasts: [...document.querySelectorAll('.Toastify__toast, .jp-Notification-Toast')]
+                    .map(t => t.innerText),
+                dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText),
+                notifications: window.jupyterapp.commands.label('apputils:display-notifications'),
+            })""")
+            browser.close()
+    finally:
+        os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+    assert state["kernel"] == "Python (titn-lite)", state
+    assert state["toasts"] == [] and state["dialogs"] == [], state
+    written = sorted(str(p.relative_to(user_config)) for p in user_config.rglob("*") if p.is_file()) \
+        if user_config.exists() else []
+    settings = [p for p in written if p.startswith(("labconfig", "jupyter_", "lab/user-settings", "lab/settings"))]
+    assert not settings, f"the launch wrote to the user's config: {written}"
+    assert (shots / "lab_first_screen.png").stat().st_size > 10_000

@@ -10,7 +10,9 @@ import nbformat
 import pytest
 
 from titn_lite.course import Course
-from titn_lite.notebooks import CHECKED_MARK, list_notebooks, run_series, select_notebooks
+from titn_lite.data import available_cores
+from titn_lite.notebooks import (CHECKED_MARK, check_jobs, default_jobs, kernel_threads, list_notebooks, run_series,
+                                 select_notebooks, side_by_side_order)
 from titn_lite.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +168,75 @@ def test_runner_keeps_going_past_a_failing_notebook_and_names_the_cell(tmp_path)
     assert "| 00_bad | failed |" in (tmp_path / "out" / "summary.md").read_text()
 
 
+def test_runner_at_two_jobs_gives_one_jobs_results_in_the_series_order(tmp_path, monkeypatch):
+    """Side by side, the notebooks end as they do one after another, listed in the series' order,
+    and each kernel gets its share of the cores."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    parameters = nbformat.v4.new_code_cell("profile = 'classroom'")
+    parameters.metadata["tags"] = ["parameters"]
+    bodies = {"00_slow": "import time; time.sleep(2)", "01_bad": "1 / 0", "02_threads": "import os\n"
+              "print(os.environ.get('OMP_NUM_THREADS'))", "03_good": "print('ok')"}
+    for name, body in bodies.items():
+        cells = [parameters, nbformat.v4.new_code_cell(body)]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / f"{name}.ipynb")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    course = Course("smoke", artifacts=tmp_path, progress=False)
+    one = run_series(course, out_dir=tmp_path / "one", folder=folder, jobs=1)
+    two = run_series(course, out_dir=tmp_path / "two", folder=folder, jobs=2)
+    assert [(r.notebook, r.status, r.failed_cell) for r in two] == [(r.notebook, r.status, r.failed_cell) for r in one]
+    assert [r.status for r in two] == ["ok", "failed", "ok", "ok"]
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert [n["notebook"] for n in summary["notebooks"]] == list(bodies)
+    # the wall clock is the series' own, less than the notebooks' seconds added up when they overlap
+    assert summary["jobs"] == 2 and 2 <= summary["wall_seconds"] <= summary["total_seconds"]
+    assert "Wall clock:" in (tmp_path / "two" / "summary.md").read_text()
+    threads = {run: _outputs(tmp_path / run / "02_threads.ipynb").strip() for run in ("one", "two")}
+    # one job: the kernel's threads are torch's own choice, as before; two: half the cores each
+    assert threads == {"one": "None", "two": str(max(1, available_cores() // 2))}
+    assert kernel_threads(1) == {} and kernel_threads(3, cores=8) == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+
+
+def test_the_runners_kernels_are_shut_down_without_an_interrupt(monkeypatch):
+    """jupyter_client interrupts a kernel (SIGINT) before asking it to shut down; a kernel still
+    in a message handler then logs an ERROR line on the series' stderr. The runner only asks."""
+    import asyncio
+
+    from titn_lite.notebooks import _kernel_manager_class
+
+    manager = _kernel_manager_class()()
+    signalled = []
+
+    async def signal_kernel(signum):
+        signalled.append(signum)
+
+    monkeypatch.setattr(manager, "_async_signal_kernel", signal_kernel)
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())
+    assert signalled == []
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "two", "1.5"])
+def test_notebooks_run_refuses_a_bad_jobs_count_in_one_line(tmp_path, capsys, jobs):
+    from titn_lite.cli import main
+
+    assert main(["notebooks", "run", "--profile", "smoke", "--only", "00", "--jobs", jobs, "--out",
+                 str(tmp_path / "out"), "--artifacts", str(tmp_path / "artifacts")]) == 2
+    assert f"jobs must be a positive whole number of notebooks run at once (1: one after another), got {jobs!r}" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
+def test_the_default_jobs_is_two_on_a_cpu_with_cores_to_spare_and_one_on_a_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert [default_jobs("auto", cores=c) for c in (1, 2, 16)] == [1, 2, 2]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_jobs("auto", cores=16) == 1 and default_jobs("cpu", cores=16) == 2
+    assert check_jobs(3) == 3 and check_jobs("2") == 2
+
+
 def _outputs(path: Path) -> str:
     """Everything an executed notebook's cells show as text."""
     shown = []
@@ -201,6 +272,7 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     assert len(summary["notebooks"]) == len(NOTEBOOKS)
     # What a student reads is the bar and the table: no kernel log line, no notebook-format warning.
     assert "WARNING" not in result.stderr and "Warning" not in result.stderr, result.stderr[-2000:]
+    assert "ERROR" not in result.stderr, result.stderr[-2000:]  # e.g. a kernel's KeyboardInterrupt line
     # The series gathers what 06, 08 and 10 measured, every seed of every setting, into one page.
     results = (tmp_path / "out" / "results.md").read_text()
     sections = re.findall(r"^## (.+)$", results, flags=re.MULTILINE)
@@ -279,3 +351,13 @@ def test_the_runs_of_a_moved_artifacts_folder_are_reused(tmp_path):
     moved = Course("smoke", artifacts=tmp_path / "there", progress=False).run("titn")
     assert moved.out_dir == tmp_path / "there" / "smoke" / made.out_dir.name and moved.history == made.history
     assert sorted(p.name for p in (tmp_path / "there" / "smoke").iterdir()) == folders  # nothing trained anew
+
+
+def test_side_by_side_notebook_11_starts_right_after_08_and_the_rest_keep_their_order():
+    names = ["00_setup", "07_distillation", "08_comparison", "09_attention_maps", "10_ablations", "11_unlabelled",
+             "12_paper_run"]
+    order = [p.stem for p in side_by_side_order([Path(f"{name}.ipynb") for name in names])]
+    assert order == ["00_setup", "07_distillation", "08_comparison", "11_unlabelled", "09_attention_maps",
+                     "10_ablations", "12_paper_run"]
+    assert [p.stem for p in side_by_side_order([Path("01_attention.ipynb"), Path("12_paper_run.ipynb")])] == [
+        "01_attention", "12_paper_run"]

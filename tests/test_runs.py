@@ -6,13 +6,18 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from titn_lite.cli import build_parser, main
 from titn_lite.course import Course
-from titn_lite.runs import ResolvedConfig, RunFolder, TrainConfig, cli_options, train_or_load
+from titn_lite import runs
+from titn_lite.runs import ResolvedConfig, RunFolder, TrainConfig, cli_options, run_lock, train_or_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,21 +125,84 @@ def test_checkpoint_file_name_is_spelled_once_in_the_package_and_never_in_the_no
 def test_a_few_labels_regime_gives_its_twin_as_many_steps_and_a_warm_up_stretched_alike(tmp_path):
     course = Course("classroom", artifacts=tmp_path)
     few = course.few_labels(1000, 9000)
-    assert few.distilled == {"train_subset": 1000, "unlabelled": 9000, "epochs": 4}
-    assert few.twin == {"train_subset": 1000, "epochs": 40, "warmup_epochs": 10}  # an int: 10.0 is another identity
-    assert isinstance(few.twin["warmup_epochs"], int)
-    assert few.teacher == {"train_subset": 1000, "epochs": 32}  # the course teacher's 8 epochs x 63 steps, about
-    assert course.few_labels(4000, 6000).twin["warmup_epochs"] == 2.5
+    # an eighth of the distilled student's 4 epochs (the profile's 1 would be a quarter), stretched alike
+    assert few.distilled == {"train_subset": 1000, "unlabelled": 9000, "epochs": 4, "warmup_epochs": 0.5}
+    # tested every 10 of its 40 short epochs: where the distilled student's 4 epochs end
+    assert few.twin == {"train_subset": 1000, "epochs": 40, "warmup_epochs": 5, "evaluate_every": 10}
+    assert isinstance(few.twin["warmup_epochs"], int)  # an int: 5.0 is another identity
+    # the course teacher's 8 epochs x 63 steps, about, and tested as often (8 times)
+    assert few.teacher == {"train_subset": 1000, "epochs": 32, "evaluate_every": 4}
+    assert course.few_labels(4000, 6000).twin["warmup_epochs"] == 1.25
+    assert course.few_labels(4000, 6000, warmup_epochs=1).twin["warmup_epochs"] == 2.5  # as asked
     # the profile's own images: the course's teacher itself, one run folder
     assert course.config("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir == course.config("small_cnn").out_dir
     with pytest.raises(ValueError, match="labelled >= 1"):
         course.few_labels(0, 10)
 
 
-def test_the_few_labels_regime_takes_nine_bare_images_per_label_up_to_the_embedded_split(tmp_path):
+def test_the_few_labels_regime_takes_four_bare_images_per_label_up_to_the_embedded_split(tmp_path):
     course = Course("classroom", artifacts=tmp_path)
-    assert (course.few_labels(1000).labelled, course.few_labels(1000).unlabelled) == (1000, 9000)
-    assert course.few_labels(2000).unlabelled == 8000  # no more bare images than the split holds
+    assert (course.few_labels(1000).labelled, course.few_labels(1000).unlabelled) == (1000, 4000)
+    assert course.few_labels(3000).unlabelled == 7000  # no more bare images than the split holds
     assert course.few_labels(9000).labelled == 4000  # at most the profile's training images
     few = course.few_labels(1000)
-    assert few.steps_per_epoch(64, distilled=True) == 10000 // 64 and few.steps_per_epoch(64, distilled=False) == 15
+    assert few.steps_per_epoch(64, distilled=True) == 5000 // 64 and few.steps_per_epoch(64, distilled=False) == 15
+
+
+# Asks for one smoke teacher run, then says whether it trained it (an epoch callback fired) and what it got.
+ASK_FOR_ONE_RUN = """
+import sys
+from titn_lite.runs import TrainConfig, train_or_load
+trained = []
+result = train_or_load(TrainConfig(model="small_cnn", profile="smoke", out_dir=sys.argv[1]), progress=False,
+                       callbacks=[trained.append])
+print("trained" if trained else "loaded", result.history[0]["train_loss"])
+"""
+
+
+def test_two_processes_asking_for_one_run_at_once_train_it_once(tmp_path):
+    """Notebooks side by side (notebooks run --jobs 2) share runs: the second asker waits for
+    the first to finish the run, then loads it."""
+    from titn_lite.data import DEFAULT_DATASET, load_tensors
+
+    load_tensors(DEFAULT_DATASET, train=True)  # the embedded data unpacked once, before the two start
+    out = tmp_path / "teacher"
+    askers = [subprocess.Popen([sys.executable, "-c", ASK_FOR_ONE_RUN, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [asker.communicate(timeout=300) for asker in askers]
+    assert all(asker.returncode == 0 for asker in askers), [err[-1500:] for _, err in said]
+    words = sorted(out.split() for out, _ in said)
+    assert [w[0] for w in words] == ["loaded", "trained"], words
+    assert words[0][1] == words[1][1]  # the same run: the loader read what the trainer wrote
+    assert RunFolder(out).is_complete and (tmp_path / ".teacher.lock").is_file()
+
+
+def test_a_second_asker_waits_for_the_run_being_made_then_loads_it(tmp_path, monkeypatch):
+    """The lock alone, with a trainer that takes a while: two threads (each opens the lock file
+    itself, as two processes do) ask at once; one trains, the other waits and loads."""
+    made = Course("smoke", artifacts=tmp_path / "made", progress=False).run("small_cnn")
+    config = TrainConfig(model="small_cnn", profile="smoke", out_dir=str(tmp_path / "shared"))
+    calls = []
+
+    def slow_train(cfg, **_):
+        calls.append(cfg.out_dir)
+        time.sleep(1)  # the other asker arrives meanwhile
+        shutil.copytree(made.out_dir, cfg.out_dir)
+        return RunFolder(cfg.out_dir).result()
+
+    monkeypatch.setattr(runs, "train", slow_train)
+    got = []
+    askers = [threading.Thread(target=lambda: got.append(train_or_load(config, progress=False))) for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join(30)
+    assert calls == [str(tmp_path / "shared")] and len(got) == 2 and got[0].history == got[1].history == made.history
+
+
+def test_the_run_lock_is_not_taken_under_torchrun(tmp_path, monkeypatch):
+    """torchrun's processes make one run together (rank 0 writes): a lock would make them wait for each other."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with run_lock(RunFolder(tmp_path / "run")):
+        pass
+    assert not list(tmp_path.iterdir())

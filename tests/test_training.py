@@ -1,6 +1,7 @@
 """The training engine on the embedded data at the smoke profile."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         loss = real_forward(self, outputs, batch)
         return loss * float("nan") if calls["n"] > 8 else loss  # smoke: 8 steps per epoch
     monkeypatch.setattr(training.DistillationLoss, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1 .*checkpoint of epoch 1 is kept"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1 .*the last checkpoint is kept"):
         train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), epochs=3), progress=False)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
@@ -131,8 +132,22 @@ def test_existing_run_is_not_overwritten_and_resume_must_match(tmp_path, teacher
         train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), lr=0.2), resume=True, progress=False)
 
 
-def test_bf16_autocast_trains_on_cpu(tmp_path, teacher_checkpoint):
+def test_bf16_autocast_trains_on_cpu(tmp_path, teacher_checkpoint, monkeypatch):
+    # The step must really run in bf16: a hook on every linear layer records what its forward
+    # returned while training (a run that ignored autocast would record float32 alone).
+    seen = set()
+    build = training.build_model
+
+    def build_with_hooks(*args, **kwargs):
+        model = build(*args, **kwargs)
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.register_forward_hook(lambda m, _, out: seen.add(out.dtype) if m.training else None)
+        return model
+
+    monkeypatch.setattr(training, "build_model", build_with_hooks)
     result = train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), amp="bf16"), progress=False)
+    assert seen == {torch.bfloat16}
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
 
 
@@ -371,3 +386,61 @@ def test_more_unlabelled_images_than_the_dataset_holds_says_how_many_fit(tmp_pat
     with pytest.raises(ValueError, match="lower --unlabelled to at most 9744"):
         train(smoke(tmp_path / "run", model="deit", unlabelled=10_000), progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_evaluating_every_few_epochs_trains_the_same_weights_and_tests_the_last_epoch(tmp_path):
+    every = train(smoke(tmp_path / "every", model="vit", epochs=3), progress=False)
+    sparse = train(smoke(tmp_path / "sparse", model="vit", epochs=3, evaluate_every=2), progress=False)
+    # evaluating draws nothing from the training's random streams: the same steps, the same final test
+    assert [row["train_loss"] for row in sparse.history] == [row["train_loss"] for row in every.history]
+    assert sparse.metrics.top1 == every.metrics.top1 and sparse.metrics.loss == every.metrics.loss
+    tested = [row["epoch"] for row in sparse.history if row["val_top1"] == row["val_top1"]]  # NaN: not evaluated
+    assert tested == [2, 3]  # every second epoch, and the last always
+    assert math.isnan(json.loads((tmp_path / "sparse" / "history.json").read_text())[0]["val_top1"])  # saved as such
+    plain = smoke(tmp_path / "every", model="vit", epochs=3)
+    assert "evaluate_every" not in plain.identity()  # runs from before the setting keep their identity and folder
+    assert smoke(tmp_path / "x", model="vit", epochs=3, evaluate_every=1).key() == plain.key()
+    assert smoke(tmp_path / "x", model="vit", epochs=3, evaluate_every=2).key() != plain.key()
+    with pytest.raises(ValueError, match="evaluate_every must be a positive integer"):
+        smoke(tmp_path / "x", evaluate_every=0).resolved()
+
+
+def test_the_paper_profile_trains_in_bf16_on_cuda_unless_told_otherwise(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert TrainConfig(model="titn", profile="paper").resolved().amp == "bf16"  # what config.json then records
+    assert TrainConfig(model="titn", profile="paper", amp="none").resolved().amp == "none"  # as asked
+    assert TrainConfig(model="titn", profile="paper", device="cpu").resolved().amp == "none"
+    assert TrainConfig(model="titn", profile="classroom").resolved().amp == "none"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plain = TrainConfig(model="titn", profile="paper")
+    assert plain.resolved().amp == "none" and plain.identity()["amp"] == "none"  # a CPU run keeps its identity
+
+
+def test_checkpoints_every_few_epochs_and_on_sigterm_and_the_stopped_run_resumes_exactly(tmp_path, monkeypatch):
+    import signal
+
+    from titn_lite.runs import RunFolder, train_or_load
+
+    written = []
+    write_epoch = RunFolder.write_epoch
+    monkeypatch.setattr(RunFolder, "write_epoch", lambda self, checkpoint, history: (
+        written.append(checkpoint["epoch"]), write_epoch(self, checkpoint, history)))
+    whole = train(smoke(tmp_path / "whole", model="vit", epochs=4, checkpoint_every=3), progress=False)
+    assert written == [3, 4]  # every third epoch, and the last always
+    assert len(json.loads((tmp_path / "whole" / "history.json").read_text())) == 4  # the history every epoch
+
+    def terminate_after_the_first(row):
+        if row["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    written.clear()
+    handler = signal.getsignal(signal.SIGTERM)
+    stopped = smoke(tmp_path / "stopped", model="vit", epochs=4, checkpoint_every=3)
+    with pytest.raises(training.TrainingStopped, match="after epoch 1 of 4"):
+        train(stopped, progress=False, callbacks=[terminate_after_the_first])
+    assert written == [1] and json.loads((tmp_path / "stopped" / "run.json").read_text())["status"] == "stopped"
+    assert signal.getsignal(signal.SIGTERM) is handler  # the kernel's own handler is back
+    resumed = train_or_load(stopped, progress=False)
+    assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in whole.history]
+    assert resumed.metrics.top1 == whole.metrics.top1
+    assert stopped.key() == smoke(tmp_path / "x", model="vit", epochs=4).key()  # the cadence is not the run's identity

@@ -141,6 +141,10 @@ def test_learning_curves(tmp_path):
     assert list(fig.axes[0].lines[0].get_xdata()) == [50, 100, 150] and fig.axes[0].get_xlabel() == "optimizer steps"
     with pytest.raises(ValueError, match="the rows of vit have no 'steps'"):
         viz.plot_learning_curves({"vit": rows}, x="steps")
+    sparse = [{**row, "val_top1": float("nan")} if row["epoch"] == 1 else row for row in rows]  # evaluate_every=2
+    fig = viz.plot_learning_curves({"vit": sparse}, metrics=("top1",))
+    validation, training = fig.axes[0].lines
+    assert list(validation.get_xdata()) == [2, 3] and list(training.get_xdata()) == [1, 2, 3]
 
 
 def test_confusion_and_comparison_and_gallery_and_mistakes():
@@ -271,3 +275,117 @@ def test_paired_differences_draw_each_seeds_gap_and_the_interval_that_agrees_wit
     assert (tmp_path / "gaps.png").stat().st_size > 0
     with pytest.raises(ValueError, match="no differences"):
         viz.plot_paired_differences(results, [])
+
+
+# --- pictures readable without colour vision, and without sight ---------------------------
+
+def _every_picture(titn_maps):
+    """(name, figure) for each drawing function, on small inputs."""
+    from titn_lite.stats import compare_pairs, seed_results
+
+    matplotlib.pyplot.close("all")  # the earlier tests' figures
+    images, maps = titn_maps
+    rows = [{"epoch": e, "train_loss": 2 - e / 4, "val_loss": 1.8 - e / 5, "train_top1": e / 5, "val_top1": e / 4}
+            for e in (1, 2, 3)]
+    runs = [SimpleNamespace(model=m, params=5.4e6 + i, flops_per_image=1.8e8 + i, top1=0.8 + i / 100)
+            for i, m in enumerate(("vit", "deit", "tnt", "titn"))]
+    results = seed_results({"ref": [80.0, 81.0, 82.0], "a": [81.1, 82.3, 83.0], "b": [79.0, 81.5, 81.0]})
+    torch.manual_seed(0)
+    batch = cutmix(torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 3]), partner=torch.tensor([1, 2, 3, 0]))
+    return [
+        ("show_images", viz.show_images(torch.rand(3, 1, 8, 8), ["a", "b", "c"], columns=3)),
+        ("plot_learning_curves", viz.plot_learning_curves({"vit": rows, "deit": rows, "tnt": rows, "titn": rows})),
+        ("plot_confusion", viz.plot_confusion(torch.tensor([[8, 2], [1, 9]]), ["a", "b"])),
+        ("show_patch_grid", viz.show_patch_grid(torch.rand(1, 32, 32), 8, 2)),
+        ("plot_token_attention", viz.plot_token_attention(images, maps, class_names=NAMES, labels=[0, 3, 5])),
+        ("plot_attention_by_layer", viz.plot_attention_by_layer(images, maps)),
+        ("plot_pixel_attention", viz.plot_pixel_attention(images, maps, patch=5)),
+        ("plot_rollout", viz.plot_rollout(images, maps)),
+        ("plot_model_comparison", viz.plot_model_comparison(runs)),
+        ("plot_seed_comparison", viz.plot_seed_comparison(results, title="three seeds each")),
+        ("plot_paired_differences", viz.plot_paired_differences(
+            results, compare_pairs(results, [("a", "ref"), ("b", "ref")]), detectable=1.0, title="gaps")),
+        ("plot_mix_gallery", viz.plot_mix_gallery(batch, NAMES, count=4)),
+        ("plot_top_mistakes", viz.plot_top_mistakes(torch.rand(3, 1, 8, 8), torch.tensor([[5.0, 0.0], [0.0, 1.0],
+                                                    [0.0, 3.0]]), torch.tensor([1, 1, 0]), ["a", "b"], count=2)),
+        ("plot_architecture", viz.plot_architecture(create_model("titn", num_classes=10, in_chans=1, depth=2))),
+    ]
+
+
+PERCEPTUALLY_UNIFORM = {"viridis", "cividis", "inferno", "magma", "plasma"}
+
+
+def test_every_picture_uses_colour_blind_safe_colours_and_uniform_maps(titn_maps):
+    from matplotlib.colors import to_hex
+
+    safe = {to_hex(c) for c in viz.OKABE_ITO} | {"#000000", "#ffffff"}
+    for name, fig in _every_picture(titn_maps):
+        for ax in fig.axes:
+            for mappable in [*ax.images, *(c for c in ax.collections if c.get_array() is not None
+                                           and type(c).__name__ == "QuadMesh")]:
+                if mappable.get_array().ndim == 2 and not (name in ("show_images", "plot_mix_gallery",
+                                                                    "plot_top_mistakes") or
+                                                           mappable.get_cmap().name == "gray"):
+                    assert mappable.get_cmap().name in PERCEPTUALLY_UNIFORM, f"{name}: {mappable.get_cmap().name}"
+            for line in ax.lines:
+                colour = to_hex(line.get_color())
+                grey = len({colour[1:3], colour[3:5], colour[5:7]}) == 1
+                assert colour in safe or grey, f"{name}: line colour {colour} is not from the Okabe-Ito palette"
+            for collection in ax.collections:
+                if type(collection).__name__ == "PathCollection":
+                    for colour in collection.get_facecolors():
+                        assert to_hex(colour[:3]) in safe, f"{name}: point colour {to_hex(colour[:3])}"
+        matplotlib.pyplot.close(fig)
+
+
+def test_multi_line_plots_tell_lines_apart_without_colour(titn_maps):
+    rows = [{"epoch": e, "train_loss": 2 - e / 4, "val_loss": 1.8 - e / 5, "train_top1": e / 5, "val_top1": e / 4}
+            for e in (1, 2, 3)]
+    fig = viz.plot_learning_curves({"vit": rows, "deit": rows, "tnt": rows, "titn": rows})
+    for ax in fig.axes:
+        styles = [(line.get_marker(), line.get_linestyle()) for line in ax.lines]
+        assert len(set(styles)) == len(styles) == 8, f"lines alike but for colour: {styles}"
+    runs = [SimpleNamespace(model=m, params=5.4e6 + i, flops_per_image=1.8e8 + i, top1=0.8) for i, m in
+            enumerate(("vit", "deit", "tnt"))]
+    fig = viz.plot_model_comparison(runs)
+    markers = [tuple(c.get_paths()[0].vertices.round(3).flatten()) for c in fig.axes[0].collections]
+    assert len(set(markers)) == 3, "each run's point needs its own marker"
+    matplotlib.pyplot.close("all")
+
+
+def test_every_picture_describes_what_it_shows(titn_maps):
+    for name, fig in _every_picture(titn_maps):
+        text = viz.describe(fig)
+        assert len(text) > 20 and "<Figure" not in text and ".png" not in text, f"{name}: {text!r}"
+        matplotlib.pyplot.close(fig)
+    rows = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.8, "train_top1": 0.2, "val_top1": 0.25}]
+    text = viz.describe(viz.plot_learning_curves({"ViT": rows, "DeiT": rows, "TNT": rows, "TITN": rows},
+                                                 metrics=("top1",)))
+    assert text.startswith("Learning curves: top-1 accuracy per epoch for ViT, DeiT, TNT, TITN"), text
+    # A figure drawn by hand is described from its own titles and labels.
+    fig, ax = matplotlib.pyplot.subplots()
+    ax.plot([1, 2], [3, 4], label="first")
+    ax.set(title="by hand", xlabel="step", ylabel="loss")
+    ax.legend()
+    assert viz.describe(fig) == "Figure: 'by hand': loss against step; lines: first"
+    matplotlib.pyplot.close("all")
+
+
+def test_in_ipython_a_figures_text_is_its_description():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        viz._register_description()
+        fig = viz.show_patch_grid(torch.rand(1, 32, 32), 8)
+        data, _ = shell.display_formatter.format(fig)
+        assert data["text/plain"] == viz.describe(fig) and "16 patches of 8x8" in data["text/plain"]
+    finally:
+        InteractiveShell.clear_instance()
+        matplotlib.pyplot.close("all")
+
+
+def test_an_explorer_offers_its_picture_and_its_description():
+    explorer = widgets.patch_explorer(torch.rand(1, 32, 32))
+    data, metadata = explorer._repr_mimebundle_()
+    assert data["image/png"] and "patches of 8x8" in metadata["image/png"]["alt"]

@@ -1,36 +1,55 @@
-"""Classroom assignments on nbgrader's conventions.
+"""Classroom assignments on nbgrader's conventions, graded so that a student cannot talk
+to the grader.
 
 The source notebooks mark each exercise with nbgrader's markup: the answer sits between
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` in a solution cell, and a locked, graded
 cell with points runs the exercise's instant check from ``titn_lite.checks``.
 
-- ``build``: student versions through nbgrader's own ``ClearSolutions`` and
-  ``ClearOutput`` preprocessors (answers become ``raise NotImplementedError()`` stubs),
-  a copy of the checks, and ``assignment.json`` (every graded cell, its points and a
-  checksum of its source, so tampering is caught).
-- ``grade``: runs each student's notebooks with a time limit per cell, errors allowed,
-  scores every graded cell (full points if it ran without an error), and writes one row
-  per student. A crashing kernel, an endless loop, a missing file or a file that is not
-  a notebook costs the exercises it touches, never the run.
+- ``build``: student versions (answers become ``raise NotImplementedError()`` stubs,
+  ``titn_lite.student``; outputs removed), a copy of the checks, and ``assignment.json``
+  (every graded cell, its points, the check it calls with what, and a checksum of its
+  source, so tampering is caught).
+- ``grade``: for each student (several at once with ``jobs``), runs their notebooks from
+  clean cells with a time limit per cell. Just before each graded cell, a cell the
+  grader adds saves what that cell checks (the student's function or class, with
+  ``cloudpickle``). Then a separate Python process, which has never run the student's
+  notebook, imports the teacher's checks afresh and judges each saved answer in a forked
+  child of its own, on the visible cases and on hidden ones (``hidden=True``: other
+  shapes, masks, seeds), watching that the answer does not call the kit's own
+  implementation. A kernel crash, an endless loop, a missing file or a file that is not
+  a notebook costs the exercises it touches, never the run. Writes a CSV (points and
+  reason per exercise, student ID, submission time) and, per student, a feedback page
+  (the executed notebooks as HTML, the grades on top) and the executed notebooks.
 
-nbgrader is an optional extra: ``pip install -e ".[classroom]"``.
+Reads the kit's layout (``SUBMISSIONS/STUDENT/NN_name.ipynb``) and nbgrader's
+(``submitted/STUDENT/ASSIGNMENT/NN_name.ipynb`` with ``timestamp.txt``).
 """
 
 from __future__ import annotations
 
+import ast
+import copy
 import csv
 import hashlib
 import io
 import json
+import logging
+import os
+import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from titn_lite.checkpoints import write_atomic, write_json
-from titn_lite.notebooks import NOTEBOOK_DIR, ensure_kernel, list_notebooks, profile_for_kernels, select_notebooks
+from titn_lite.notebooks import NOTEBOOK_DIR, QUIET_KERNEL, ensure_kernel, list_notebooks, select_notebooks
+from titn_lite.student import clear_cells, has_solution
 
 MANIFEST = "assignment.json"
+GRADER_TAG = "titn-lite-grader"
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,8 @@ class Exercise:
     grade_id: str
     points: float
     checksum: str
+    check: str = ""  # the function of titn_lite.checks the graded cell calls
+    arguments: tuple[str, ...] = ()  # what it passes, as written in the cell
 
 
 def _nbgrader_metadata(cell) -> dict:
@@ -49,22 +70,28 @@ def _checksum(source: str) -> str:
     return hashlib.sha256(source.strip().encode()).hexdigest()
 
 
+def _check_call(source: str) -> tuple[str, tuple[str, ...]]:
+    """The ``check_...(arg, ...)`` call a graded cell makes: its name and its arguments."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_"):
+            return node.func.id, tuple(ast.unparse(a) for a in node.args)
+    return "", ()
+
+
 def exercises_in(path: Path) -> list[Exercise]:
     """The graded cells of one source notebook."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    return [Exercise(path.name, meta["grade_id"], float(meta["points"]), _checksum(cell.source))
+    return [Exercise(path.name, meta["grade_id"], float(meta["points"]), _checksum(cell.source),
+                     *_check_call(cell.source))
             for cell in notebook.cells if (meta := _nbgrader_metadata(cell)).get("grade")]
 
 
 def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -> list[Exercise]:
     """Write the student versions of the notebooks that hold exercises into ``out_dir``."""
-    try:
-        import nbformat
-        from nbgrader.preprocessors import ClearOutput
-    except ImportError:
-        raise ValueError('building assignments needs nbgrader: pip install -e ".[classroom]"') from None
+    import nbformat
+
     out_dir = Path(out_dir)
     notebooks = [p for p in select_notebooks(only, folder) if exercises_in(p)]
     if not notebooks:
@@ -73,14 +100,16 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in notebooks:
         notebook = clear_solutions(nbformat.read(path, as_version=4), path.name)
-        notebook, _ = ClearOutput().preprocess(notebook, {})
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
         write_atomic(out_dir / path.name, nbformat.writes(notebook).encode())
         exercises += exercises_in(path)
     checks = Path(__file__).with_name("checks.py")
     shutil.copy(checks, out_dir / "titn_lite_checks.py")
     write_json(out_dir / MANIFEST, {
         "notebooks": [p.name for p in notebooks],
-        "exercises": [e.__dict__ for e in exercises],
+        "exercises": [{**e.__dict__, "arguments": list(e.arguments)} for e in exercises],
         "note": "Graded cells import titn_lite.checks; titn_lite_checks.py is a copy for reading.",
     })
     return exercises
@@ -88,92 +117,210 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
 
 def clear_solutions(notebook, name: str):
     """The student view of a notebook node: every ``### BEGIN/END SOLUTION`` region replaced
-    by nbgrader's stub (outputs are left as they are). Raises if a marker survives."""
+    by nbgrader's stub (outputs of answer cells removed). Raises if a marker survives."""
+    import nbformat
+
     try:
-        import nbformat
-        from nbgrader.preprocessors import ClearSolutions
-    except ImportError:
-        raise ValueError('student versions need nbgrader: pip install -e ".[classroom]"') from None
-    notebook, _ = ClearSolutions().preprocess(notebook, {})
-    text = nbformat.writes(notebook)
-    if "BEGIN SOLUTION" in text or "END SOLUTION" in text:
+        clear_cells(notebook.cells)
+    except ValueError as error:
+        raise RuntimeError(f"{name}: {error}; check its markers") from None
+    if has_solution(nbformat.writes(notebook)):
         raise RuntimeError(f"{name}: a solution region was not cleared; check its markers")
     return notebook
+
+
+# ---------------------------------------------------------------------------- grading
+
+
+@dataclass
+class Submission:
+    student: str
+    folder: Path
+    submitted: str = ""  # nbgrader's timestamp.txt, where the layout has one
 
 
 @dataclass
 class StudentGrade:
     student: str
     points: dict[str, float]
-    errors: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # about whole notebooks: missing, crashed, ...
+    submitted: str = ""
+    feedback: Path | None = None
 
     @property
     def total(self) -> float:
         return sum(self.points.values())
 
+    @property
+    def errors(self) -> list[str]:
+        """Every problem met, one line each (notebooks first, then exercises)."""
+        return self.notes + [f"{grade_id}: {reason}" for grade_id, reason in self.reasons.items() if reason]
+
+
+def find_submissions(root: str | Path, notebooks: list[str], assignment: str | None = None) -> list[Submission]:
+    """One submission per student folder under ``root``: the kit's layout (the notebooks in
+    the student's folder) or nbgrader's (``root`` is the course or its ``submitted/``; the
+    notebooks in ``STUDENT/ASSIGNMENT/``, beside nbgrader's ``timestamp.txt``)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"no submissions folder at {root}")
+    if (root / "submitted").is_dir() and not any((root / "submitted" / n).exists() for n in notebooks):
+        root = root / "submitted"  # an nbgrader course folder
+    students = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not students:
+        raise ValueError(f"{root} holds no student folders: expected {root}/STUDENT/{notebooks[0]} (titn-lite's "
+                         f"layout) or {root}/STUDENT/ASSIGNMENT/{notebooks[0]} (nbgrader's submitted/ folder)")
+    submissions = []
+    for student in students:
+        folder = student
+        if not any((student / n).exists() for n in notebooks):
+            inner = [d for d in sorted(student.iterdir()) if d.is_dir() and any((d / n).exists() for n in notebooks)]
+            if assignment:
+                inner = [d for d in inner if d.name == assignment]
+            if len(inner) > 1:
+                raise ValueError(f"{student.name} has several assignments holding these notebooks "
+                                 f"({', '.join(d.name for d in inner)}): choose one with --assignment NAME")
+            if inner:
+                folder = inner[0]
+        stamp = folder / "timestamp.txt"
+        submitted = stamp.read_text(errors="replace").strip().splitlines()[0] if stamp.is_file() and \
+            stamp.read_text(errors="replace").strip() else ""
+        submissions.append(Submission(student.name, folder, submitted))
+    if not any((s.folder / n).exists() for s in submissions for n in notebooks):
+        found = sorted({str(p.relative_to(root)) for p in root.rglob("*.ipynb")})[:3]
+        raise ValueError(
+            f"none of the {len(submissions)} student folders in {root} holds any of {', '.join(notebooks)}: "
+            f"expected STUDENT/{notebooks[0]} (titn-lite's layout) or STUDENT/ASSIGNMENT/{notebooks[0]} "
+            f"(nbgrader's submitted/ folder)" + (f"; notebooks found: {', '.join(found)}" if found else
+                                                  "; no notebooks found at all"))
+    return submissions
+
 
 def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | Path, *,
-          cell_timeout: float = 120, profile: str = "smoke") -> list[StudentGrade]:
-    """Grade every student folder in ``submissions_dir`` (``STUDENT/NN_name.ipynb``) against
-    the release built into ``release_dir``; write ``out_csv``; return the grades."""
-    submissions_dir, release_dir = Path(submissions_dir), Path(release_dir)
+          cell_timeout: float = 120, profile: str = "smoke", jobs: int = 1, feedback_dir: str | Path | None = None,
+          assignment: str | None = None) -> list[StudentGrade]:
+    """Grade every student folder in ``submissions_dir`` against the release built into
+    ``release_dir``; write ``out_csv`` and the feedback (default: ``feedback/`` beside the
+    CSV); return the grades."""
+    release_dir = Path(release_dir)
     manifest_path = release_dir / MANIFEST
     if not manifest_path.is_file():
         raise ValueError(f"{release_dir} has no {MANIFEST}; build the assignment first "
                          f"(titn-lite assignments build --out {release_dir})")
-    if not submissions_dir.is_dir():
-        raise ValueError(f"no submissions folder at {submissions_dir}")
     manifest = json.loads(manifest_path.read_text())
-    exercises = [Exercise(**e) for e in manifest["exercises"]]
-    students = sorted(p for p in submissions_dir.iterdir() if p.is_dir())
-    grades = []
+    exercises = [Exercise(**{**e, "arguments": tuple(e.get("arguments", ()))}) for e in manifest["exercises"]]
+    if not all(e.check for e in exercises):
+        raise ValueError(f"{manifest_path} was written by an older titn-lite; build the assignment again")
+    if jobs < 1:
+        raise ValueError(f"--jobs takes a whole number of students graded at once, 1 or more; got {jobs}")
+    submissions = find_submissions(submissions_dir, manifest["notebooks"], assignment)
+    feedback_dir = Path(feedback_dir) if feedback_dir else Path(out_csv).parent / "feedback"
+    kernel = ensure_kernel()
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     with tempfile.TemporaryDirectory(prefix="titn-lite-grading-") as workdir:
-        for student in students:
-            grades.append(_grade_student(student, manifest["notebooks"], exercises, Path(workdir), cell_timeout, profile))
+        def one(submission: Submission) -> StudentGrade:
+            return _grade_student(submission, manifest["notebooks"], exercises, Path(workdir) / submission.student,
+                                  feedback_dir, kernel=kernel, cell_timeout=cell_timeout, profile=profile,
+                                  threads=threads)
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            grades = list(pool.map(one, submissions))
     _write_grades(out_csv, grades, exercises)
     return grades
 
 
-def _grade_student(student: Path, notebooks: list[str], exercises: list[Exercise], workdir: Path,
-                   cell_timeout: float, profile: str) -> StudentGrade:
-    result = StudentGrade(student.name, {e.grade_id: 0.0 for e in exercises})
+def _kernel_env(workdir: Path, profile: str, threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(TITN_LITE_PROFILE=profile, TITN_LITE_ARTIFACTS=str(workdir / "artifacts"),
+               PYDEVD_DISABLE_FILE_VALIDATION="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def _export_cell(exercise: Exercise, answer: Path):
+    """The grader's cell, run just before a graded cell: saves what that cell checks."""
+    import nbformat
+
+    values = "(" + "".join(f"{a}, " for a in exercise.arguments) + ")"
+    source = "\n".join([
+        "# Added by titn-lite's grader: saves your answer for a separate process to judge.",
+        "import sys as _titn_sys, cloudpickle as _titn_cp",
+        f"_titn_check = getattr(_titn_sys.modules.get('titn_lite.checks'), {exercise.check!r}, None)",
+        "try:",
+        f"    _titn_values, _titn_missing = {values}, None",
+        "except NameError as _titn_error:",
+        "    _titn_values, _titn_missing = None, str(_titn_error)",
+        f"with open({str(answer)!r}, 'wb') as _titn_file:",
+        "    _titn_cp.dump({'values': _titn_values, 'missing': _titn_missing, 'check': (getattr(_titn_check, "
+        "'__module__', None), getattr(_titn_check, '__qualname__', None))}, _titn_file)",
+    ])
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [GRADER_TAG]
+    return cell
+
+
+def _grade_student(submission: Submission, notebooks: list[str], exercises: list[Exercise], workdir: Path,
+                   feedback_dir: Path, *, kernel: str, cell_timeout: float, profile: str,
+                   threads: int) -> StudentGrade:
+    import nbformat
+
+    result = StudentGrade(submission.student, {e.grade_id: 0.0 for e in exercises},
+                          {e.grade_id: "" for e in exercises}, submitted=submission.submitted)
+    answers = workdir / "answers"
+    answers.mkdir(parents=True, exist_ok=True)
+    to_judge: list[Exercise] = []
+    executed: list[tuple[str, object]] = []
     for name in notebooks:
         expected = {e.grade_id: e for e in exercises if e.notebook == name}
-        path = student / name
+        path = submission.folder / name
         if not path.is_file():
-            result.errors.append(f"{name}: missing")
+            result.notes.append(f"{name}: missing")
+            for grade_id in expected:
+                result.reasons[grade_id] = f"{name} is missing"
             continue
         try:
-            import nbformat
-
             notebook = nbformat.read(path, as_version=4)
         except Exception as error:  # not JSON, not a notebook, unreadable
-            result.errors.append(f"{name}: not a readable notebook ({type(error).__name__})")
+            result.notes.append(f"{name}: not a readable notebook ({type(error).__name__})")
+            for grade_id in expected:
+                result.reasons[grade_id] = f"{name} is not a readable notebook"
             continue
-        problem = _execute(notebook, workdir / student.name, cell_timeout, profile)
-        if problem:
-            result.errors.append(f"{name}: {problem}")
-        seen = set()
+        cells, seen = [], set()
         for cell in notebook.cells:
-            grade_id = _nbgrader_metadata(cell).get("grade_id")
-            if grade_id not in expected or not _nbgrader_metadata(cell).get("grade"):
-                continue
-            seen.add(grade_id)
-            exercise = expected[grade_id]
-            if _checksum(cell.source) != exercise.checksum:
-                result.errors.append(f"{grade_id}: the graded cell was changed; it is scored 0")
-            elif cell.get("execution_count") is None:
-                result.errors.append(f"{grade_id}: not run ({problem or 'stopped earlier'})")
-            elif error := _cell_error(cell):
-                result.errors.append(f"{grade_id}: {error}")
-            else:
-                result.points[grade_id] = exercise.points
+            meta = _nbgrader_metadata(cell)
+            grade_id = meta.get("grade_id")
+            if cell.cell_type == "code" and meta.get("grade") and grade_id in expected and grade_id not in seen:
+                seen.add(grade_id)
+                if _checksum(cell.source) != expected[grade_id].checksum:
+                    result.reasons[grade_id] = "the graded cell was changed; it is scored 0"
+                else:
+                    cells.append(_export_cell(expected[grade_id], answers / f"{grade_id}.pkl"))
+                    to_judge.append(expected[grade_id])
+            cells.append(cell)
         for grade_id in sorted(set(expected) - seen):
-            result.errors.append(f"{grade_id}: the graded cell was deleted")
+            result.reasons[grade_id] = "the graded cell was deleted; it is scored 0"
+        notebook.cells = cells
+        problem = _execute(notebook, workdir / "notebooks", kernel, cell_timeout, _kernel_env(workdir, profile, threads))
+        if problem:
+            result.notes.append(f"{name}: {problem}")
+        for cell in notebook.cells:
+            if GRADER_TAG in cell.metadata.get("tags", []):
+                grade_id = next(e.grade_id for e in to_judge if f"{e.grade_id}.pkl" in cell.source)
+                if cell.get("execution_count") is None:
+                    result.reasons[grade_id] = f"not run ({problem or 'the notebook stopped earlier'})"
+                elif error := _cell_error(cell):
+                    result.reasons[grade_id] = f"your answer could not be saved for grading ({error})"
+        notebook.cells = [c for c in notebook.cells if GRADER_TAG not in c.metadata.get("tags", [])]
+        executed.append((name, notebook))
+    ready = [e for e in to_judge if not result.reasons[e.grade_id] and (answers / f"{e.grade_id}.pkl").is_file()]
+    for exercise, verdict in zip(ready, _judge(ready, answers, cell_timeout, threads)):
+        result.points[exercise.grade_id] = round(exercise.points * verdict["credit"], 2)
+        result.reasons[exercise.grade_id] = verdict["message"]
+    result.feedback = _write_feedback(feedback_dir, result, exercises, executed)
     return result
 
 
-def _execute(notebook, workdir: Path, cell_timeout: float, profile: str) -> str | None:
+def _execute(notebook, workdir: Path, kernel: str, cell_timeout: float, env: dict[str, str]) -> str | None:
     """Run the notebook in ``workdir``, from clean cells; say what stopped it, if anything.
     A code cell that ran has an execution count afterwards."""
     from nbclient import NotebookClient
@@ -183,16 +330,111 @@ def _execute(notebook, workdir: Path, cell_timeout: float, profile: str) -> str 
         if cell.cell_type == "code":
             cell.execution_count, cell.outputs = None, []
     workdir.mkdir(parents=True, exist_ok=True)
-    client = NotebookClient(notebook, kernel_name=ensure_kernel(), timeout=cell_timeout, allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(notebook, kernel_name=kernel, timeout=cell_timeout, allow_errors=True,
+                            interrupt_on_timeout=True, extra_arguments=list(QUIET_KERNEL),
+                            resources={"metadata": {"path": str(workdir)}})
     try:
-        with profile_for_kernels(profile):
-            client.execute()
+        client.execute(env=env)
         return None
     except DeadKernelError:
         return "the kernel died (a crash, or memory ran out)"
     except Exception as error:
         return f"execution stopped: {type(error).__name__}"
+
+
+def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: int) -> list[dict]:
+    """Judge the saved answers in a fresh Python that never ran the student's notebook."""
+    if not exercises:
+        return []
+    nonce = secrets.token_hex(16)
+    request = {"nonce": nonce, "timeout": timeout,
+               "jobs": [{"check": e.check, "answer": str(answers / f"{e.grade_id}.pkl")} for e in exercises]}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    try:
+        run = subprocess.run([sys.executable, "-m", "titn_lite.assignments"], input=json.dumps(request),
+                             capture_output=True, text=True, env=env, cwd=answers,
+                             timeout=60 + timeout * len(exercises))
+        lines = [json.loads(line[len(nonce):]) for line in run.stdout.splitlines() if line.startswith(nonce)]
+    except subprocess.TimeoutExpired:
+        lines = []
+    verdicts = {v["index"]: v for v in lines}
+    return [verdicts.get(i, {"credit": 0.0, "message": "the grader could not judge this answer"})
+            for i in range(len(exercises))]
+
+
+def _judge_main() -> None:
+    """``python -m titn_lite.assignments``, the judge: reads the jobs on stdin, runs each
+    check (hidden cases included) on the saved answer in a forked child, prints verdicts."""
+    import select
+    import signal
+    import time
+
+    request = json.loads(sys.stdin.read())
+    nonce, timeout = request["nonce"], float(request["timeout"])
+    import cloudpickle
+
+    import titn_lite.checks as checks
+
+    for index, job in enumerate(request["jobs"]):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the student's code runs here, and only here
+            os.close(read_end)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            verdict = _judge_one(checks, cloudpickle, job)
+            os.write(write_end, json.dumps(verdict).encode())
+            os._exit(0)
+        os.close(write_end)
+        data, deadline, timed_out = b"", time.monotonic() + timeout, False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                timed_out = True
+                break
+            if select.select([read_end], [], [], left)[0]:
+                chunk = os.read(read_end, 1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+        if timed_out:
+            verdict = {"credit": 0.0, "message": "stopped after the time limit (an endless loop?)"}
+        else:
+            try:
+                verdict = json.loads(data)
+                verdict = {"credit": min(1.0, max(0.0, float(verdict["credit"]))), "message": str(verdict["message"])}
+            except (ValueError, KeyError, TypeError):
+                verdict = {"credit": 0.0, "message": f"your answer ended the grader's process "
+                                                     f"(exit status {os.waitstatus_to_exitcode(status)})"}
+        print(nonce + json.dumps({"index": index, **verdict}), flush=True)
+
+
+def _judge_one(checks, cloudpickle, job: dict) -> dict:
+    name = job["check"]
+    try:
+        with open(job["answer"], "rb") as file:
+            saved = cloudpickle.load(file)
+        values, recorded = saved["values"], saved["check"]
+    except Exception as error:
+        return {"credit": 0.0, "message": f"your answer could not be loaded for grading "
+                                          f"({type(error).__name__}: {str(error)[:200]})"}
+    replaced = recorded != (None, None) and tuple(recorded) != ("titn_lite.checks", name)
+    note = (f"titn_lite.checks.{name} was replaced in your notebook; your answer was judged by the teacher's "
+            f"check in a separate process: ") if replaced else ""
+    if saved.get("missing"):
+        return {"credit": 0.0, "message": note + f"your answer does not define what the graded cell checks "
+                                                 f"({saved['missing']})"}
+    try:
+        getattr(checks, name)(*values, hidden=True)
+    except checks.CheckFailed as error:
+        return {"credit": error.credit, "message": note + str(error)}
+    except BaseException as error:  # noqa: BLE001 (whatever the answer raised)
+        return {"credit": 0.0, "message": note + f"{type(error).__name__}: {str(error)[:200]}"}
+    return {"credit": 1.0, "message": note.rstrip(": ") if note else ""}
 
 
 def _cell_error(cell) -> str | None:
@@ -205,18 +447,58 @@ def _cell_error(cell) -> str | None:
     return None
 
 
+def _write_feedback(feedback_dir: Path, result: StudentGrade, exercises: list[Exercise],
+                    executed: list[tuple[str, object]]) -> Path:
+    """``FEEDBACK/STUDENT.html``: the grades, then every executed notebook; the executed
+    notebooks themselves in ``FEEDBACK/STUDENT/``."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    folder = feedback_dir / result.student
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, notebook in executed:
+        write_atomic(folder / name, nbformat.writes(notebook).encode())
+    rows = ["| exercise | notebook | points | of | what the grader found |", "|---|---|---:|---:|---|"]
+    for e in exercises:
+        reason = (result.reasons[e.grade_id] or "correct").replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{e.grade_id}` | {e.notebook} | {result.points[e.grade_id]:g} | {e.points:g} | {reason} |")
+    head = [f"# Feedback for {result.student}", "",
+            f"**{result.total:g} of {sum(e.points for e in exercises):g} points**"
+            + (f"; submitted {result.submitted}" if result.submitted else ""), "", *rows]
+    if result.notes:
+        head += ["", "Notebooks: " + "; ".join(result.notes)]
+    combined = nbformat.v4.new_notebook()
+    combined.cells.append(nbformat.v4.new_markdown_cell("\n".join(head)))
+    for name, notebook in executed:
+        combined.cells.append(nbformat.v4.new_markdown_cell(f"---\n# {name}"))
+        for index, cell in enumerate(notebook.cells):  # ids unique across the notebooks put together
+            combined.cells.append(nbformat.from_dict({**copy.deepcopy(cell), "id": f"{Path(name).stem}-{index}"}))
+    combined.metadata = executed[0][1].metadata if executed else combined.metadata
+    exporter = HTMLExporter()
+    exporter.log.setLevel(logging.ERROR)  # its notes on pictures without alt text say nothing to a teacher
+    body, _ = exporter.from_notebook_node(combined)
+    path = feedback_dir / f"{result.student}.html"
+    write_atomic(path, body.encode())
+    return path
+
+
 def _write_grades(out_csv: str | Path, grades: list[StudentGrade], exercises: list[Exercise]) -> None:
-    columns = [e.grade_id for e in exercises]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["student", *columns, "total", "max", "errors"])
+    writer.writerow(["student", "submitted", *(c for e in exercises for c in (e.grade_id, f"{e.grade_id} reason")),
+                     "total", "max", "notes"])
     max_points = sum(e.points for e in exercises)
     for g in grades:
-        writer.writerow([g.student, *(f"{g.points[c]:g}" for c in columns), f"{g.total:g}", f"{max_points:g}",
-                         " | ".join(g.errors)])
+        writer.writerow([g.student, g.submitted,
+                         *(c for e in exercises for c in (f"{g.points[e.grade_id]:g}", g.reasons[e.grade_id])),
+                         f"{g.total:g}", f"{max_points:g}", " | ".join(g.notes)])
     write_atomic(out_csv, buffer.getvalue().encode())
 
 
 def list_exercises(folder: Path = NOTEBOOK_DIR) -> list[Exercise]:
     """Every exercise of the series, in order."""
     return [e for path in list_notebooks(folder) for e in exercises_in(path)]
+
+
+if __name__ == "__main__":
+    _judge_main()

@@ -59,7 +59,7 @@ class MultiHeadAttention(nn.Module):
         if dim % num_heads != 0:
             raise ValueError(
                 f"embedding dim {dim} is not divisible by num_heads={num_heads}; "
-                f"valid head counts for dim {dim}: {_divisors(dim)}"
+                f"valid head counts for dim {dim}: {divisors(dim)}"
             )
         self.num_heads = num_heads
         self.to_qkv = nn.Linear(dim, 3 * dim)
@@ -97,7 +97,8 @@ def keeping_attention_weights(model: nn.Module) -> Iterator[list[MultiHeadAttent
             module.keep_weights = False
 
 
-def _divisors(n: int) -> list[int]:
+def divisors(n: int) -> list[int]:
+    """The whole numbers that divide ``n``: what an error message offers as valid sizes."""
     return [d for d in range(1, n + 1) if n % d == 0]
 
 

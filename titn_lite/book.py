@@ -13,14 +13,24 @@ What the book changes in its copies of the notebooks (never in the series itself
 - a live explorer (a widget) becomes the picture of its default state, with a note that
   the live version needs JupyterLab; progress bars (widgets too) are dropped;
 - the student view clears the exercises' solution regions to nbgrader's stubs, as the
-  student notebooks do; ``solutions=True`` keeps them (the teacher's book).
+  student notebooks do; ``solutions=True`` keeps them (the teacher's book);
+- every picture gets alt text saying what it shows: the description its ``titn_lite.viz``
+  function recorded (a figure's plain-text output in the notebook, or an explorer's
+  ``alt``), else one read from the cell; never empty, never a file name.
+
+The pages are meant to pass axe-core with no serious or critical violation
+(``tests/test_book.py`` checks every page of the smoke book in Chromium).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
+import html
 import html.parser
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -87,11 +97,13 @@ def build_book(course: Course | None = None, out_dir: str | Path = "site", *, ex
     source.mkdir(parents=True)
     stamp = run_stamp(profile, summary)
     titles = {}
+    alts: dict[str, str] = {}
     import nbformat
 
     for path in list_notebooks(series_dir):
         notebook = book_notebook(path, stamp, solutions=solutions)
         titles[path.stem] = _title(notebook)
+        alts.update(image_alts(notebook))
         nbformat.write(notebook, source / path.name)
     (source / "index.md").write_text(landing_page(titles, stamp))
     (source / "results.md").write_text(results_page(summary, stamp, series_dir))
@@ -109,6 +121,7 @@ def build_book(course: Course | None = None, out_dir: str | Path = "site", *, ex
         status = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT).returncode
     if status != 0:
         raise RuntimeError(f"Sphinx failed (exit {status}); its log: {log}\n{log.read_text()[-2000:]}")
+    apply_alt_texts(staging, alts)
     # Replace the site only once the new one is whole.
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -169,6 +182,9 @@ def book_notebook(path: Path, stamp: str, *, solutions: bool):
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs = [static for output in cell.outputs for static in _static_outputs(output)]
+            for output in cell.outputs:
+                if "image/png" in output.get("data", {}):
+                    output.setdefault("metadata", {}).setdefault("image/png", {})["alt"] = _alt_text(output, cell)
             if not solutions and _is_graded_check(cell):
                 # The run behind the book was solved; a student's page shows the stub, so the
                 # check's verdict on the solution would read as a stub that passes.
@@ -198,10 +214,87 @@ def _static_outputs(output: dict) -> list[dict]:
     note = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
         "*A live explorer: open this notebook in JupyterLab to move its controls. "
         "Below, a picture of its default state.*")}}
-    picture = {"output_type": "display_data", "metadata": {}, "data": {"image/png": data["image/png"]}}
+    alt = output.get("metadata", {}).get("image/png", {}).get("alt")
+    picture = {"output_type": "display_data", "metadata": {"image/png": {"alt": alt}} if alt else {},
+               "data": {"image/png": data["image/png"]}}
     from nbformat import from_dict
 
     return [from_dict(note), from_dict(picture)]
+
+
+GENERIC_FIGURE_TEXT = re.compile(r"^<(Figure|matplotlib|IPython)[^>]*>$|^$")
+
+
+def _alt_text(output: dict, cell) -> str:
+    """What a picture shows, in words: the alt an explorer gave it, the description a figure
+    printed as its plain text (``titn_lite.viz.describe``), or, for a picture with neither,
+    the code that drew it."""
+    alt = output.get("metadata", {}).get("image/png", {}).get("alt")
+    text = output.get("data", {}).get("text/plain", "")
+    text = " ".join((text if isinstance(text, str) else "".join(text)).split())
+    if alt:
+        return " ".join(str(alt).split())
+    if not GENERIC_FIGURE_TEXT.match(text):
+        return text
+    titles = re.findall(r"""(?:title|suptitle)\s*[=(]\s*f?["']([^"'{}]+)["']""", cell.source)
+    if titles:  # a figure drawn by hand, titled in its cell
+        return "Figure: " + "; ".join(" ".join(t.split()) for t in titles)[:300]
+    code = [line.strip() for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    drawn = code[-1].rstrip(";") if code else "this cell"
+    return f"Figure drawn by {drawn}"[:300]
+
+
+def image_alts(notebook) -> dict[str, str]:
+    """The alt text of every picture in the book's copy of a notebook, by the SHA-256 of the
+    PNG's bytes: MyST-NB names each image file by that hash."""
+    alts = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if "image/png" in output.get("data", {}):
+                digest = hashlib.sha256(base64.b64decode(output["data"]["image/png"])).hexdigest()
+                alts[digest] = output["metadata"]["image/png"]["alt"]
+    return alts
+
+
+_IMG = re.compile(r"<img\b[^>]*>", flags=re.S)
+_ATTRIBUTE = re.compile(r'\s(alt|src)="([^"]*)"')
+
+
+def apply_alt_texts(site: Path, alts: dict[str, str]) -> None:
+    """Give each picture of the built pages its alt text (MyST-NB carries only one per cell,
+    and Sphinx writes the file name where there is none)."""
+    def replace(match: re.Match) -> str:
+        tag = match.group(0)
+        attributes = dict(_ATTRIBUTE.findall(tag))
+        alt = alts.get(Path(unquote(attributes.get("src", ""))).stem)
+        if alt is None:
+            return tag
+        quoted = html.escape(alt, quote=True)
+        if "alt" in attributes:
+            return re.sub(r'\salt="[^"]*"', lambda _: f' alt="{quoted}"', tag, count=1)
+        return tag.replace("<img", f'<img alt="{quoted}"', 1)
+
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        changed = _IMG.sub(replace, text)
+        if changed != text:
+            page.write_text(changed)
+
+
+def images_without_alt_text(site: Path) -> list[str]:
+    """Every ``<img>`` of the site's pages whose alt text is missing, empty or a file name,
+    as ``page: src (alt)``."""
+    found = []
+    for page in sorted(site.rglob("*.html")):
+        if page.relative_to(site).parts[0] == "_static":
+            continue
+        for tag in _IMG.findall(page.read_text()):
+            attributes = dict(_ATTRIBUTE.findall(tag))
+            alt = html.unescape(attributes.get("alt", "")).strip()
+            src = attributes.get("src", "")
+            if not alt or re.fullmatch(r"[\w./-]+\.(png|jpe?g|gif|svg|webp)", alt) or alt == src:
+                found.append(f"{page.relative_to(site)}: {src} (alt {alt!r})")
+    return found
 
 
 def _title(notebook) -> tuple[str, str]:
@@ -252,9 +345,9 @@ titn-lite notebooks copy my-course
 jupyter lab my-course/notebooks
 ```
 
-`titn-lite notebooks run --profile smoke` runs the whole series in about two minutes on
-two CPU cores; `--profile classroom` is the real classroom run. `titn-lite book
-build` rebuilds this book from such a run.
+`titn-lite notebooks run --profile smoke` runs the whole series quickly, as a check;
+`--profile classroom` is the real classroom run (the kit's `docs/teachers.md` gives how
+long each takes on two CPU cores). `titn-lite book build` rebuilds this book from such a run.
 
 ```{{toctree}}
 :hidden:
@@ -294,16 +387,17 @@ each (`titn_lite.paper.LEDGER`; notebook 12 prints the same table).
 
 
 # The theme's defaults, adjusted for notebook pages: a long code line scrolls inside its
-# cell (it was clipped at the cell's edge), and a table's text wraps within the page.
+# cell (it was clipped at the cell's edge), and a table's text wraps within the page. A
+# table too wide all the same scrolls inside the theme's container, which the theme makes
+# focusable when it scrolls (axe-core: a scrolling region must be reachable by keyboard);
+# a table that scrolled by itself would not be.
 BOOK_CSS = """\
 div.cell div.highlight pre, div.cell_output pre {
   overflow-x: auto;
   max-width: 100%;
 }
 div.cell_output table, article table {
-  display: block;
   max-width: 100%;
-  overflow-x: auto;
 }
 article table td, article table th {
   white-space: normal;
@@ -343,6 +437,7 @@ mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 mathjax2_config = {{
     "HTML-CSS": {{"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None}},
     "fast-preview": {{"disabled": True}},
+    "messageStyle": "none",  # no "Typesetting math" box: it sits outside the page's landmarks
     "menuSettings": {{"CHTMLpreview": False}},
     # MyST-NB marks each notebook "ignore" (a $ in a printed output is not math); its math
     # elements carry the class "math", which MathJax must process all the same.

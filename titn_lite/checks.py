@@ -1,14 +1,22 @@
 """Instant checks for the classroom exercises: each runs a student's function on small
 inputs beside the package's, and says in plain words what is wrong.
 
-Every check raises ``AssertionError`` with a diagnosis (nbgrader and
-``titn-lite assignments grade`` score a graded cell that raises as 0) and prints a short
-confirmation when the answer is right.
+Every check raises ``CheckFailed`` (an ``AssertionError``) with a diagnosis and prints a
+short confirmation when the answer is right. ``CheckFailed.credit`` is the share of the
+points still earned where an exercise has parts (attention right but its mask wrong, say).
+
+While a student's function runs, a check watches what it calls (``sys.setprofile``): an
+answer that calls the kit's own implementation of the exercise (or torch's, where torch
+has the whole exercise as one call) fails with a message that says so.
+``hidden=True`` adds cases the notebook never shows (other shapes, masks, seeds), so an
+answer that hard-codes the visible outputs fails; ``titn-lite assignments grade`` runs every
+check that way, in a fresh process of its own (``titn_lite.assignments``).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 
 import torch
@@ -23,31 +31,110 @@ from titn_lite.mixing import MixedBatch
 
 
 class CheckFailed(AssertionError):
-    """A student's answer differs from the package's; the message says how."""
+    """A student's answer differs from the package's; the message says how. ``credit``: the
+    share of the exercise's points its right parts still earn (0 unless a check says)."""
+
+    def __init__(self, message: str, credit: float = 0.0) -> None:
+        super().__init__(message)
+        self.credit = credit
 
 
 def _close(a: object, b: Tensor, atol: float = 1e-5) -> bool:
     return isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol)
 
 
+# What a check forbids an answer to call while it runs: code object (Python) or callable
+# (C) -> how to name it in the message. Set by each check through ``_forbid``.
+_forbidden: dict[object, str] = {}
+_called: list[str] = []
+
+
+def _kit_code(*targets: object) -> list[object]:
+    """The code objects (Python functions, methods) or the callables themselves (C functions)."""
+    return [getattr(t, "__code__", t) for t in targets]
+
+
+def _forbid(**named: tuple) -> None:
+    """``_forbid(label=(callable, ...))``: what the next student calls may not reach."""
+    _forbidden.clear()
+    for label, targets in named.items():
+        for target in _kit_code(*targets):
+            _forbidden[target] = label.replace("__", ".")
+
+
+def _watch(frame, event, arg) -> None:
+    if event == "call":
+        label = _forbidden.get(frame.f_code)
+    elif event == "c_call":
+        try:
+            label = _forbidden.get(arg)
+        except TypeError:  # an unhashable callable
+            label = None
+    else:
+        return
+    if label and label not in _called:
+        _called.append(label)
+
+
 def _run(what: str, call: Callable[[], object]) -> object:
+    """Call the student's code, watching what it calls; one-line diagnoses of a crash."""
+    _called.clear()
+    previous = sys.getprofile()
+    failure: CheckFailed | None = None
+    result = None
+    sys.setprofile(_watch)
     try:
-        return call()
+        result = call()
     except NotImplementedError:
-        raise CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code") from None
+        failure = CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code")
     except Exception as error:  # the student's code crashed: say where, in one line
-        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}") from None
+        failure = CheckFailed(f"{what} raised {type(error).__name__}: {error}")
+    finally:
+        watching = sys.getprofile() is _watch
+        sys.setprofile(previous)
+    if not watching:
+        raise CheckFailed("your answer switched off the check's watch on what it calls (sys.setprofile); "
+                          "it scores 0")
+    if _called:
+        raise CheckFailed(f"your answer calls {_called[0]}, the ready-made version of this exercise: the exercise "
+                          f"is to write it yourself, so it scores 0 (the notebook compares yours with it afterwards)")
+    if failure:
+        raise failure
+    return result
+
+
+def _in_words(n: int) -> str:
+    return ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"][n] if n <= 8 else str(n)
 
 
 def _passed(name: str) -> None:
     print(f"✓ {name}: correct")
 
 
-def check_attention(attention: Callable[..., tuple[Tensor, Tensor]]) -> None:
-    """Exercise 01a: ``attention(q, k, v, mask=None) -> (output, weights)`` (eq. 1)."""
+def check_attention(attention: Callable[..., tuple[Tensor, Tensor]], *, hidden: bool = False) -> None:
+    """Exercise 01a: ``attention(q, k, v, mask=None) -> (output, weights)`` (eq. 1). Two parts:
+    without a mask (half the points), with one (the other half)."""
+    _forbid(titn_lite__scaled_dot_product_attention=(scaled_dot_product_attention,),
+            titn_lite__MultiHeadAttention=(MultiHeadAttention.forward,),
+            torch__nn__functional__scaled_dot_product_attention=(F.scaled_dot_product_attention,),
+            torch__nn__MultiheadAttention=(nn.MultiheadAttention.forward, F.multi_head_attention_forward))
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 2, 3, 5, 16).unbind(0)
     mask = torch.ones(5, 5, dtype=torch.bool).tril()
+    _check_attention_once(attention, q, k, v, mask)
+    if hidden:  # no batch dims, keys outnumber queries, d_v != d_k, a random mask
+        generator = torch.Generator().manual_seed(2024)
+        q = torch.randn(4, 8, generator=generator)
+        k = torch.randn(7, 8, generator=generator)
+        v = torch.randn(7, 3, generator=generator)
+        mask = torch.rand(4, 7, generator=generator) < 0.6
+        mask[:, 0] = True  # every query sees at least one key
+        _check_attention_once(attention, q, k, v, mask)
+    _passed("scaled dot-product attention")
+
+
+def _check_attention_once(attention, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> None:
+    d_k = q.shape[-1]
     result = _run("your attention", lambda: attention(q, k, v))
     if not (isinstance(result, tuple) and len(result) == 2):
         raise CheckFailed("attention must return a pair: (output, weights)")
@@ -55,11 +142,13 @@ def check_attention(attention: Callable[..., tuple[Tensor, Tensor]]) -> None:
     expected, expected_weights = scaled_dot_product_attention(q, k, v)
     if not _close(output, expected):
         scores = q @ k.transpose(-2, -1)
+        root = math.sqrt(d_k)
         diagnoses = [
             (scores.softmax(-1) @ v, "scores are not divided by sqrt(d_k)"),
-            ((scores / 16).softmax(-1) @ v, "scores are divided by d_k; divide by sqrt(d_k) instead"),
-            ((scores / 4).softmax(-2) @ v, "the softmax runs over the queries (dim -2); it must run over the keys (dim -1)"),
-            ((scores / 4).softmax(-1), "the weights are returned as the output: multiply them by V"),
+            ((scores / d_k).softmax(-1) @ v, "scores are divided by d_k; divide by sqrt(d_k) instead"),
+            ((scores / root).softmax(-2) @ v if scores.shape[-1] == scores.shape[-2] else scores,
+             "the softmax runs over the queries (dim -2); it must run over the keys (dim -1)"),
+            ((scores / root).softmax(-1), "the weights are returned as the output: multiply them by V"),
         ]
         for wrong, message in diagnoses:
             if _close(output, wrong):
@@ -69,21 +158,26 @@ def check_attention(attention: Callable[..., tuple[Tensor, Tensor]]) -> None:
                           f"expected {tuple(expected.shape)})")
     if not _close(weights, expected_weights):
         raise CheckFailed("the output is right but the returned weights are not softmax(QK^T / sqrt(d_k))")
-    masked_output, masked_weights = _run("your attention with a mask", lambda: attention(q, k, v, mask=mask))
+    masked = _run("your attention with a mask", lambda: attention(q, k, v, mask=mask))
+    masked_output = masked[0] if isinstance(masked, tuple) and masked else masked
     if not _close(masked_output, scaled_dot_product_attention(q, k, v, mask)[0]):
         if _close(masked_output, expected):
-            raise CheckFailed("the mask is ignored: masked keys still get weight (fill their scores with -inf)")
-        raise CheckFailed("with a mask the output is wrong: set masked scores to -inf before the softmax")
-    _passed("scaled dot-product attention")
+            raise CheckFailed("the mask is ignored: masked keys still get weight (fill their scores with -inf)",
+                              credit=0.5)
+        raise CheckFailed("with a mask the output is wrong: set masked scores to -inf before the softmax", credit=0.5)
 
 
-def check_multi_head(module_class: Callable[[int, int], nn.Module]) -> None:
-    """Exercise 01b: ``module_class(dim, heads)`` with ``to_qkv`` and ``to_out`` Linear layers."""
+def check_multi_head(module_class: Callable[[int, int], nn.Module], *, hidden: bool = False) -> None:
+    """Exercise 01b: ``module_class(dim, heads)`` with ``to_qkv`` and ``to_out`` Linear layers.
+    One head right but several wrong earns half the points."""
+    _forbid(titn_lite__MultiHeadAttention=(MultiHeadAttention.forward,),
+            torch__nn__MultiheadAttention=(nn.MultiheadAttention.forward, F.multi_head_attention_forward))
     torch.manual_seed(0)
-    x = torch.randn(2, 6, 16)
-    for heads in (1, 4):
-        reference = MultiHeadAttention(16, heads)
-        ours = _run("building your module", lambda: module_class(16, heads))
+    cases = [(16, 1, 6), (16, 4, 6)] + ([(24, 1, 7), (24, 3, 7), (24, 6, 7)] if hidden else [])
+    for dim, heads, tokens in cases:
+        x = torch.randn(2, tokens, dim)
+        reference = MultiHeadAttention(dim, heads)
+        ours = _run("building your module", lambda: module_class(dim, heads))
         try:
             ours.load_state_dict(reference.state_dict())
         except RuntimeError as error:
@@ -91,25 +185,33 @@ def check_multi_head(module_class: Callable[[int, int], nn.Module]) -> None:
                               f"to_out = Linear(dim, dim) ({str(error).splitlines()[0]})") from None
         output = _run("your multi-head attention", lambda: ours(x))
         if not _close(output, reference(x)):
-            if heads == 4:
-                raise CheckFailed("one head works but four do not: the split into heads is wrong; q, k and v "
-                                  "each hold `heads` groups of dim / heads features: 'b n (qkv h d) -> qkv b h n d'")
+            if heads > 1:
+                raise CheckFailed(f"one head works but {_in_words(heads)} do not: the split into heads is wrong; q, k and v "
+                                  "each hold `heads` groups of dim / heads features: 'b n (qkv h d) -> qkv b h n d'",
+                                  credit=0.5)
             raise CheckFailed("even with one head the output is wrong: check attention and the output projection")
     _passed("multi-head attention")
 
 
-def check_patches(to_patches: Callable[[Tensor, int], Tensor]) -> None:
+def check_patches(to_patches: Callable[[Tensor, int], Tensor], *, hidden: bool = False) -> None:
     """Exercise 02: ``to_patches(images, patch_size)``: (B, C, H, W) -> (B, P, C * p * p)."""
-    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
-    expected = PatchEmbedding(patch_size=4, in_chans=3, dim=1).to_patches(images)
-    patches = _run("your to_patches", lambda: to_patches(images, 4))
+    _forbid(titn_lite__blocks__PatchEmbedding=(PatchEmbedding.__init__, PatchEmbedding.forward))
+    _check_patches_once(to_patches, torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8), 4)
+    if hidden:  # not square, another patch size, one channel
+        _check_patches_once(to_patches, torch.randperm(3 * 1 * 6 * 10).float().reshape(3, 1, 6, 10), 2)
+    _passed("patches")
+
+
+def _check_patches_once(to_patches, images: Tensor, size: int) -> None:
+    expected = rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=size, p2=size)
+    patches = _run("your to_patches", lambda: to_patches(images, size))
     if not isinstance(patches, Tensor) or patches.shape != expected.shape:
         shape = tuple(patches.shape) if isinstance(patches, Tensor) else type(patches).__name__
         raise CheckFailed(f"patches should be shaped (batch, patches, channels x p x p) = {tuple(expected.shape)}, "
                           f"got {shape}")
     if not torch.equal(patches, expected):
-        column_major = rearrange(images, "b c (gh p1) (gw p2) -> b (gw gh) (c p1 p2)", p1=4, p2=4)
-        channels_last = rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)", p1=4, p2=4)
+        column_major = rearrange(images, "b c (gh p1) (gw p2) -> b (gw gh) (c p1 p2)", p1=size, p2=size)
+        channels_last = rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)", p1=size, p2=size)
         if torch.equal(patches, column_major):
             raise CheckFailed("patches are in column-major order; number them row by row, left to right")
         if torch.equal(patches, channels_last):
@@ -117,18 +219,28 @@ def check_patches(to_patches: Callable[[Tensor, int], Tensor]) -> None:
         if torch.equal(patches.sort(-1).values, expected.sort(-1).values):
             raise CheckFailed("each patch holds the right values in the wrong order: flatten as (c p1 p2)")
         raise CheckFailed("the patches hold the wrong pixels: each must be one p x p square of the image")
-    _passed("patches")
 
 
-def check_pixel_to_patch(pixel_to_patch: Callable[..., Tensor]) -> None:
+def check_pixel_to_patch(pixel_to_patch: Callable[..., Tensor], *, hidden: bool = False) -> None:
     """Exercise 03: ``pixel_to_patch(pixels, norm, proj, batch_size)``: (B * P, n, d) ->
-    (B, 1 + P + 1, D) with zero rows for the class (first) and distillation (last) tokens."""
+    (B, 1 + P + 1, D) with zero rows for the class (first) and distillation (last) tokens.
+    Zero rows right but the patch rows wrong earns half the points."""
+    _forbid(titn_lite__blocks__PixelToPatch=(PixelToPatch.forward,))
     torch.manual_seed(0)
-    reference = PixelToPatch(num_pixels=4, pixel_dim=6, patch_dim=10, prefix_tokens=1, suffix_tokens=1)
+    _check_pixel_to_patch_once(pixel_to_patch, 2, 9, 4, 6, 10)
+    if hidden:
+        _check_pixel_to_patch_once(pixel_to_patch, 3, 5, 9, 4, 7)
+    _passed("pixel-to-patch")
+
+
+def _check_pixel_to_patch_once(pixel_to_patch, batch: int, patches: int, num_pixels: int, pixel_dim: int,
+                               patch_dim: int) -> None:
+    reference = PixelToPatch(num_pixels=num_pixels, pixel_dim=pixel_dim, patch_dim=patch_dim, prefix_tokens=1,
+                             suffix_tokens=1)
     nn.init.normal_(reference.norm.weight)
-    pixels = torch.randn(2 * 9, 4, 6)
-    expected = reference(pixels, batch_size=2)
-    result = _run("your pixel_to_patch", lambda: pixel_to_patch(pixels, reference.norm, reference.proj, 2))
+    pixels = torch.randn(batch * patches, num_pixels, pixel_dim)
+    expected = reference(pixels, batch_size=batch)
+    result = _run("your pixel_to_patch", lambda: pixel_to_patch(pixels, reference.norm, reference.proj, batch))
     if not isinstance(result, Tensor) or result.shape != expected.shape:
         shape = tuple(result.shape) if isinstance(result, Tensor) else type(result).__name__
         raise CheckFailed(f"expected shape (batch, 1 + patches + 1, patch dim) = {tuple(expected.shape)}, got {shape}")
@@ -137,14 +249,14 @@ def check_pixel_to_patch(pixel_to_patch: Callable[..., Tensor]) -> None:
     if not torch.all(result[:, -1] == 0):
         raise CheckFailed("the distillation-token row is not zero: pad one zero row at the end")
     if not _close(result, expected):
-        unnormalised = F.pad(reference.proj(rearrange(pixels, "(b p) n d -> b p (n d)", b=2)), (0, 0, 1, 1))
+        unnormalised = F.pad(reference.proj(rearrange(pixels, "(b p) n d -> b p (n d)", b=batch)), (0, 0, 1, 1))
         if _close(result, unnormalised):
-            raise CheckFailed("the pixel tokens are not normalised: apply the LayerNorm before flattening")
-        raise CheckFailed("the patch rows differ: normalise each pixel, flatten a patch's pixels, then project")
-    _passed("pixel-to-patch")
+            raise CheckFailed("the pixel tokens are not normalised: apply the LayerNorm before flattening", credit=0.5)
+        raise CheckFailed("the patch rows differ: normalise each pixel, flatten a patch's pixels, then project",
+                          credit=0.5)
 
 
-def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
+def check_cutmix(cutmix_fn: Callable[..., tuple], *, hidden: bool = False) -> None:
     """Exercise 05: ``cutmix_fn(images, labels, alpha, partner)`` -> (mixed, labels, partner
     labels, lambda drawn, lambda corrected).
 
@@ -153,14 +265,25 @@ def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
     whole batch, a rectangle inside the image, anywhere in it, with sides about
     sqrt(1 - lambda) of the image's (less where the border clips it); the partner's pixels
     inside, the image's own outside, the input left as it was; the corrected lambda equal
-    to the share of the image that is still its own."""
-    height, width = 16, 24  # not square: a height taken for the width shows
-    # Six images whose pixels are all different numbers, so every pixel tells where it came from.
-    images, labels = torch.randperm(6 * height * width).float().reshape(6, 1, height, width), torch.arange(6)
-    partner = torch.roll(torch.arange(6), 1)
+    to the share of the image that is still its own. Everything right but the correction
+    earns half the points. Hidden cases: another batch, image size, partner order and seeds."""
+    from titn_lite import mixing
+
+    _forbid(titn_lite__mixing__cutmix=(mixing.cutmix, mixing.cutmix_box, mixing.BatchMixer.__call__))
+    _check_cutmix_once(cutmix_fn, 6, 16, 24, torch.roll(torch.arange(6), 1), range(64))
+    if hidden:
+        _check_cutmix_once(cutmix_fn, 5, 20, 12, torch.tensor([3, 0, 4, 1, 2]), range(1000, 1064))
+    _passed("CutMix")
+
+
+def _check_cutmix_once(cutmix_fn, batch: int, height: int, width: int, partner: Tensor, seeds: range) -> None:
+    # Images whose pixels are all different numbers, so every pixel tells where it came from
+    # (not square: a height taken for the width shows).
+    images = torch.randperm(batch * height * width).float().reshape(batch, 1, height, width)
+    labels = torch.arange(batch)
     original = images.clone()
     drawn_values, places = [], set()
-    for seed in range(64):
+    for seed in seeds:
         torch.manual_seed(seed)
         result = _run("your cutmix", lambda: cutmix_fn(images, labels, 1.0, partner))
         if not torch.equal(images, original):
@@ -199,14 +322,14 @@ def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
         side_h, side_w = math.sqrt(1 - drawn) * height, math.sqrt(1 - drawn) * width
         if abs(lam - kept) > 1e-6 and abs(lam - drawn) < 1e-9 and abs(kept - drawn) > 1e-3:
             raise CheckFailed("lambda is not corrected to the pasted area: after clipping, "
-                              "lambda = 1 - box area / image area")
+                              "lambda = 1 - box area / image area", credit=0.5)
         if area == 0 and (lam < 1 - 1e-6 or min(side_h, side_w) >= 4):  # a box this size always shows
             raise CheckFailed(f"nothing of the partner was pasted, yet lambda drawn is {drawn:.3f}: paste "
                               f"images[partner] inside the box (pasting images[...] from the image itself changes "
                               f"nothing), and clamp the box's start at 0 (a negative start slices nothing)")
         if abs(lam - kept) > 1e-6:
             raise CheckFailed(f"lambda corrected is {lam:.3f}, but {100 * kept:.1f}% of the image is still its own: "
-                              f"return 1 - the pasted box's share of the image")
+                              f"return 1 - the pasted box's share of the image", credit=0.5)
         if area:
             box_h, box_w = int(rows.sum()), int(cols.sum())
             ys, xs = rows.nonzero().flatten(), cols.nonzero().flatten()
@@ -232,13 +355,12 @@ def check_cutmix(cutmix_fn: Callable[..., tuple]) -> None:
     if len(places) < 8:
         raise CheckFailed(f"the box sat in only {len(places)} place(s) over 64 draws: draw its centre uniformly "
                           f"over the image")
-    for seed in range(16):
+    for seed in seeds[:16]:
         torch.manual_seed(seed)
         drawn = float(_run("your cutmix", lambda: cutmix_fn(images, labels, 50.0, partner))[3])
         if not 0.25 <= drawn <= 0.75:  # Beta(50, 50): 0.5 +- 0.05
             raise CheckFailed(f"with alpha = 50 lambda should stay near 0.5 (Beta(50, 50)), but one draw was "
                               f"{drawn:.3f}: draw lambda from Beta(alpha, alpha) with the alpha you are given")
-    _passed("CutMix")
 
 
 class _FixedTeacher(nn.Module):
@@ -250,12 +372,21 @@ class _FixedTeacher(nn.Module):
         return self.logits
 
 
-def check_hard_distillation(loss_fn: Callable[..., Tensor]) -> None:
+def check_hard_distillation(loss_fn: Callable[..., Tensor], *, hidden: bool = False) -> None:
     """Exercise 07: ``loss_fn(class_logits, distill_logits, batch, teacher_logits, alpha)`` (eq. 10)."""
+    _forbid(titn_lite__losses__DistillationLoss=(DistillationLoss.forward,))
     torch.manual_seed(0)
-    class_logits, distill_logits, teacher_logits = torch.randn(3, 8, 5).unbind(0)
-    batch = MixedBatch(torch.zeros(8, 1, 4, 4), torch.arange(8) % 5, (torch.arange(8) + 2) % 5, 0.7)
-    for alpha in (0.5, 0.3):
+    _check_hard_distillation_once(loss_fn, 8, 5, 0.7, (0.5, 0.3))
+    if hidden:
+        _check_hard_distillation_once(loss_fn, 6, 7, 0.35, (0.8, 0.1))
+    _passed("hard distillation loss")
+
+
+def _check_hard_distillation_once(loss_fn, size: int, classes: int, lam: float, alphas: tuple) -> None:
+    class_logits, distill_logits, teacher_logits = torch.randn(3, size, classes).unbind(0)
+    batch = MixedBatch(torch.zeros(size, 1, 4, 4), torch.arange(size) % classes, (torch.arange(size) + 2) % classes,
+                       lam)
+    for alpha in alphas:
         expected = DistillationLoss(_FixedTeacher(teacher_logits), "hard", alpha=alpha)((class_logits, distill_logits), batch)
         loss = _run("your loss", lambda: loss_fn(class_logits, distill_logits, batch, teacher_logits, alpha))
         if _close(loss, expected):
@@ -275,28 +406,303 @@ def check_hard_distillation(loss_fn: Callable[..., Tensor]) -> None:
         for wrong, message in diagnoses:
             if _close(loss, wrong):
                 raise CheckFailed(message)
-        raise CheckFailed(f"the loss is {float(loss):.4f} where eq. 10 gives {float(expected):.4f} (alpha = {alpha})")
-    _passed("hard distillation loss")
+        shown = f"{float(loss):.4f}" if isinstance(loss, Tensor) and loss.numel() == 1 else repr(loss)[:40]
+        raise CheckFailed(f"the loss is {shown} where eq. 10 gives {float(expected):.4f} (alpha = {alpha})")
 
 
-def check_rollout(rollout_fn: Callable[[list[Tensor]], Tensor]) -> None:
+def check_rollout(rollout_fn: Callable[[list[Tensor]], Tensor], *, hidden: bool = False) -> None:
     """Exercise 09: ``rollout_fn(layers)``, layers of (B, heads, T, T) -> (B, T, T)."""
+    _forbid(titn_lite__attention__attention_rollout=(attention_rollout,))
     torch.manual_seed(0)
-    layers = [torch.randn(2, 3, 5, 5).softmax(-1) for _ in range(3)]
+    _check_rollout_once(rollout_fn, [torch.randn(2, 3, 5, 5).softmax(-1) for _ in range(3)])
+    if hidden:
+        _check_rollout_once(rollout_fn, [torch.randn(3, 2, 7, 7).softmax(-1) for _ in range(4)])
+    _passed("attention rollout")
+
+
+def _check_rollout_once(rollout_fn, layers: list[Tensor]) -> None:
     expected = attention_rollout(layers)
     result = _run("your rollout", lambda: rollout_fn(layers))
     if _close(result, expected):
-        _passed("attention rollout")
         return
-    identity = torch.eye(5)
-    no_residual = layers[2].mean(1) @ layers[1].mean(1) @ layers[0].mean(1)
-    reversed_order = [0.5 * w.mean(1) + 0.5 * identity for w in layers]
-    wrong_order = reversed_order[0] @ reversed_order[1] @ reversed_order[2]
+    identity = torch.eye(layers[0].shape[-1])
+    def product(matrices):
+        out = matrices[0]
+        for m in matrices[1:]:
+            out = m @ out
+        return out
+
+    no_residual = product([w.mean(1) for w in layers])
+    with_residual = [0.5 * w.mean(1) + 0.5 * identity for w in layers]
+    wrong_order = product(with_residual[::-1])
     first_head = [0.5 * w[:, 0] + 0.5 * identity for w in layers]
     if _close(result, no_residual):
         raise CheckFailed("the residual path is missing: mix each layer's weights with the identity, 0.5 * W + 0.5 * I")
     if _close(result, wrong_order):
         raise CheckFailed("the layers are multiplied in the wrong order: each new layer goes on the left")
-    if _close(result, first_head[2] @ first_head[1] @ first_head[0]):
+    if _close(result, product(first_head)):
         raise CheckFailed("only the first head is used: average the weights over the heads")
     raise CheckFailed("the rollout differs: average heads, add the identity (half and half), multiply the layers")
+
+
+# ------------------------------------------------------------------ counting and reading results
+# These exercises ask for a number or a judgement. Each answer is a small function, judged
+# on cases of the check's own (so any correct answer passes and each common mistake is
+# named), then applied to the student's own run, whose verdict the check prints.
+
+
+def check_distillation_token_parameters(count_fn: Callable[[int, int], int], *, hidden: bool = False) -> None:
+    """Exercise 04: ``count_fn(dim, num_classes)``: the parameters TITN's distillation token
+    adds to TNT: the token, its position, its head's LayerNorm and Linear layer."""
+    from titn_lite import create_model
+
+    torch.manual_seed(0)
+    titn, tnt = create_model("titn", num_classes=10, in_chans=1), create_model("tnt", num_classes=10, in_chans=1)
+    measured = sum(p.numel() for p in titn.parameters()) - sum(p.numel() for p in tnt.parameters())
+    cases = [(192, 10, measured)] + ([(64, 100, None), (384, 1000, None), (24, 7, None)] if hidden else [])
+    for dim, classes, expected in cases:
+        expected = expected if expected is not None else 4 * dim + dim * classes + classes
+        got = _run("your count", lambda: count_fn(dim, classes))
+        try:
+            got = int(got)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"return the count as a whole number, not {type(got).__name__}") from None
+        if got == expected:
+            continue
+        diagnoses = {
+            expected - dim: "one dim short: count the token's position embedding (dim) and the LayerNorm's bias "
+                            "(dim) as well as its weight",
+            expected - 2 * dim: "the head's LayerNorm is missing: it has a weight and a bias, 2 * dim",
+            expected - classes: "the Linear layer's bias is missing: it adds one parameter per class",
+            expected - dim * classes - classes: "the head's Linear layer (dim x classes weights + classes biases) "
+                                                "is missing",
+            2 * expected: "both tokens are counted: TNT already has the class token; count only what TITN adds",
+        }
+        raise CheckFailed(diagnoses.get(got, f"your count is {got:,} for dim = {dim}, {classes} classes; TITN adds "
+                                             f"{expected:,}: the token, its position, and its head (LayerNorm and "
+                                             f"Linear)"))
+    _passed("the distillation token's parameters")
+
+
+def check_most_confused(most_confused: Callable[[Tensor], tuple], confusion: Tensor | None = None,
+                        class_names: list[str] | None = None, *, hidden: bool = False) -> None:
+    """Exercise 06: ``most_confused(confusion) -> (true class, predicted class)``: the
+    largest off-diagonal cell of a confusion matrix whose rows are the true classes.
+    Then applied to the student's own teacher, whose answer it prints."""
+    cases = [torch.tensor([[50, 2, 9], [1, 40, 0], [3, 12, 45]])]
+    if hidden:
+        generator = torch.Generator().manual_seed(7)
+        cases += [torch.randint(0, 30, (5, 5), generator=generator) + 200 * torch.eye(5, dtype=torch.long),
+                  torch.tensor([[5, 0, 1, 0], [7, 90, 0, 0], [0, 0, 80, 2], [0, 30, 0, 1]])]
+    for matrix in cases:
+        off = matrix.clone()
+        off.fill_diagonal_(-1)
+        best = int(off.max())
+        answer = _run("your most_confused", lambda: most_confused(matrix.clone()))
+        try:
+            true, predicted = (int(x) for x in answer)
+        except (TypeError, ValueError):
+            raise CheckFailed("return a pair (true class, predicted class), e.g. (3, 1), not "
+                              f"{type(answer).__name__}") from None
+        n = matrix.shape[0]
+        if not (0 <= true < n and 0 <= predicted < n):
+            raise CheckFailed(f"({true}, {predicted}) is not a cell of this {n} x {n} matrix")
+        if true == predicted:
+            raise CheckFailed("you picked a cell on the diagonal: those count the right answers; skip the diagonal")
+        if int(off[true, predicted]) == best:
+            continue
+        if int(off[predicted, true]) == best:
+            raise CheckFailed("the pair is the wrong way round: rows are the true class, columns the prediction, "
+                              "so return (row, column)")
+        if int(matrix[true, predicted]) == int(off.min()) or int(off[true, predicted]) < int(off.median()):
+            raise CheckFailed("you picked a small cell: the mix-up to report is the largest off-diagonal count")
+        raise CheckFailed(f"cell ({true}, {predicted}) holds {int(matrix[true, predicted])}, but another "
+                          f"off-diagonal cell holds {best}: find the largest count off the diagonal")
+    if confusion is not None:
+        confusion = torch.as_tensor(confusion)
+        true, predicted = (int(x) for x in _run("your most_confused", lambda: most_confused(confusion.clone())))
+        names = class_names or [str(i) for i in range(confusion.shape[0])]
+        print(f"your teacher's most frequent mistake: {names[true]} taken for {names[predicted]} "
+              f"({int(confusion[true, predicted])} test images)")
+    _passed("the most confused pair")
+
+
+def _best_keys(table: dict[str, float]) -> set[str]:
+    top = max(table.values())
+    return {k for k, v in table.items() if v == top}
+
+
+def check_head_to_trust(head_to_trust: Callable[[dict, dict], str], top1: dict | None = None,
+                        agreement: dict | None = None, *, hidden: bool = False) -> None:
+    """Exercise 07: ``head_to_trust(top1, agreement) -> row name``: the row of the
+    two-head table (class head, distillation head, their mean) to trust for predicting the
+    labels, from each row's top-1 and its agreement with the teacher. Then applied to the
+    student's own run."""
+    rows = ("class head", "distillation head", "mean (what TITN predicts)")
+    cases = [((61.0, 62.5, 63.0), (70.0, 88.0, 80.0))]
+    if hidden:
+        cases += [((71.5, 74.0, 73.0), (69.0, 90.0, 84.0)), ((55.0, 49.0, 53.5), (52.0, 47.0, 70.0)),
+                  ((50.0, 52.0, 54.0), (80.0, 60.0, 70.0))]
+    for accuracy, agree in cases:
+        top1_case, agree_case = dict(zip(rows, accuracy)), dict(zip(rows, agree))
+        answer = _run("your head_to_trust", lambda: head_to_trust(dict(top1_case), dict(agree_case)))
+        if answer not in rows:
+            raise CheckFailed(f"return one of the table's row names ({', '.join(rows)}), not {answer!r}")
+        if answer in _best_keys(top1_case):
+            continue
+        if answer == min(top1_case, key=top1_case.get):
+            raise CheckFailed("you picked the lowest top-1: trust the highest")
+        best_head = max(rows[:2], key=top1_case.get)
+        if answer in _best_keys(agree_case) and answer == best_head and _best_keys(top1_case) == {rows[2]}:
+            raise CheckFailed(f"you picked the {answer}, which agrees most with the teacher and is the better head, "
+                              f"but the mean of the heads scores higher: agreement with the teacher is not accuracy, "
+                              f"and the mean (what TITN predicts) is a row too")
+        if answer in _best_keys(agree_case):
+            raise CheckFailed("you picked the row that agrees most with the teacher: agreement with the teacher is "
+                              "not accuracy (the teacher is wrong too); trust the highest top-1")
+        if _best_keys(top1_case) == {rows[2]}:
+            raise CheckFailed("the mean of the two heads is a row too (it is what TITN predicts): here it scores "
+                              "highest, so trust it")
+        raise CheckFailed(f"{answer!r} does not have the highest top-1 in {top1_case}")
+    if top1 is not None:
+        answer = _run("your head_to_trust", lambda: head_to_trust(dict(top1), dict(agreement or {})))
+        if answer not in _best_keys(top1):
+            raise CheckFailed(f"on your run you chose {answer!r}, but {sorted(_best_keys(top1))} scored higher")
+        print(f"on your run, trust: {answer} (top-1 {top1[answer]:.1f}%, one seed: notebook 08 asks whether "
+              f"that holds over several)")
+    _passed("which head to trust")
+
+
+def _as_numbers(answer: object, count: int, what: str) -> tuple[float, ...]:
+    try:
+        numbers = tuple(float(x) for x in (answer if isinstance(answer, (tuple, list)) else (answer,)))
+    except (TypeError, ValueError):
+        raise CheckFailed(f"return {what}, as numbers; got {type(answer).__name__}") from None
+    if len(numbers) != count:
+        raise CheckFailed(f"return {what}: {count} number(s), got {len(numbers)}")
+    return numbers
+
+
+def check_paired_difference(paired_difference: Callable[[list, list], tuple], accuracy: dict | None = None,
+                            pairs: list | None = None, *, hidden: bool = False) -> None:
+    """Exercise 08: ``paired_difference(first, second) -> (mean difference, standard error)``:
+    two models' per-seed top-1 (seed k of one beside seed k of the other); the mean of the
+    per-seed differences first - second and its standard error (sample standard deviation
+    of the differences / sqrt(seeds)). The mean alone right earns half the points. Then
+    applied to the student's own seed table."""
+    from titn_lite import stats
+
+    _forbid(titn_lite__stats=(stats.compare, stats.compare_pairs, stats.paired_scatter, stats.holm))
+    cases = [([71.0, 68.5, 70.0, 72.5], [69.0, 67.0, 69.5, 70.0])]
+    if hidden:
+        cases += [([55.0, 61.0, 58.0], [57.5, 60.0, 60.0]), ([80.2, 79.1, 81.0, 78.4, 80.0], [79.0, 79.5, 79.9, 77.0, 78.1])]
+    for first, second in cases:
+        diffs = torch.tensor(first, dtype=torch.float64) - torch.tensor(second, dtype=torch.float64)
+        n = len(first)
+        mean, se = float(diffs.mean()), float(diffs.std() / math.sqrt(n))
+        got_mean, got_se = _as_numbers(_run("your paired_difference", lambda: paired_difference(list(first), list(second))),
+                                       2, "a pair (mean difference, standard error)")
+        if abs(got_mean + mean) < 1e-6 and abs(mean) > 1e-6:
+            raise CheckFailed("the difference has the wrong sign: first minus second, seed by seed")
+        if abs(got_mean - mean) > 1e-6:
+            raise CheckFailed(f"the mean difference is {got_mean:.3f}; the per-seed differences first - second "
+                              f"average {mean:.3f}")
+        if abs(got_se - se) < 1e-6:
+            continue
+        a, b = torch.tensor(first, dtype=torch.float64), torch.tensor(second, dtype=torch.float64)
+        diagnoses = [
+            (float(torch.sqrt(a.var() / n + b.var() / n)), "the standard error is the unpaired one (each model's "
+             "spread on its own): pair the seeds, take the differences, and use their spread"),
+            (float(diffs.std()), "that is the standard deviation of the differences: divide it by sqrt(seeds) "
+             "for the standard error of their mean"),
+            (float(diffs.std(unbiased=False) / math.sqrt(n)), "the spread is divided by n: the sample standard "
+             "deviation divides by n - 1"),
+            (float(diffs.var() / n), "that is a variance: take its square root"),
+        ]
+        for wrong, message in diagnoses:
+            if abs(got_se - wrong) < 1e-6:
+                raise CheckFailed(message, credit=0.5)
+        raise CheckFailed(f"the standard error is {got_se:.3f}; the differences' sample standard deviation over "
+                          f"sqrt(seeds) is {se:.3f}", credit=0.5)
+    if accuracy is not None and pairs:
+        first_name, second_name = pairs[0]
+        first, second = list(accuracy[first_name].values), list(accuracy[second_name].values)
+        if len(first) < 2:
+            print(f"your run has {len(first)} seed per model: no spread to take a standard error of")
+        else:
+            got_mean, got_se = _as_numbers(_run("your paired_difference", lambda: paired_difference(first, second)),
+                                           2, "a pair (mean difference, standard error)")
+            print(f"your run, {first_name} - {second_name}: {got_mean:+.2f} ± {got_se:.2f} points over "
+                  f"{len(first)} seeds (the table above: the same mean)")
+    _passed("the paired difference")
+
+
+def check_interval_verdict(verdict: Callable[[float, float], int], intervals: list | None = None, *,
+                           hidden: bool = False) -> None:
+    """Exercise 10: ``verdict(low, high) -> +1, -1 or 0``: the interval of a difference
+    (change minus reference, in points): +1 where it shows the change helps (the whole
+    interval above 0), -1 where it hurts (below 0), 0 where it cannot tell (0 inside).
+    Then applied to the student's own intervals."""
+    cases = [(0.4, 2.1, 1), (-3.0, -0.2, -1), (-0.5, 2.5, 0), (-2.5, 0.5, 0)]
+    if hidden:
+        cases += [(1e-3, 0.8, 1), (-4.0, -1e-3, -1), (-0.01, 0.01, 0), (-6.0, 5.0, 0), (2.0, 9.0, 1)]
+    for low, high, right in cases:
+        got = _run("your verdict", lambda: verdict(low, high))
+        if got not in (1, 0, -1) or isinstance(got, bool):
+            raise CheckFailed(f"return +1, -1 or 0, not {got!r}")
+        if got == right:
+            continue
+        if right == 0 and got == (1 if (low + high) > 0 else -1):
+            raise CheckFailed(f"the interval {low:+.1f} to {high:+.1f} holds 0: no difference is still possible, "
+                              "so it cannot tell, whatever side its middle is on (return 0)")
+        if right == 0:
+            raise CheckFailed(f"the interval {low:+.1f} to {high:+.1f} holds 0: it cannot tell (return 0)")
+        if got == -right:
+            raise CheckFailed("the sign is reversed: an interval above 0 means the change scored higher (+1)")
+        raise CheckFailed(f"the interval {low:+.1f} to {high:+.1f} lies entirely on one side of 0: it shows a "
+                          f"difference (return {right:+d})")
+    for low, high in intervals or []:
+        print(f"your run: interval {low:+.1f} to {high:+.1f} -> {verdict(low, high):+d}")
+    _passed("the verdict from an interval")
+
+
+def check_ruled_out(ruled_out: Callable[[float, float, float], bool], intervals: list | None = None,
+                    effect: float | None = None, *, hidden: bool = False) -> None:
+    """Exercise 11: ``ruled_out(low, high, effect) -> bool``: whether an interval of a
+    difference rules out an effect of that size (the effect lies outside the interval).
+    Then applied to the student's own intervals and the design's detectable difference."""
+    cases = [(-1.0, 3.0, 4.0, True), (-1.0, 3.0, 2.0, False), (-1.0, 3.0, -2.0, True), (0.5, 6.0, 0.0, True),
+             (-3.0, 1.0, 2.0, True)]
+    if hidden:
+        cases += [(-5.0, -1.0, -3.0, False), (-5.0, -1.0, 1.0, True), (-2.0, 2.0, 0.0, False), (1.0, 2.0, 2.5, True)]
+    answers = []
+    for low, high, size, _ in cases:
+        got = _run("your ruled_out", lambda: ruled_out(low, high, size))
+        if not isinstance(got, (bool, int)) or got not in (True, False):
+            raise CheckFailed(f"return True or False, not {got!r}")
+        answers.append(bool(got))
+    right = [r for *_, r in cases]
+    if answers != right:
+        mistakes = [
+            ([not (low <= 0 <= high) for low, high, _, _ in cases],
+             "you answered whether the interval excludes 0 (whether there is a difference at all), not whether it "
+             "excludes this effect: an interval that holds 0 can still rule out a large effect"),
+            ([low <= size <= high for low, high, size, _ in cases],
+             "reversed: an effect inside the interval is still possible; outside it, ruled out"),
+            ([size > high for low, high, size, _ in cases],
+             "only the upper end is checked: an effect below the interval's lower end is ruled out too"),
+            ([abs(size) > max(abs(low), abs(high)) for low, high, size, _ in cases],
+             "the sizes are compared without their signs: an effect of -2 is ruled out by an interval from -1 to 3"),
+        ]
+        for wrong, message in mistakes:
+            if answers == wrong:
+                raise CheckFailed(message)
+        low, high, size, expected = next(c for c, a in zip(cases, answers) if c[3] != a)
+        raise CheckFailed(f"an effect is ruled out exactly when it lies outside the interval: {size:+.1f} against "
+                          f"{low:+.1f} to {high:+.1f} is {'ruled out' if expected else 'still possible'}")
+    for low, high in intervals or []:
+        if effect is not None:
+            gain, loss = ruled_out(low, high, abs(effect)), ruled_out(low, high, -abs(effect))
+            print(f"your run: the interval {low:+.1f} to {high:+.1f} rules out a gain of {abs(effect):.1f} points: "
+                  f"{'yes' if gain else 'no'}; a loss as large: {'yes' if loss else 'no'}")
+    _passed("what an interval rules out")

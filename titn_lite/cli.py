@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import get_args, get_origin
@@ -146,21 +147,25 @@ def _report(args: argparse.Namespace) -> int:
 
 def _notebooks_run(args: argparse.Namespace) -> int:
     from titn_lite.course import ARTIFACTS_DIR, Course
-    from titn_lite.notebooks import NOTEBOOK_DIR, list_notebooks, run_series
+    from titn_lite.notebooks import NOTEBOOK_DIR, check_jobs, default_jobs, list_notebooks, run_series
 
+    jobs = default_jobs(args.device) if args.jobs is None else check_jobs(args.jobs)
     folder = args.source or NOTEBOOK_DIR
     if not list_notebooks(folder):
         raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {folder}; give the folder that "
                          f"`titn-lite notebooks copy` made, e.g. --from my-course/notebooks")
     course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
-    results = run_series(course, only=_comma_list(args.only), out_dir=args.out, folder=folder)
+    started = time.perf_counter()
+    results = run_series(course, only=_comma_list(args.only), out_dir=args.out, folder=folder, jobs=jobs)
+    wall = time.perf_counter() - started
     for result in results:
         where = f" at cell {result.failed_cell}" if result.failed_cell else ""
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
         print(f"{result.notebook:<22} {result.status:<6} {result.seconds:7.1f} s{detail}")
     failed = [r for r in results if r.status == "failed"]
-    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s; "
-          f"executed notebooks and summary.md in {args.out}")
+    side_by_side = f" ({jobs} at once: {wall:.0f} s of wall clock)" if jobs > 1 else ""
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s"
+          f"{side_by_side}; executed notebooks and summary.md in {args.out}")
     return 1 if failed else 0
 
 
@@ -187,6 +192,12 @@ def _notebooks_strip(args: argparse.Namespace) -> int:
     changed = [p.name for p in list_notebooks() if strip_outputs(p)]
     print(f"stripped outputs from {len(changed)} notebook(s): {', '.join(changed) or 'none needed'}")
     return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from titn_lite.lab import run_lab
+
+    return run_lab(args.folder, args.options)
 
 
 def _book_build(args: argparse.Namespace) -> int:
@@ -218,10 +229,12 @@ def _assignments_build(args: argparse.Namespace) -> int:
 def _assignments_grade(args: argparse.Namespace) -> int:
     from titn_lite.assignments import grade
 
-    grades = grade(args.submissions, args.release, args.out, cell_timeout=args.cell_timeout, profile=args.profile)
+    grades = grade(args.submissions, args.release, args.out, cell_timeout=args.cell_timeout, profile=args.profile,
+                   jobs=args.jobs, feedback_dir=args.feedback, assignment=args.assignment)
     for g in grades:
         print(f"{g.student:<20} {g.total:g} points" + (f"  ({len(g.errors)} problem(s))" if g.errors else ""))
-    print(f"grade sheet: {args.out}")
+    feedback = grades[0].feedback.parent if grades and grades[0].feedback else args.feedback
+    print(f"grade sheet: {args.out}; feedback (one HTML page per student, and the executed notebooks): {feedback}")
     return 0
 
 
@@ -266,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs/notebooks", help="folder for executed notebooks and the summary")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--artifacts", help="folder for the runs the notebooks share (default: ./artifacts)")
+    run.add_argument("--jobs", metavar="N", help="notebooks run at once, each kernel with cores / N threads "
+                                                 "(default: 2 on a CPU with 2 cores or more, 1 on a GPU; 1: one "
+                                                 "after another)")
     run.add_argument("--from", dest="source", type=Path, metavar="DIR",
                      help="run the notebooks in DIR (default: the series installed with the package)")
     run.set_defaults(run=_notebooks_run)
@@ -293,18 +309,30 @@ def build_parser() -> argparse.ArgumentParser:
     build_book.add_argument("--device", default="auto", help="auto, cpu or cuda")
     build_book.set_defaults(run=_book_build)
 
+    lab = commands.add_parser("lab", help="open the series in JupyterLab: the kit's kernel chosen, no news pop-up")
+    lab.add_argument("folder", nargs="?", type=Path, default=Path("notebooks"),
+                     help="the notebooks' folder (default: ./notebooks, as in a clone)")
+    lab.add_argument("options", nargs=argparse.REMAINDER, help="options for JupyterLab, e.g. --port 8899")
+    lab.set_defaults(run=_lab)
+
     assignments = commands.add_parser("assignments", help="student versions of the notebooks, and grading")
     assignment_commands = assignments.add_subparsers(dest="assignments_command", required=True)
     build = assignment_commands.add_parser("build", help="write the student versions (answers replaced by stubs)")
     build.add_argument("--out", required=True, type=Path)
     build.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,05 (default: all with exercises)")
     build.set_defaults(run=_assignments_build)
-    grade = assignment_commands.add_parser("grade", help="run and score a folder of submissions")
-    grade.add_argument("submissions", type=Path, help="a folder with one folder per student, holding the notebooks")
+    grade = assignment_commands.add_parser("grade", help="run and score a folder of submissions, write feedback")
+    grade.add_argument("submissions", type=Path,
+                       help="a folder with one folder per student holding the notebooks, or nbgrader's "
+                            "submitted/ folder (STUDENT/ASSIGNMENT/*.ipynb) or the course folder above it")
     grade.add_argument("--release", required=True, type=Path, help="the folder `assignments build` wrote")
     grade.add_argument("--out", type=Path, default=Path("grades.csv"))
     grade.add_argument("--cell-timeout", type=float, default=120, help="seconds a cell may run")
     grade.add_argument("--profile", default="smoke", help="profile the notebooks run at while grading")
+    grade.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    grade.add_argument("--feedback", type=Path, help="folder for the feedback pages (default: feedback/ beside --out)")
+    grade.add_argument("--assignment", help="in nbgrader's layout, the assignment folder to grade when a student "
+                                            "has several")
     grade.set_defaults(run=_assignments_grade)
     return parser
 

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from titn_lite.checkpoints import write_json
+from titn_lite.models import list_models
 from titn_lite.profiles import DEFAULT_PROFILE, Profile, get_profile
 from titn_lite.runs import RunFolder, RunResult, TrainConfig, train_or_load, train_teacher
-from titn_lite.stats import SeedResults, seed_results
+from titn_lite.stats import SeedResults, paired_scatter, seed_results
 from titn_lite.training import EpochCallback
 
 # Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
@@ -38,13 +39,22 @@ COURSE_TEACHER = "small_cnn"
 # The series' results page gathers what notebooks 06, 08, 10 and 11 measured (per seed).
 RESULT_RECORDS = ("teacher", "comparison", "ablations", "regimes")
 # The few-labels regime (notebook 11): bare images per labelled one, from the embedded Fashion-MNIST
-# subset's training split.
-UNLABELLED_PER_LABEL = 9
+# subset's training split. Four keeps the chapter's runs within a lesson's time on 2 CPU cores
+# (nine, tried first, took about twice as long).
+UNLABELLED_PER_LABEL = 4
 EMBEDDED_TRAINING_IMAGES = 10_000
 # Notebook 08's five differences, the pairs behind Table 3's claims: what the distillation token
 # adds (twice), what the inner transformer adds, and what the large patches cost. Their seed
 # scatter is what notebooks 10 and 11 size their designs with.
 STUDENT_PAIRS = (("deit", "vit"), ("titn", "tnt"), ("tnt", "vit"), ("titn", "deit"), ("titn", "titn_large_patch"))
+# The runs of notebooks 10 and 11 warm up over at most this share of their epochs (the classroom
+# profile's one epoch in four is a quarter), so most of a short run trains at its peak rate.
+WARMUP_SHARE = 1 / 8
+
+
+def short_warmup(profile: Profile, epochs: float) -> float:
+    """Warm-up epochs for a run of ``epochs``: the profile's, or ``WARMUP_SHARE`` of the run if shorter."""
+    return min(profile.warmup_epochs, epochs * WARMUP_SHARE)
 
 
 def top1_by_seed(runs: dict[str, Sequence[RunResult]]) -> dict[str, SeedResults]:
@@ -106,15 +116,34 @@ class Course:
             raise ValueError(f"seeds must be a positive whole number, got {seeds!r}")
         return [self.run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
 
-    def few_labels(self, labelled: int, unlabelled: int | None = None, epochs: int | None = None) -> FewLabels:
+    def student_scatter(self) -> float:
+        """Notebook 08's seed scatter: the pooled standard deviation (points of top-1) of the per-seed
+        differences of ``STUDENT_PAIRS``, from the profile's seed runs of every student (trained
+        here if notebook 08 has not run). Notebooks 10 and 11 size their designs with it."""
+        paired = {model for pair in STUDENT_PAIRS for model in pair}
+        students = [model for model in list_models() if model in paired]  # notebook 08's order
+        seeds = range(self.settings.seeds)
+        # From the last run to the first: beside notebook 08 (``notebooks run --jobs 2``), which
+        # trains them first to last, each process trains the runs the other has not reached,
+        # instead of both waiting in turn for the same one.
+        made = {(model, seed): self.run(model, seed=seed, progress=False)
+                for model in reversed(students) for seed in reversed(seeds)}
+        runs = {model: [made[model, seed] for seed in seeds] for model in students}
+        return paired_scatter(top1_by_seed(runs), STUDENT_PAIRS)
+
+    def few_labels(self, labelled: int, unlabelled: int | None = None, epochs: int | None = None,
+                   warmup_epochs: float | None = None) -> FewLabels:
         """The settings of a few-labels regime at this profile (notebook 11): ``labelled`` images
         with labels (at most the profile's training images), the next ``unlabelled`` without
         (default: ``UNLABELLED_PER_LABEL`` per labelled image, as many as the embedded training
-        split holds), the distilled student trained ``epochs`` (default: the profile's) over both."""
+        split holds), the distilled student trained ``epochs`` (default: the profile's) over both,
+        warming up over ``warmup_epochs`` (default: ``short_warmup``)."""
         labelled = min(labelled, self.settings.train_subset or labelled)
         if unlabelled is None:
             unlabelled = max(0, min(EMBEDDED_TRAINING_IMAGES - labelled, UNLABELLED_PER_LABEL * labelled))
-        return FewLabels.at(self.settings, labelled, unlabelled, self.settings.epochs if epochs is None else epochs)
+        epochs = self.settings.epochs if epochs is None else epochs
+        warmup_epochs = short_warmup(self.settings, epochs) if warmup_epochs is None else warmup_epochs
+        return FewLabels.at(self.settings, labelled, unlabelled, epochs, warmup_epochs)
 
     def teacher(self, *, progress: bool | None = None) -> RunResult:
         """The course's teacher run (``COURSE_TEACHER`` at this profile), made once."""
@@ -166,9 +195,14 @@ class FewLabels:
       number of times the labelled images fit in the profile's; the profile's epochs when the
       profile trains on every image);
     - ``distilled``: a distilled student, ``epochs`` over labelled and unlabelled images (the
-      teacher is the only one to label the unlabelled ones);
+      teacher is the only one to label the unlabelled ones), warming up over ``warmup_epochs``;
     - ``twin``: its undistilled twin, on the labelled images only, for about as many optimizer
       steps (more epochs), its warm-up stretched alike so both warm up over as many steps.
+
+    The teacher and the twin evaluate on the test images every few of their short epochs only
+    (``evaluate_every``; evaluating each would cost about as much as training): the teacher as
+    often as the profile's teacher, the twin about where the distilled student's epochs end, so
+    the two learning curves share their steps.
 
     A whole number of epochs stays an int: the settings are part of a run's identity, and
     10 is not 10.0 there."""
@@ -186,15 +220,22 @@ class FewLabels:
         return (self.labelled + self.unlabelled * distilled) // batch_size
 
     @classmethod
-    def at(cls, profile: Profile, labelled: int, unlabelled: int, epochs: int) -> FewLabels:
+    def at(cls, profile: Profile, labelled: int, unlabelled: int, epochs: int, warmup_epochs: float) -> FewLabels:
         if labelled < 1 or unlabelled < 0 or epochs < 1:
             raise ValueError(f"a few-labels regime needs labelled >= 1, unlabelled >= 0 and epochs >= 1; got "
                              f"{labelled}, {unlabelled} and {epochs}")
-        teacher_epochs = profile.teacher_epochs * max(1, (profile.train_subset or labelled) // labelled)
+        fits = max(1, (profile.train_subset or labelled) // labelled)  # times the labelled images fit in the profile's
+        teacher_epochs = profile.teacher_epochs * fits
         twin_epochs = epochs * (labelled + unlabelled) // labelled
-        twin_warmup = profile.warmup_epochs * twin_epochs / epochs
+        twin_warmup = warmup_epochs * twin_epochs / epochs
         return cls(labelled, unlabelled, epochs,
-                   teacher={"train_subset": labelled, "epochs": teacher_epochs},
-                   distilled={"train_subset": labelled, "unlabelled": unlabelled, "epochs": epochs},
-                   twin={"train_subset": labelled, "epochs": twin_epochs,
-                         "warmup_epochs": int(twin_warmup) if float(twin_warmup).is_integer() else twin_warmup})
+                   teacher={"train_subset": labelled, "epochs": teacher_epochs, "evaluate_every": fits},
+                   distilled={"train_subset": labelled, "unlabelled": unlabelled, "epochs": epochs,
+                              "warmup_epochs": _whole(warmup_epochs)},
+                   twin={"train_subset": labelled, "epochs": twin_epochs, "warmup_epochs": _whole(twin_warmup),
+                         "evaluate_every": max(1, round(twin_epochs / epochs))})
+
+
+def _whole(epochs: float) -> float | int:
+    """10.0 -> 10: a run's settings are part of its identity, and 10 is not 10.0 there."""
+    return int(epochs) if float(epochs).is_integer() else epochs

@@ -235,6 +235,27 @@ def _to_normalised_tensor(info: DatasetInfo) -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity, where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def capped_workers(requested: int, *, cores: int | None = None, note=print) -> int:
+    """DataLoader worker processes: ``requested``, but no more than the machine's cores
+    (more only queue for the same cores, and PyTorch warns about each). When it lowers the
+    count, says so in one line through ``note``."""
+    cores = available_cores() if cores is None else cores
+    if requested <= cores:
+        return requested
+    if note is not None:
+        note(f"DataLoader workers: {requested} asked, {cores} used (this machine has {cores} CPU "
+             f"core{'s' if cores != 1 else ''})")
+    return cores
+
+
 # --- whole splits as tensors, augmented a batch at a time ------------------------------
 # The classroom trains on a few thousand small images for a few epochs: decoding and
 # transforming them one PIL image at a time, every epoch, costs more than the model's own

@@ -27,7 +27,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from titn_lite.attention import MultiHeadAttention, keeping_attention_weights
+from titn_lite.attention import MultiHeadAttention, divisors, keeping_attention_weights
 from titn_lite.blocks import Block, PatchEmbedding, PixelEmbedding, TNTBlock
 
 
@@ -105,7 +105,7 @@ def validate_config(config: ModelConfig, *, num_classes: int, img_size: int, in_
     if img_size % config.patch_size:
         raise ValueError(
             f"image size {img_size} is not divisible by patch size {config.patch_size}; "
-            f"valid patch sizes for {img_size}x{img_size} images: {_divisors(img_size)}"
+            f"valid patch sizes for {img_size}x{img_size} images: {divisors(img_size)}"
         )
     _check_heads("patch dim", config.patch_dim, "outer_heads", config.outer_heads)
     if config.family == "vit":
@@ -118,7 +118,7 @@ def validate_config(config: ModelConfig, *, num_classes: int, img_size: int, in_
     if config.patch_size % config.pixel_size:
         raise ValueError(
             f"patch size {config.patch_size} is not divisible by pixel size {config.pixel_size}; "
-            f"valid pixel sizes for patch size {config.patch_size}: {_divisors(config.patch_size)}"
+            f"valid pixel sizes for patch size {config.patch_size}: {divisors(config.patch_size)}"
         )
     _check_heads("pixel dim", config.pixel_dim, "inner_heads", config.inner_heads)
 
@@ -127,12 +127,14 @@ def _check_heads(what: str, dim: int, field: str, heads: int) -> None:
     if heads < 1 or dim % heads:
         raise ValueError(
             f"{what} {dim} is not divisible by {field}={heads}; valid {field} for {what} "
-            f"{dim}: {_divisors(dim)}"
+            f"{dim}: {divisors(dim)}"
         )
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+def mean_of_heads(outputs: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """One prediction from a model's output: a distilled model's two heads averaged (what it
+    returns in eval mode), anything else as it is."""
+    return (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs
 
 
 def check_images(images: Tensor, *, in_chans: int, img_size: int) -> None:
@@ -195,7 +197,7 @@ class ClassifierHeads(nn.Module):
         distill_logits = self.distill_head(tokens[:, -1])
         if self.training:
             return class_logits, distill_logits
-        return (class_logits + distill_logits) / 2
+        return mean_of_heads((class_logits, distill_logits))
 
 
 class VisionTransformer(nn.Module):

@@ -24,8 +24,10 @@ from tqdm.auto import tqdm
 
 from titn_lite.checkpoints import write_atomic, write_json
 from titn_lite.course import Course
+from titn_lite.data import available_cores
 from titn_lite.packaged import series_folder
 from titn_lite.report import results_page_markdown
+from titn_lite.student import student_copy
 
 NOTEBOOK_DIR = series_folder()
 KERNEL_NAME = "titn-lite"
@@ -82,47 +84,149 @@ def select_notebooks(only: list[str] | None, folder: Path = NOTEBOOK_DIR) -> lis
     return chosen
 
 
+def default_jobs(device: str = "auto", cores: int | None = None) -> int:
+    """Notebooks run side by side by default: two where the machine has two cores or more (a
+    kernel spends seconds starting and importing, which another kernel's training fills), one
+    on a GPU (the kernels would share it, and its memory) or a single core."""
+    import torch
+
+    on_gpu = device != "cpu" and torch.cuda.is_available()
+    return 1 if on_gpu else max(1, min(2, cores or available_cores()))
+
+
+def _kernel_manager_class() -> type:
+    """The kernel manager the runner's kernels run under: jupyter_client's, except that shutting a
+    kernel down does not interrupt it first.
+
+    jupyter_client sends SIGINT before its shutdown request. An idle kernel ignores it, but a
+    kernel still inside a message handler when it lands (its last reply just sent, on a busy
+    machine; the runner's kernels are done with their cells by then) logs ``[IPKernelApp] ERROR
+    | KeyboardInterrupt caught in kernel.`` on the series' stderr. The shutdown request alone
+    ends a kernel (ipykernel answers it on its control thread even while busy), and one that
+    has not ended when jupyter_client stops waiting is terminated and killed as before."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class FinishedKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+    return FinishedKernelManager
+
+
+def check_jobs(jobs: object) -> int:
+    """``jobs`` as a positive whole number, else ``ValueError`` saying what is valid."""
+    count = int(jobs) if isinstance(jobs, str) and jobs.strip().isdigit() else jobs
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"jobs must be a positive whole number of notebooks run at once (1: one after another), "
+                         f"got {jobs!r}")
+    return count
+
+
+def kernel_threads(jobs: int, cores: int | None = None) -> dict[str, str]:
+    """The environment that gives each of ``jobs`` kernels its share of the cores (torch's
+    intra-op threads follow ``OMP_NUM_THREADS``); none for one job (a kernel takes every core)."""
+    if jobs == 1:
+        return {}
+    threads = str(max(1, (cores or available_cores()) // jobs))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
 def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | Path = "runs/notebooks",
-               folder: Path = NOTEBOOK_DIR) -> list[NotebookResult]:
+               folder: Path = NOTEBOOK_DIR, jobs: int = 1) -> list[NotebookResult]:
     """Execute the series for ``course`` (its profile, device and artifacts folder reach each
-    notebook's parameters cell); returns one result per notebook (never raises for a failing one)."""
+    notebook's parameters cell); returns one result per notebook, in the series' order (never
+    raises for a failing one).
+
+    ``jobs``: notebooks run at once, each kernel with ``cores // jobs`` threads. They share
+    runs through the course (a run asked for twice at once is made once: ``runs.run_lock``),
+    and a notebook that reads another's runs makes or waits for them; 1 runs them in order."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    jobs = check_jobs(jobs)
     notebooks = select_notebooks(only, folder)
+    series_started = time.perf_counter()
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
-    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1"):
-        kernel = ensure_kernel()
+    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs)):
+        kernel, kernel_manager = ensure_kernel(), _kernel_manager_class()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         parameters = {"profile": course.profile, "device": course.device, "artifacts_dir": str(course.artifacts)}
-        results: list[NotebookResult] = []
         if not only:
             course.clear_results()  # notebooks 06, 08, 10 and 11 record this run's afresh
-        bar = tqdm(notebooks, desc=f"notebooks ({course.profile})", disable=not course.progress, unit="nb")
-        for notebook in bar:
-            bar.set_postfix_str(notebook.stem)
+
+        def execute(notebook: Path) -> NotebookResult:
             started = time.perf_counter()
             try:
                 papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
                                            kernel_name=kernel, language="python", cwd=str(notebook.parent),
-                                           progress_bar=False, extra_arguments=QUIET_KERNEL)
-                results.append(NotebookResult(notebook.stem, "ok", time.perf_counter() - started))
+                                           progress_bar=False, extra_arguments=QUIET_KERNEL,
+                                           kernel_manager_class=kernel_manager)
+                result = NotebookResult(notebook.stem, "ok", time.perf_counter() - started)
             except PapermillExecutionError as error:
-                results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
-                                              failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}"))
+                result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                        failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}")
             except Exception as error:  # the kernel died, the file is unreadable, ...
-                results.append(NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
-                                              error=f"{type(error).__name__}: {error}"))
-            if course.progress and results[-1].status == "failed":
-                tqdm.write(f"{notebook.stem} failed at cell {results[-1].failed_cell}: {results[-1].error}")
-    SeriesSummary(course.profile, results, time.time(), describe_machine(course.device)).write(out_dir)
+                result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                        error=f"{type(error).__name__}: {error}")
+            if course.progress and result.status == "failed":
+                tqdm.write(f"{notebook.stem} failed at cell {result.failed_cell}: {result.error}")
+            return result
+
+        desc = f"notebooks ({course.profile}{f', {jobs} at once' if jobs > 1 else ''})"
+        bar = tqdm(total=len(notebooks), desc=desc, disable=not course.progress, unit="nb")
+        if jobs == 1:
+            results = []
+            for notebook in notebooks:
+                bar.set_postfix_str(notebook.stem)
+                results.append(execute(notebook))
+                bar.update()
+        else:
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            from titn_lite.data import DEFAULT_DATASET, load_dataset
+
+            # The kernels' first use of the embedded images unpacks them into the cache; done once
+            # here, before they start, two kernels never unpack them at the same time.
+            load_dataset(DEFAULT_DATASET, train=False)
+
+            # Each thread drives one kernel (a process of its own), started in side_by_side_order.
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool:
+                futures = {pool.submit(execute, notebook): notebook for notebook in side_by_side_order(notebooks)}
+                finished = {}
+                for future in as_completed(futures):
+                    finished[futures[future]] = future.result()
+                    bar.set_postfix_str(futures[future].stem)
+                    bar.update()
+            results = [finished[notebook] for notebook in notebooks]
+        bar.close()
+    SeriesSummary(course.profile, results, time.time(), describe_machine(course.device),
+                  wall_seconds=time.perf_counter() - series_started, jobs=jobs).write(out_dir)
     if not only:  # the whole series ran, so its records are this run's own
         page = results_page_markdown(course.profile, course.results())
         if page:
             write_atomic(out_dir / "results.md", page.encode())
     return results
+
+
+# Where notebooks run side by side, 11 starts before 10: after notebook 08's shared runs, 11's own
+# runs take longest, so starting it first keeps both cores busy to the end. Measured on 2 cores,
+# classroom profile: the series took 1315 s of wall clock with 10 started first (one core idle
+# for the last few minutes); `notebooks run` prints the figure for this order.
+STARTS_EARLY = ("11_unlabelled",)
+
+
+def side_by_side_order(notebooks: list[Path]) -> list[Path]:
+    """The order in which notebooks start when several run at once: the series' order, with
+    ``STARTS_EARLY`` moved up to just after notebook 08, whose runs they share (the results are
+    still reported in the series' order)."""
+    early = [n for n in notebooks if n.stem in STARTS_EARLY]
+    rest = [n for n in notebooks if n.stem not in STARTS_EARLY]
+    cut = sum(n.stem < "09" for n in rest)  # the notebooks up to 08
+    return rest[:cut] + early + rest[cut:]
 
 
 @dataclass
@@ -134,6 +238,8 @@ class SeriesSummary:
     notebooks: list[NotebookResult]
     finished: float  # seconds since the epoch
     machine: str
+    wall_seconds: float | None = None  # the whole series, start to end (notebooks side by side overlap)
+    jobs: int = 1  # notebooks run at once
 
     FILE = "summary.json"
 
@@ -152,10 +258,11 @@ class SeriesSummary:
         if "machine" not in saved:
             return None
         return cls(saved["profile"], [NotebookResult(**n) for n in saved["notebooks"]], saved["finished"],
-                   saved["machine"])
+                   saved["machine"], saved.get("wall_seconds"), saved.get("jobs", 1))
 
     def write(self, out_dir: Path) -> None:
         write_json(out_dir / self.FILE, {"profile": self.profile, "total_seconds": self.total_seconds,
+                                         "wall_seconds": self.wall_seconds, "jobs": self.jobs,
                                          "finished": self.finished, "machine": self.machine,
                                          "notebooks": [asdict(r) for r in self.notebooks]})
         lines = [f"# Notebook series, profile `{self.profile}`", "",
@@ -165,6 +272,10 @@ class SeriesSummary:
             lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.failed_cell or ''} | {error} |")
         ok = sum(r.status == "ok" for r in self.notebooks)
         lines.append(f"| **total** | {ok}/{len(self.notebooks)} ok | {self.total_seconds:.1f} | | |")
+        if self.wall_seconds is not None:
+            lines += ["", f"Wall clock: {self.wall_seconds:.1f} s with {self.jobs} notebook(s) at once "
+                          f"(each notebook's seconds above overlap when more than one ran at once).",
+                      "", f"Machine: {self.machine}."]
         write_atomic(out_dir / "summary.md", ("\n".join(lines) + "\n").encode())
 
 
@@ -176,8 +287,12 @@ class CopyReport:
     kept: list[str]  # there and edited: left as they are
 
 
-def copy_series(dest: str | Path, *, force: bool = False, source: Path = NOTEBOOK_DIR) -> CopyReport:
+def copy_series(dest: str | Path, *, force: bool = False, source: Path = NOTEBOOK_DIR,
+                solutions: bool = False) -> CopyReport:
     """Put the series into ``DEST/notebooks``, ready to open in JupyterLab.
+
+    The copies are the students': every exercise's answer is cleared to nbgrader's stub
+    (``titn_lite.student``), unless ``solutions`` (the teacher's, where ``source`` has them).
 
     The notebooks keep their shared runs in ``DEST/artifacts`` (their ``artifacts_dir``
     is ``../artifacts``), so ``DEST`` looks like a clone of the repository. A notebook that
@@ -190,7 +305,7 @@ def copy_series(dest: str | Path, *, force: bool = False, source: Path = NOTEBOO
     folder.mkdir(parents=True, exist_ok=True)
     report = CopyReport(folder, [], [], [])
     for notebook in list_notebooks(source):
-        packaged = notebook.read_bytes()
+        packaged = notebook.read_bytes() if solutions else student_copy(notebook.read_bytes(), notebook.name)
         target = folder / notebook.name
         if target.exists() and target.read_bytes() == packaged:
             report.unchanged.append(notebook.name)

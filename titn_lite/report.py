@@ -4,6 +4,7 @@ shape), and the series' results page from the course's records (``Course.results
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     model = model_from_checkpoint(checkpoint)
     return RunSummary(
         run_dir=folder.path, model=config["model"], dataset=config["dataset"], top1=metrics.top1,
-        best_top1=max(row["val_top1"] for row in history), top5=metrics.top5, precision=metrics.precision,
+        best_top1=max(row["val_top1"] for row in history if not math.isnan(row["val_top1"])), top5=metrics.top5, precision=metrics.precision,
         recall=metrics.recall, f1=metrics.f1,
         params=count_parameters(model), flops_per_image=count_flops(model, in_chans=checkpoint["in_chans"]),
         images_per_second=sum(r["images_per_second"] for r in history) / len(history),

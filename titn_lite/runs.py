@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, get_args
@@ -101,6 +103,10 @@ class TrainConfig:
                                       choices=get_args(Augmentation))
     train_subset: int | None = option(None, "train on the first N training images")
     test_subset: int | None = option(None, "evaluate on the first N test images")
+    # Evaluating costs about a third of an epoch's training on 2,000 test images; a run whose
+    # learning curve nobody reads (an ablation's seeds) evaluates only its last epoch. 1 (every
+    # epoch) leaves a run's identity as before.
+    evaluate_every: int = option(1, "evaluate on the test images every N epochs (the last epoch always)")
     # Semi-supervised distillation: images the student sees without their labels, so only the
     # teacher's term learns from them (losses.UNLABELLED). 0 (none) leaves a run's identity as before.
     unlabelled: int = option(0, "also train on the N training images after the labelled ones (--train-subset), "
@@ -111,13 +117,23 @@ class TrainConfig:
     num_workers: int | None = option(None, "DataLoader worker processes (the paper augmentation; the light and none "
                                                "recipes are cut from tensors in the main process)", flag="--workers")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", choices=("auto", "cpu", "cuda"))
-    amp: str = option("none", "none, bf16 or fp16 (fp16: CUDA only)", choices=("none", "bf16", "fp16"))
+    # None: bf16 autocast where the paper's recipe runs on CUDA (what a GPU user expects), none elsewhere.
+    amp: str | None = option(None, "none, bf16 or fp16 (fp16: CUDA only; default: bf16 for --profile paper on "
+                                   "CUDA, else none)", choices=("none", "bf16", "fp16"))
     compile: bool = option(False, "torch.compile the model")
     seed: int = option(0, "seeds the weights, the data order, augmentation and mixing")
+    # A paper-profile teacher's checkpoint is about 1 GB: written every epoch of 600 it costs
+    # minutes; the last epoch's and one on SIGTERM are always written, so a stopped run resumes.
+    checkpoint_every: int = option(1, "write the checkpoint every N epochs (always the last, and on SIGTERM)")
 
     @property
     def is_student(self) -> bool:
         return self.model in MODEL_CONFIGS
+
+    @property
+    def on_cuda(self) -> bool:
+        """Whether the run trains on a GPU: asked for, or ``auto`` on a machine that has one."""
+        return self.device.startswith("cuda") or (self.device == "auto" and torch.cuda.is_available())
 
     @property
     def is_distilled(self) -> bool:
@@ -159,6 +175,7 @@ class TrainConfig:
             "distill": distill,
             "teacher": teacher,
             "model_overrides": {**(profile.model_overrides if student else {}), **self.model_overrides},
+            "amp": self.amp or ("bf16" if profile.name == "paper" and self.on_cuda else "none"),
         })
         if filled.unlabelled and filled.mix != "none":
             # A mixed image's class term would learn the labelled half's label for the whole image.
@@ -188,7 +205,7 @@ class TrainConfig:
             check_alpha(self.mix_alpha)
         check_mix_prob(self.mix_prob)
         check_distill_alpha(self.distill_alpha)
-        for name in ("epochs", "batch_size", "train_subset", "test_subset"):
+        for name in ("epochs", "batch_size", "train_subset", "test_subset", "evaluate_every"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -217,6 +234,9 @@ class TrainConfig:
         if self.model_overrides and not self.is_student:
             raise ValueError(f"model overrides apply to students only, not to the teacher {self.model}")
         cuda_wanted = self.device.startswith("cuda") or self.amp == "fp16"
+        if not isinstance(self.checkpoint_every, int) or isinstance(self.checkpoint_every, bool) \
+                or self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be a positive whole number of epochs, got {self.checkpoint_every!r}")
         if cuda_wanted and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r}, amp={self.amp!r} need CUDA, which this machine lacks; "
                              f"use --device cpu (and --amp bf16 or none)")
@@ -247,7 +267,7 @@ class ResolvedConfig(TrainConfig):
 
 
 # Where a run's files live, how fast its data loads and what device runs it change nothing it learns.
-NOT_IDENTITY = ("out_dir", "num_workers", "data_dir", "device")
+NOT_IDENTITY = ("out_dir", "num_workers", "data_dir", "device", "checkpoint_every")
 
 
 def settings_identity(settings: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +275,8 @@ def settings_identity(settings: dict[str, Any]) -> dict[str, Any]:
     identity = {k: v for k, v in settings.items() if k not in NOT_IDENTITY}
     if not identity.get("unlabelled"):  # added later: a run without unlabelled images keeps its old identity
         identity.pop("unlabelled", None)
+    if identity.get("evaluate_every", 1) == 1:  # added later: a run evaluated every epoch keeps its old identity
+        identity.pop("evaluate_every", None)
     if identity.get("teacher") and identity["teacher"] not in list_teachers():
         identity["teacher"] = teacher_identity(Path(identity["teacher"]))
     return identity
@@ -368,6 +390,11 @@ class RunFolder:
         write_json(self.path / self.HISTORY, history)
         write_csv(self.path / self.HISTORY_CSV, history)
 
+    def write_history(self, history: list[dict[str, float]]) -> None:
+        """The history alone, for an epoch without a checkpoint (``checkpoint_every``)."""
+        write_json(self.path / self.HISTORY, history)
+        write_csv(self.path / self.HISTORY_CSV, history)
+
     def write_metrics(self, model: str, dataset: str, metrics: ClassificationMetrics) -> None:
         write_json(self.path / self.METRICS, {"model": model, "dataset": dataset, **metrics.as_dict()})
 
@@ -432,13 +459,54 @@ def train_or_load(config: TrainConfig, *, progress: bool = True,
     identity), else train it, resuming a partial run."""
     cfg = config.resolved()
     folder = RunFolder(cfg.out_dir)
-    if folder.is_complete:
-        differences = sorted(identity_differences(folder.identity(), cfg.identity()))
-        if differences:
-            raise ValueError(f"{folder.path} holds a finished run with other settings ({', '.join(differences)}); "
-                             f"delete it or choose another out_dir")
-        return folder.result()
-    return train(cfg, resume=folder.has_checkpoint, progress=progress, callbacks=callbacks)
+    if not folder.is_complete:
+        # Notebooks run side by side (``notebooks run --jobs N``) may ask for one run at once: the
+        # first trains it, the others wait here and then load what it made (or resume what it left).
+        with run_lock(folder):
+            if not folder.is_complete:
+                return train(cfg, resume=folder.has_checkpoint, progress=progress, callbacks=callbacks)
+    differences = sorted(identity_differences(folder.identity(), cfg.identity()))
+    if differences:
+        raise ValueError(f"{folder.path} holds a finished run with other settings ({', '.join(differences)}); "
+                         f"delete it or choose another out_dir")
+    return folder.result()
+
+
+@contextmanager
+def run_lock(folder: RunFolder) -> Iterator[None]:
+    """Hold the run folder's inter-process lock for the block (``fcntl.flock`` on
+    ``.NAME.lock`` beside the folder, so the folder holds only the run's files): one process
+    at a time makes a run. Released when the block ends or the process dies. Not taken under
+    torchrun, whose processes make one run together; nor where there is no ``fcntl`` (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: runs side by side are not offered there
+        yield
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    path = folder.path.parent / f".{folder.path.name}.lock"
+    created, missing = [], path.parent  # the folders this lock creates, deepest first
+    while not missing.exists():
+        created.append(missing)
+        missing = missing.parent
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # waits while another process holds it
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        if not folder.path.exists():  # the run failed before writing anything: leave no trace of it
+            path.unlink(missing_ok=True)
+            for made in created:
+                try:
+                    made.rmdir()
+                except OSError:  # not empty: something else lives there now
+                    break
 
 
 def teacher_run_config(student: ResolvedConfig, folder: RunFolder) -> TrainConfig:

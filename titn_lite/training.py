@@ -15,11 +15,14 @@ uninterrupted run would (bit for bit on a CPU).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -32,12 +35,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from titn_lite.data import (BatchAugmentation, BatchNormalisation, DatasetInfo, TensorSplit, dataset_info,
-                            eval_transform, load_dataset, load_tensors, train_transform)
+from titn_lite.data import (BatchAugmentation, BatchNormalisation, DatasetInfo, TensorSplit, capped_workers,
+                            dataset_info, eval_transform, load_dataset, load_tensors, train_transform)
 from titn_lite.losses import UNLABELLED, DistillationLoss
 from titn_lite.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_correct
 from titn_lite.mixing import BatchMixer
-from titn_lite.models import MODEL_CONFIGS, create_model
+from titn_lite.models import MODEL_CONFIGS, create_model, mean_of_heads
 from titn_lite.teachers import create_teacher
 
 if TYPE_CHECKING:  # the run layer sits above the engine and calls it
@@ -63,6 +66,9 @@ def fit(
     """
     rank, world = init_distributed()
     device = resolve_device(cfg.device)
+    if device.type == "cuda":  # TF32 matmuls and convolutions: fp32 weights, tensor-core speed
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world} processes")
 
@@ -120,63 +126,111 @@ def fit(
         }
 
     metrics = None
-    for epoch in range(start_epoch, cfg.epochs):
-        seed_epoch(cfg.seed, epoch, loader_rng)
-        train_batches.sampler.set_epoch(epoch)
-        started = time.perf_counter()
-        step_model.train()
-        sums = torch.zeros(5, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, labelled n, n
-        bar = tqdm(train_batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (progress and is_writer), leave=False, mininterval=_progress_interval())
-        for step, (images, labels) in enumerate(bar):
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            if cnn and device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            batch = mixer(images, labels)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = step_model(batch.images)
-                loss = criterion(outputs, batch)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                kept = f"the checkpoint of epoch {epoch} is kept in {folder.path}" if epoch else "no checkpoint was written yet"
+    with _stop_on_sigterm() as stop:  # a scheduler's SIGTERM: finish the epoch, checkpoint it
+        for epoch in range(start_epoch, cfg.epochs):
+            seed_epoch(cfg.seed, epoch, loader_rng)
+            train_batches.sampler.set_epoch(epoch)
+            started = time.perf_counter()
+            step_model.train()
+            sums = torch.zeros(5, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, labelled n, n
+            tested = [row["val_top1"] for row in history if not math.isnan(row["val_top1"])]
+            last = f" (test top-1 {100 * tested[-1]:.1f}%)" if tested else ""  # the latest evaluated epoch's
+            bar = tqdm(train_batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}{last}",
+                       disable=not (progress and is_writer), leave=False, mininterval=_progress_interval())
+            for step, (images, labels) in enumerate(bar):
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                if cnn and device.type == "cuda":
+                    images = images.contiguous(memory_format=torch.channels_last)
+                batch = mixer(images, labels)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    outputs = step_model(batch.images)
+                    loss = criterion(outputs, batch)
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    kept = f"the last checkpoint is kept in {folder.path}" if epoch else "no checkpoint was written yet"
+                    if is_writer:
+                        folder.write_status("diverged", epoch, cfg.epochs)
+                    raise TrainingDiverged(
+                        f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (lr "
+                        f"{scheduler.get_last_lr()[0]:.4g}); {kept}. Try a lower --lr, or --amp none.")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                logits = mean_of_heads(outputs).detach().float()
+                top1, top5 = topk_correct(logits, batch.dominant_labels)  # an UNLABELLED image is never a hit...
+                # Unlabelled images come only in unmixed runs (resolved() refuses mixing), so the batch's labels are its own.
+                labelled = len(labels) if not cfg.unlabelled else int((labels != UNLABELLED).sum())
+                sums += torch.tensor([loss_value * len(labels), top1, top5, labelled, len(labels)],  # ...nor counted
+                                     dtype=torch.float64)
+                running_top1 = f"{100 * float(sums[1] / sums[3]):.0f}%" if sums[3] else "-"  # this epoch's, so far
+                bar.set_postfix(loss=f"{loss_value:.3f}", top1=running_top1, refresh=False)  # drawn at the bar's own pace
+            _all_reduce(sums)
+            train_seconds = time.perf_counter() - started
+            evaluated = (epoch + 1) % cfg.evaluate_every == 0 or epoch + 1 == cfg.epochs  # the last always
+            metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp) if evaluated else None
+            seconds = time.perf_counter() - started
+            row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+                   "train_loss": float(sums[0] / sums[4]),  # top-1/5 on labelled images (NaN: an epoch had none)
+                   "train_top1": float(sums[1] / sums[3]) if sums[3] else math.nan,
+                   "train_top5": float(sums[2] / sums[3]) if sums[3] else math.nan,
+                   # NaN: this epoch was not evaluated (evaluate_every)
+                   "val_loss": metrics.loss if metrics else math.nan, "val_top1": metrics.top1 if metrics else math.nan,
+                   "val_top5": metrics.top5 if metrics else math.nan, "seconds": seconds,
+                   "images_per_second": float(sums[4]) / train_seconds}
+            history.append(row)
+            final = epoch + 1 == cfg.epochs
+            saved = final or (epoch + 1) % cfg.checkpoint_every == 0 or stop.requested
+            if is_writer:
+                if saved:
+                    folder.write_epoch(checkpoint_of(epoch + 1, complete=final), history)
+                    folder.write_status("running", epoch + 1, cfg.epochs)
+                else:
+                    folder.write_history(history)  # the checkpoint waits for checkpoint_every
+            for callback in callbacks or []:
+                callback(row)
+            if stop.requested and not final:
                 if is_writer:
-                    folder.write_status("diverged", epoch, cfg.epochs)
-                raise TrainingDiverged(
-                    f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (lr "
-                    f"{scheduler.get_last_lr()[0]:.4g}); {kept}. Try a lower --lr, or --amp none.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            logits = _mean_logits(outputs).detach().float()
-            top1, top5 = topk_correct(logits, batch.dominant_labels)  # an UNLABELLED image is never a hit...
-            # Unlabelled images come only in unmixed runs (resolved() refuses mixing), so the batch's labels are its own.
-            labelled = len(labels) if not cfg.unlabelled else int((labels != UNLABELLED).sum())
-            sums += torch.tensor([loss_value * len(labels), top1, top5, labelled, len(labels)],  # ...nor counted
-                                 dtype=torch.float64)
-            bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)  # drawn at the bar's own pace
-        _all_reduce(sums)
-        train_seconds = time.perf_counter() - started
-        metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp)
-        seconds = time.perf_counter() - started
-        row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-               "train_loss": float(sums[0] / sums[4]),  # top-1/5 on labelled images (NaN: an epoch had none)
-               "train_top1": float(sums[1] / sums[3]) if sums[3] else math.nan,
-               "train_top5": float(sums[2] / sums[3]) if sums[3] else math.nan, "val_loss": metrics.loss, "val_top1": metrics.top1,
-               "val_top5": metrics.top5, "seconds": seconds, "images_per_second": float(sums[4]) / train_seconds}
-        history.append(row)
-        if is_writer:
-            folder.write_epoch(checkpoint_of(epoch + 1, complete=epoch + 1 == cfg.epochs), history)
-            folder.write_status("running", epoch + 1, cfg.epochs)
-        for callback in callbacks or []:
-            callback(row)
+                    if not saved:  # the signal came during the callbacks
+                        folder.write_epoch(checkpoint_of(epoch + 1, complete=False), history)
+                    folder.write_status("stopped", epoch + 1, cfg.epochs)
+                raise TrainingStopped(f"stopped by SIGTERM after epoch {epoch + 1} of {cfg.epochs}; its checkpoint is "
+                                      f"in {folder.path}: train again with the same settings to resume")
     if metrics is None:  # resumed a finished run: nothing left to train
         metrics = evaluate(model, test_batches, info.num_classes, device=device, amp=cfg.amp)
     if is_writer:
         folder.write_metrics(cfg.model, cfg.dataset, metrics)
         folder.write_status("complete", cfg.epochs, cfg.epochs)
     return history, metrics
+
+
+class TrainingStopped(RuntimeError):
+    """A run stopped by SIGTERM at the end of an epoch, its checkpoint written: it resumes."""
+
+
+class _StopRequest:
+    requested = False
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[_StopRequest]:
+    """While training, SIGTERM (a cluster's or a hosted kernel's notice) asks the loop to stop after
+    the epoch it is in, with that epoch's checkpoint written; the previous handler comes back after.
+    Only the main thread can catch signals: elsewhere nothing changes."""
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum: int, frame: Any) -> None:
+        stop.requested = True
+
+    previous = signal.signal(signal.SIGTERM, request)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Batches:
@@ -247,6 +301,7 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
           loader_rng: torch.Generator, device: torch.device) -> tuple[Batches, Iterable[tuple[Tensor, Tensor]]]:
     """This process's training batches and its share of the test batches."""
     if cfg.augmentation == "paper":  # per-image PIL transforms (AutoAugment, ...): a DataLoader, with workers
+        workers = capped_workers(cfg.num_workers, note=print if rank == 0 else None)
         train_set = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
                                  transform=train_transform(info, cfg.augmentation))
         test_set = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, transform=eval_transform(info))
@@ -257,9 +312,9 @@ def _data(cfg: ResolvedConfig, info: DatasetInfo, rank: int, world: int, local_b
         test_set = Subset(test_set, range(min(cfg.test_subset or len(test_set), len(test_set))))
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
         loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
-                            num_workers=cfg.num_workers, generator=loader_rng, pin_memory=device.type == "cuda")
+                            num_workers=workers, generator=loader_rng, pin_memory=device.type == "cuda")
         test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=EVAL_BATCH,
-                                 num_workers=cfg.num_workers)
+                                 num_workers=workers)
         return Batches(loader, sampler, len(train_set)), test_loader
     # Decoded once, then cut and augmented a whole batch at a time.
     train = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir)
@@ -391,10 +446,6 @@ def _progress_interval() -> float:
 
     interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
     return 0.1 if interactive else 30.0
-
-
-def _mean_logits(outputs: Tensor | tuple[Tensor, Tensor]) -> Tensor:
-    return (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs
 
 
 def _amp_dtype(amp: str) -> torch.dtype | None:

@@ -1,9 +1,16 @@
 """Pictures for the notebooks. Every function returns its matplotlib Figure, draws into
-``ax`` when given one, and saves to ``save_to`` when given a path."""
+``ax`` when given one, and saves to ``save_to`` when given a path.
+
+Every picture can be read without colour vision and without sight: sequential maps are
+perceptually uniform (viridis family), categorical colours come from the Okabe-Ito
+palette, lines of a multi-line plot differ by marker or line style as well as colour, and
+each figure carries a one-sentence description of what it shows (``describe(fig)``), which
+a notebook shows as the figure's text and the book uses as the image's alt text."""
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +24,92 @@ from matplotlib.patches import FancyBboxPatch
 from torch import Tensor
 
 
-def _finish(fig: Figure, save_to: str | Path | None) -> Figure:
+# Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), its yellow
+# last: thin yellow lines are hard to see on white.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+# Markers that tell lines (and point sets) apart where colours cannot.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+SEQUENTIAL = "viridis"  # maps of one quantity: perceptually uniform, readable in grey and by the colour-blind
+OVERLAY = "inferno"  # the same family, darker at zero: an attention map over a grey image
+DESCRIPTION = "titn_lite_description"  # the attribute a figure's description is kept in
+
+
+def categorical_colours(count: int) -> list[str]:
+    """``count`` colours from the Okabe-Ito palette (repeating after eight)."""
+    return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(count)]
+
+
+def _shorten(items: Sequence[str], most: int = 6) -> str:
+    items = [str(item) for item in items]
+    return ", ".join(items) if len(items) <= most else ", ".join(items[:most]) + f" and {len(items) - most} more"
+
+
+def set_description(fig: Figure, text: str) -> Figure:
+    """Record what ``fig`` shows, in one sentence (see ``describe``)."""
+    setattr(fig, DESCRIPTION, " ".join(text.split()))
+    return fig
+
+
+def describe(fig: Figure) -> str:
+    """What ``fig`` shows, in words: the description the drawing function recorded, or one
+    read from the figure itself (its titles, axis labels, legend entries and images)."""
+    recorded = getattr(fig, DESCRIPTION, None)
+    if recorded:
+        return recorded
+    parts = []
+    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    for ax in fig.axes:
+        if not ax.get_visible() or not (ax.has_data() or ax.texts):
+            continue
+        title = " ".join(ax.get_title().split())
+        xlabel, ylabel = ax.get_xlabel(), ax.get_ylabel()
+        what = []
+        if ax.images:
+            what.append("an image" if len(ax.images) == 1 else f"{len(ax.images)} layered images")
+        if ax.lines:
+            what.append(f"{ylabel or 'values'} against {xlabel or 'x'}")
+        labels = [text.get_text() for text in ax.get_legend().get_texts()] if ax.get_legend() else []
+        if labels:
+            what.append(f"lines: {_shorten(labels)}")
+        parts.append((f"'{title}': " if title else "") + ("; ".join(w for w in what if w) or "a plot"))
+    if not parts:
+        return " ".join(suptitle.split()) or "An empty figure"
+    head = f"{' '.join(suptitle.split())}. " if suptitle else ""
+    panels = f"{len(parts)} panels: " if len(parts) > 1 else "Figure: "
+    more = f"; and {len(parts) - 8} more panels" if len(parts) > 8 else ""
+    return head + panels + "; ".join(parts[:8]) + more
+
+
+def _pretty_description(fig: Figure, printer, cycle: bool) -> None:
+    printer.text(describe(fig))
+
+
+def _register_description() -> None:
+    """In IPython, a figure's plain-text form is its description: the notebook's output
+    keeps it beside the picture, and the book makes it the image's alt text.
+
+    matplotlib's inline backend drops every formatter for Figure when it starts (at a
+    kernel's first figure), so the formatter is registered again after every cell, before
+    the backend shows the cell's figures, and whenever a function here draws."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    formatter = shell.display_formatter.formatters["text/plain"]
+    if formatter.type_printers.get(Figure) is not _pretty_description:
+        formatter.for_type(Figure, _pretty_description)
+    if not getattr(shell, "_titn_lite_describes_figures", False) and hasattr(shell, "events"):
+        shell.events.register("post_execute", _register_description)
+        shell._titn_lite_describes_figures = True
+
+
+def _finish(fig: Figure, save_to: str | Path | None, description: str | None = None) -> Figure:
+    _register_description()
+    if description:
+        set_description(fig, description)
     if save_to is not None:
         fig.savefig(save_to, bbox_inches="tight", dpi=120)
     return fig
@@ -47,7 +139,10 @@ def show_images(images: Tensor | Sequence[Tensor], titles: Sequence[str] | None 
             if titles is not None:
                 ax.set_title(titles[index], fontsize=8)
     fig.tight_layout()
-    return _finish(fig, save_to)
+    described = f"{len(images)} image{'s' if len(images) != 1 else ''} in a grid"
+    if titles is not None:
+        described += ", titled " + _shorten([" ".join(t.split()) for t in titles], 8)
+    return _finish(fig, save_to, described)
 
 
 def plot_learning_curves(histories: dict[str, list[dict[str, float]]], *, metrics: Sequence[str] = ("loss", "top1"),
@@ -63,19 +158,28 @@ def plot_learning_curves(histories: dict[str, list[dict[str, float]]], *, metric
         raise ValueError(f"x={x!r}: the rows of {', '.join(missing)} have no {x!r}; use 'epoch', 'seconds' or a "
                          f"key every row carries")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    palette = sns.color_palette(n_colors=len(histories))
+    titles = {"loss": "loss", "top1": "top-1 accuracy", "top5": "top-5 accuracy"}
+    xlabel = {"seconds": "seconds (training and evaluation)", "steps": "optimizer steps"}.get(x, x)
     for ax, metric in zip(axes[0], metrics):
-        for colour, (name, rows) in zip(palette, histories.items()):
+        # Each run: its own colour and its own marker; validation solid, training dashed.
+        for colour, marker, (name, rows) in zip(categorical_colours(len(histories)), itertools.cycle(MARKERS),
+                                                histories.items()):
             where = (list(itertools.accumulate(row["seconds"] for row in rows)) if x == "seconds"
                      else [row[x] for row in rows])
-            ax.plot(where, [row[f"val_{metric}"] for row in rows], color=colour, marker="o", label=f"{name} val")
-            ax.plot(where, [row[f"train_{metric}"] for row in rows], color=colour, linestyle="--", label=f"{name} train")
-        ax.set_xlabel({"seconds": "seconds (training and evaluation)", "steps": "optimizer steps"}.get(x, x))
+            tested = [(w, row[f"val_{metric}"]) for w, row in zip(where, rows)
+                      if math.isfinite(row[f"val_{metric}"])]  # a run may evaluate only some epochs (evaluate_every)
+            ax.plot([w for w, _ in tested], [v for _, v in tested], color=colour, marker=marker, linestyle="-",
+                    label=f"{name} val")
+            ax.plot(where, [row[f"train_{metric}"] for row in rows], color=colour, marker=marker, linestyle="--",
+                    markerfacecolor="white", label=f"{name} train")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
-        ax.set_title({"loss": "loss", "top1": "top-1 accuracy", "top5": "top-5 accuracy"}.get(metric, metric))
+        ax.set_title(titles.get(metric, metric))
     axes[0][-1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    return _finish(fig, save_to)
+    shown = " and ".join(titles.get(m, m) for m in metrics)
+    return _finish(fig, save_to, f"Learning curves: {shown} per {xlabel} for {_shorten(list(histories))}; "
+                                 f"validation solid, training dashed, one colour and marker per run.")
 
 
 def plot_confusion(confusion: Tensor, class_names: Sequence[str], *, ax: Axes | None = None,
@@ -85,12 +189,17 @@ def plot_confusion(confusion: Tensor, class_names: Sequence[str], *, ax: Axes | 
         raise ValueError(f"confusion is {tuple(confusion.shape)} for {len(class_names)} class names")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 5))
     rows = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
-    sns.heatmap((100 * rows).numpy(), annot=True, fmt=".0f", cmap="Blues", cbar=False, ax=ax,
+    sns.heatmap((100 * rows).numpy(), annot=True, fmt=".0f", cmap=SEQUENTIAL, cbar=False, ax=ax,
                 xticklabels=class_names, yticklabels=class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (% of each true class)")
-    return _finish(fig, save_to)
+    diagonal = 100 * rows.diagonal()
+    worst = int(diagonal.argmin())
+    return _finish(fig, save_to, f"Confusion matrix over {len(class_names)} classes ({_shorten(class_names, 10)}): "
+                                 f"the percentage of each true class (rows) predicted as each class (columns); "
+                                 f"{float(diagonal.mean()):.0f}% on the diagonal on average, lowest for "
+                                 f"{class_names[worst]} ({float(diagonal[worst]):.0f}%).")
 
 
 def patch_attention_grid(weights: Tensor, grid: int) -> Tensor:
@@ -109,10 +218,12 @@ def overlay_attention(image: Tensor, attention_map: Tensor, *, ax: Axes | None =
     upsampled = torch.nn.functional.interpolate(attention_map[None, None].float(), size=(height, width),
                                                 mode="nearest")[0, 0]
     ax.imshow(shown, cmap="gray")
-    ax.imshow(upsampled.cpu().numpy(), cmap="inferno", alpha=0.55)
+    ax.imshow(upsampled.cpu().numpy(), cmap=OVERLAY, alpha=0.55)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
-    return _finish(fig, save_to)
+    grid = attention_map.shape[-1]
+    return _finish(fig, save_to, f"{title or 'Attention'}: a {grid}x{grid} attention map drawn over the image, "
+                                 f"brighter where attention is higher.")
 
 
 def show_patch_grid(image: Tensor, patch_size: int, pixel_size: int | None = None, *, ax: Axes | None = None,
@@ -128,20 +239,21 @@ def show_patch_grid(image: Tensor, patch_size: int, pixel_size: int | None = Non
     ax.imshow(shown, cmap="gray", extent=(0, width, height, 0))
     if pixel_size:
         for x in range(pixel_size, width, pixel_size):
-            ax.axvline(x, color="tab:cyan", linewidth=0.5, linestyle=":")
+            ax.axvline(x, color=OKABE_ITO[5], linewidth=0.5, linestyle=":")
         for y in range(pixel_size, height, pixel_size):
-            ax.axhline(y, color="tab:cyan", linewidth=0.5, linestyle=":")
+            ax.axhline(y, color=OKABE_ITO[5], linewidth=0.5, linestyle=":")
     for x in range(patch_size, width, patch_size):
-        ax.axvline(x, color="tab:orange", linewidth=1.5)
+        ax.axvline(x, color=OKABE_ITO[1], linewidth=1.5)
     for y in range(patch_size, height, patch_size):
-        ax.axhline(y, color="tab:orange", linewidth=1.5)
+        ax.axhline(y, color=OKABE_ITO[1], linewidth=1.5)
     title = f"{(height // patch_size) * (width // patch_size)} patches of {patch_size}x{patch_size}"
     if pixel_size:
         title += f"\n{(patch_size // pixel_size) ** 2} pixels of {pixel_size}x{pixel_size} each"
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    return _finish(fig, save_to)
+    lines = "patch borders as solid lines" + (", pixel borders as dotted lines" if pixel_size else "")
+    return _finish(fig, save_to, f"A {height}x{width} image cut into {title.replace(chr(10), ', ')}: {lines}.")
 
 
 # --- attention pictures ----------------------------------------------------------------
@@ -193,12 +305,12 @@ def plot_token_attention(images: Tensor, maps, *, image_index: int = 0, layer: i
     it, side by side, for one layer and one head (or the heads' mean)."""
     which = "mean of heads" if head is None else f"head {head}"
     return _token_panels(images, maps, image_index=image_index, layer=layer, head=head, class_names=class_names,
-                         labels=labels, describe=lambda token: f"{token} token, layer {layer}, {which}",
+                         labels=labels, describe_token=lambda token: f"{token} token, layer {layer}, {which}",
                          save_to=save_to)
 
 
 def _token_panels(images: Tensor, maps, *, image_index: int, layer: int, head: int | None,
-                  class_names: Sequence[str] | None, labels: Sequence[int] | None, describe,
+                  class_names: Sequence[str] | None, labels: Sequence[int] | None, describe_token,
                   save_to: str | Path | None) -> Figure:
     _check_images(images)
     index = _check_index("image_index", image_index, images.shape[0])
@@ -210,9 +322,12 @@ def _token_panels(images: Tensor, maps, *, image_index: int, layer: int, head: i
         axes[0].set_title(class_names[labels[index]], fontsize=9)
     for ax, token in zip(axes[1:], tokens):
         grid_map = token_attention(maps, token=token, layer=layer, head=head)[index]
-        overlay_attention(images[index], grid_map, ax=ax, title=describe(token))
+        overlay_attention(images[index], grid_map, ax=ax, title=describe_token(token))
     fig.tight_layout()
-    return _finish(fig, save_to)
+    shown = f"image {index}" + (f" ({class_names[labels[index]]})" if class_names is not None and labels is not None
+                                else "")
+    return _finish(fig, save_to, f"{shown}, then where each token attends over its patches: "
+                                 f"{'; '.join(describe_token(token) for token in tokens)}; brighter is more attention.")
 
 
 def plot_attention_by_layer(images: Tensor, maps, *, image_index: int = 0,
@@ -228,7 +343,9 @@ def plot_attention_by_layer(images: Tensor, maps, *, image_index: int = 0,
             overlay_attention(images[index], token_attention(maps, token=token, layer=layer)[index],
                               ax=axes[row, layer], title=f"{token}, layer {layer}")
     fig.tight_layout()
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, f"Where the {' and '.join(tokens)} token{'s' if len(tokens) > 1 else ''} attend over "
+                                 f"image {index}, one row per token, one column per layer (0 to {layers - 1}); "
+                                 f"brighter is more attention.")
 
 
 def plot_pixel_attention(images: Tensor, maps, *, image_index: int = 0, patch: int = 0, layer: int = -1,
@@ -252,16 +369,20 @@ def plot_pixel_attention(images: Tensor, maps, *, image_index: int = 0, patch: i
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
     axes[0].imshow(_image_for_display(images[index]), cmap="gray")
     axes[0].add_patch(plt.Rectangle((col * patch_size - 0.5, row * patch_size - 0.5), patch_size, patch_size,
-                                    fill=False, edgecolor="tab:orange", linewidth=2))
+                                    fill=False, edgecolor=OKABE_ITO[1], linewidth=2))
     axes[0].set_title(f"patch {patch}", fontsize=9)
     axes[0].axis("off")
-    sns.heatmap(weights.cpu().numpy(), ax=axes[1], cmap="viridis", cbar=False, square=True)
+    sns.heatmap(weights.cpu().numpy(), ax=axes[1], cmap=SEQUENTIAL, cbar=False, square=True)
     axes[1].set(xlabel="key pixel", ylabel="query pixel")
     axes[1].set_title(f"pixel attention, layer {layer}", fontsize=9)
     received = weights.mean(dim=0).reshape(pixels_per_side, pixels_per_side)
     overlay_attention(crop, received, ax=axes[2], title="attention each pixel receives")
     fig.tight_layout()
-    return _finish(fig, save_to)
+    n = weights.shape[-1]
+    return _finish(fig, save_to, f"Inner (pixel) attention in patch {patch} of image {index}, layer {layer}: where "
+                                 f"the patch is in the image, the {n}x{n} pixel-to-pixel attention weights "
+                                 f"(query rows, key columns), and the attention each of the {n} pixels receives, "
+                                 f"drawn over the patch.")
 
 
 def plot_rollout(images: Tensor, maps, *, image_index: int = 0, class_names: Sequence[str] | None = None,
@@ -275,7 +396,7 @@ def plot_rollout(images: Tensor, maps, *, image_index: int = 0, class_names: Seq
     layers = len(maps.outer)
     return _token_panels(images, AttentionMaps(outer=[rolled], inner=[]), image_index=image_index, layer=-1,
                          head=None, class_names=class_names, labels=labels,
-                         describe=lambda token: f"{token} token, rollout of {layers} layers", save_to=save_to)
+                         describe_token=lambda token: f"{token} token, rollout of {layers} layers", save_to=save_to)
 
 
 # --- runs, mixing, mistakes ---------------------------------------------------------------
@@ -288,13 +409,15 @@ def plot_model_comparison(summaries, *, save_to: str | Path | None = None) -> Fi
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, (label, value) in zip(axes, (("parameters (M)", lambda s: s.params / 1e6),
                                          ("GFLOPs per 512 images", lambda s: s.flops_per_image * 512 / 1e9))):
-        for summary in summaries:
-            ax.scatter(value(summary), 100 * summary.top1, s=40)
+        for summary, colour, marker in zip(summaries, categorical_colours(len(summaries)), itertools.cycle(MARKERS)):
+            ax.scatter(value(summary), 100 * summary.top1, s=40, color=colour, marker=marker)
             ax.annotate(summary.model, (value(summary), 100 * summary.top1), fontsize=8,
                         xytext=(4, 4), textcoords="offset points")
         ax.set(xlabel=label, ylabel="top-1 %", title=f"accuracy against {label.split(' ')[0]}")
     fig.tight_layout()
-    return _finish(fig, save_to)
+    points = _shorten([f"{s.model} {100 * s.top1:.1f}%" for s in summaries], 8)
+    return _finish(fig, save_to, f"Test top-1 against parameters and against GFLOPs, one labelled point per run: "
+                                 f"{points}.")
 
 
 def plot_seed_comparison(results, *, title: str = "", xlabel: str = "top-1 %", ax: Axes | None = None,
@@ -306,8 +429,7 @@ def plot_seed_comparison(results, *, title: str = "", xlabel: str = "top-1 %", a
         raise ValueError("no results to compare")
     rows = list(results.values())
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
-    palette = sns.color_palette(n_colors=len(rows))
-    for y, (row, colour) in enumerate(zip(rows, palette)):
+    for y, (row, colour) in enumerate(zip(rows, categorical_colours(len(rows)))):
         spread = 0.0 if row.count < 2 else row.std
         ax.errorbar(row.mean, y, xerr=spread, fmt="|", markersize=16, capsize=5, color=colour, linewidth=1.5)
         jitter = np.linspace(-0.15, 0.15, row.count) if row.count > 1 else np.zeros(1)
@@ -319,7 +441,10 @@ def plot_seed_comparison(results, *, title: str = "", xlabel: str = "top-1 %", a
            title=title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _finish(fig, save_to)
+    means = _shorten([f"{row.label} {row.mean:.1f}" for row in rows], 8)
+    return _finish(fig, save_to, f"{title + ': ' if title else ''}{xlabel} per setting, each seed a dot, the mean "
+                                 f"± standard deviation over {'/'.join(map(str, seeds))} seeds as a bar; means: "
+                                 f"{means}.")
 
 
 def plot_paired_differences(results, differences, *, detectable: float | None = None, title: str = "",
@@ -340,7 +465,7 @@ def plot_paired_differences(results, differences, *, detectable: float | None = 
     for y, d in enumerate(differences):
         gaps = [a - b for a, b in zip(results[d.first].values, results[d.second].values)]
         jitter = np.linspace(-0.15, 0.15, len(gaps)) if len(gaps) > 1 else np.zeros(1)
-        ax.scatter(gaps, y + jitter, s=22, color="tab:blue", alpha=0.8, zorder=3, marker="o",
+        ax.scatter(gaps, y + jitter, s=22, color=OKABE_ITO[0], alpha=0.8, zorder=3, marker="o",
                    label="each seed's difference" if y == 0 else None)
         low, high = d.interval if d.testable else (d.difference, d.difference)
         ax.errorbar(d.difference, y, xerr=[[d.difference - low], [high - d.difference]], fmt="D", color="black",
@@ -351,7 +476,11 @@ def plot_paired_differences(results, differences, *, detectable: float | None = 
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _finish(fig, save_to)
+    pairs = _shorten([f"{d.first} − {d.second} {d.difference:+.1f}" for d in differences], 8)
+    band = " and the band the design cannot detect" if detectable else ""
+    return _finish(fig, save_to, f"{title + ': ' if title else ''}difference in top-1 ({unit}) for each tested pair, "
+                                 f"each seed's own difference a dot, the mean with its interval as a diamond and bar, "
+                                 f"beside the zero line{band}; {pairs}.")
 
 
 def plot_mix_gallery(batch, class_names: Sequence[str], *, count: int = 8,
@@ -360,7 +489,11 @@ def plot_mix_gallery(batch, class_names: Sequence[str], *, count: int = 8,
     count = min(count, batch.images.shape[0])
     titles = [f"{batch.lam:.2f} {class_names[a][:8]}\n{1 - batch.lam:.2f} {class_names[b][:8]}"
               for a, b in zip(batch.labels[:count].tolist(), batch.partner_labels[:count].tolist())]
-    return show_images(batch.images[:count], titles, columns=min(count, 8), save_to=save_to)
+    fig = show_images(batch.images[:count], titles, columns=min(count, 8))
+    pairs = _shorten([f"{class_names[a]} with {class_names[b]}" for a, b in
+                      zip(batch.labels[:count].tolist(), batch.partner_labels[:count].tolist())], 4)
+    return _finish(fig, save_to, f"{count} mixed images, each labelled with its two classes and their shares "
+                                 f"({batch.lam:.2f} and {1 - batch.lam:.2f}): {pairs}.")
 
 
 def plot_top_mistakes(images: Tensor, logits: Tensor, labels: Tensor, class_names: Sequence[str], *,
@@ -375,7 +508,11 @@ def plot_top_mistakes(images: Tensor, logits: Tensor, labels: Tensor, class_name
     worst = wrong[confidence[wrong].argsort(descending=True)][:count]
     titles = [f"said {class_names[predicted[i]][:9]} {100 * confidence[i]:.0f}%\nis {class_names[labels[i]][:9]}"
               for i in worst.tolist()]
-    return show_images(images[worst], titles, columns=min(len(worst), 8), save_to=save_to)
+    fig = show_images(images[worst], titles, columns=min(len(worst), 8))
+    said = _shorten([f"{class_names[labels[i]]} taken for {class_names[predicted[i]]} "
+                     f"({100 * confidence[i]:.0f}%)" for i in worst.tolist()], 4)
+    return _finish(fig, save_to, f"The {len(worst)} misclassified images the model was most confident about, each "
+                                 f"titled with what it said and what it is: {said}.")
 
 
 def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = None) -> Figure:
@@ -468,4 +605,12 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
         ("TITN" if c.distilled else "TNT")
     ax.set_title(f"{family}: {params:.2f}M parameters, "
                  f"{c.depth} blocks, {T} tokens of {D} features", fontsize=10)
-    return _finish(fig, save_to)
+    flow = ("image, patches, patch embedding, the token sequence with positions, the blocks, the heads"
+            if isinstance(model, VisionTransformer) else
+            "image; a pixel stream (pixels inside each patch, inner blocks) beside the token stream (patch tokens, "
+            "outer blocks), joined in every block by pixel-to-patch; the heads")
+    return _finish(fig, save_to, f"Diagram of {family}: {params:.2f}M parameters, {c.depth} blocks, {T} tokens of "
+                                 f"{D} features; boxes from top to bottom: {flow}.")
+
+
+_register_description()

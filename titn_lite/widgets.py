@@ -33,7 +33,7 @@ def _redrawing(output: widgets.Output, draw: Callable[..., Figure]) -> Callable[
         plt.close(fig)
         png = base64.b64encode(buffer.getvalue()).decode("ascii")
         output.outputs = ({"output_type": "display_data", "metadata": {},
-                           "data": {"image/png": png, "text/plain": "<Figure>"}},)
+                           "data": {"image/png": png, "text/plain": viz.describe(fig)}},)
     return redraw
 
 
@@ -44,12 +44,14 @@ class Explorer(widgets.VBox):
     widget: JupyterLab shows the widget; a page without a kernel (the book) shows the PNG.
     """
 
-    def _repr_mimebundle_(self, **kwargs: object) -> dict:
+    def _repr_mimebundle_(self, **kwargs: object) -> dict | tuple[dict, dict]:
         bundle = super()._repr_mimebundle_(**kwargs)
         picture = [o for o in self.children[-1].outputs if "image/png" in o.get("data", {})]
-        if picture:
-            bundle["image/png"] = picture[0]["data"]["image/png"]
-        return bundle
+        if not picture:
+            return bundle
+        bundle["image/png"] = picture[0]["data"]["image/png"]
+        # What the picture shows, for the book's alt text (the widget's own text/plain is its repr).
+        return bundle, {"image/png": {"alt": picture[0]["data"].get("text/plain", "")}}
 
 
 def _bind(controls: dict[str, widgets.ValueWidget], draw: Callable[..., Figure]) -> Explorer:

@@ -1,0 +1,36 @@
+"""The course's shared settings for notebooks 10 and 11: the short warm-up and notebook 08's scatter."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from titn_lite.course import STUDENT_PAIRS, WARMUP_SHARE, Course, short_warmup
+from titn_lite.profiles import get_profile
+from titn_lite.stats import paired_scatter, seed_results
+
+
+def test_the_short_warm_up_is_at_most_an_eighth_of_the_run_and_never_longer_than_the_profiles():
+    classroom = get_profile("classroom")
+    assert short_warmup(classroom, 4) == 0.5 == 4 * WARMUP_SHARE < classroom.warmup_epochs
+    assert short_warmup(classroom, 40) == classroom.warmup_epochs  # a long run keeps the profile's one epoch
+    assert short_warmup(get_profile("smoke"), 4) == 0  # the smoke profile warms up not at all
+
+
+def test_the_student_scatter_pools_notebook_08s_pairs_of_seed_runs(tmp_path, monkeypatch):
+    top1 = {"vit": [0.70, 0.72, 0.71], "deit": [0.73, 0.72, 0.74], "tnt": [0.75, 0.74, 0.77],
+            "titn": [0.76, 0.78, 0.77], "titn_large_patch": [0.60, 0.61, 0.63]}
+    asked = []
+
+    def run(self, model, *, seed, **kwargs):
+        asked.append((model, seed))
+        return SimpleNamespace(metrics=SimpleNamespace(top1=top1[model][seed]))
+
+    monkeypatch.setattr(Course, "run", run)
+    scatter = Course("classroom", artifacts=tmp_path).student_scatter()
+    expected = paired_scatter(seed_results({m: [100 * v for v in values] for m, values in top1.items()}), STUDENT_PAIRS)
+    assert scatter == pytest.approx(expected) and scatter > 0
+    assert sorted(asked) == sorted((m, seed) for m in top1 for seed in range(3))  # each seed run asked for once
+    # last to first: beside notebook 08, which goes first to last, each process trains what the other has not reached
+    assert asked[0] == ("titn_large_patch", 2) and asked[-1] == ("vit", 0)

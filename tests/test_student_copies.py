@@ -1,0 +1,77 @@
+"""What a student installs or copies holds no solutions: the wheel's notebooks (cleared
+when the wheel is built) and `titn-lite notebooks copy`. The clone keeps them (the
+teacher's copy)."""
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from titn_lite.notebooks import NOTEBOOK_DIR, copy_series, list_notebooks
+from titn_lite.student import clear_source, student_copy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def solution_lines() -> dict[str, set[str]]:
+    """Notebook name -> the code lines of its answers (comments and blank lines aside)."""
+    found = {}
+    for path in list_notebooks(NOTEBOOK_DIR):
+        lines = set()
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            for region in source.split("### BEGIN SOLUTION")[1:]:
+                body = region.split("### END SOLUTION")[0]
+                lines |= {line.strip() for line in body.splitlines()
+                          if line.strip() and not line.strip().startswith("#")}
+        if lines:
+            found[path.name] = lines
+    return found
+
+
+def assert_no_solutions(name: str, text: str) -> None:
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text, name
+    cells = json.loads(text)["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells)
+    leaked = [line for line in solution_lines().get(name, ()) if line in code]
+    assert not leaked, f"{name} leaks {leaked}"
+    if name in solution_lines():
+        assert "raise NotImplementedError()" in code
+
+
+def test_the_source_series_holds_solutions_for_the_teacher():
+    assert len(solution_lines()) >= 7
+
+
+def test_clearing_keeps_the_signature_and_indentation():
+    source = "def f(x):\n    \"\"\"doc\"\"\"\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
+    assert clear_source(source) == "def f(x):\n    \"\"\"doc\"\"\"\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    with pytest.raises(ValueError, match="BEGIN SOLUTION without an END SOLUTION"):
+        student_copy(json.dumps({"cells": [{"cell_type": "code", "source": "### BEGIN SOLUTION\nx = 1"}]}).encode())
+
+
+def test_notebooks_copy_holds_no_solutions_and_the_teacher_can_ask_for_them(tmp_path):
+    report = copy_series(tmp_path / "course")
+    assert len(report.copied) == len(list_notebooks())
+    for path in list_notebooks(report.folder):
+        assert_no_solutions(path.name, path.read_text())
+    again = copy_series(tmp_path / "course")  # a second copy sees its own copies as unchanged
+    assert again.unchanged == report.copied and not again.kept
+    teacher = copy_series(tmp_path / "teacher", solutions=True)
+    assert "### BEGIN SOLUTION" in (teacher.folder / "01_attention.ipynb").read_text()
+
+
+def test_the_wheels_notebooks_hold_no_solutions(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("titn_lite-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        notebooks = {Path(n).name: zf.read(n).decode() for n in zf.namelist()
+                     if n.startswith("titn_lite/series/") and n.endswith(".ipynb")}
+    assert sorted(notebooks) == [p.name for p in list_notebooks()]
+    for name, text in notebooks.items():
+        assert_no_solutions(name, text)
+    assert "### BEGIN SOLUTION" in (ROOT / "notebooks" / "01_attention.ipynb").read_text()  # the clone keeps them
