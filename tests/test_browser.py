@@ -73,11 +73,7 @@ def test_attention_slider_renders_and_reacts_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser, page = _open_browser(playwright)
         page.goto(jupyterlab)
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
@@ -120,6 +116,15 @@ def test_attention_slider_renders_and_reacts_in_jupyterlab(jupyterlab):
     assert before and before.startswith("data:image/png")
     assert after != before, "the picture did not change when the slider moved"
     assert "Error displaying widget" not in text
+
+
+def _open_browser(playwright):
+    """The system's Chromium, headless and offline-quiet, with one page the size of a laptop screen."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run", "--disable-quic"])
+    return browser, browser.new_page(viewport={"width": 1400, "height": 1000})
 
 
 def _wait_for_server(server: subprocess.Popen, base: str, token: str) -> None:
@@ -165,11 +170,7 @@ def test_the_kits_launch_opens_with_its_kernel_and_no_pop_up(tmp_path):
         base = f"http://127.0.0.1:{port}"
         _wait_for_server(server, base, token)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                      "--disable-sync", "--no-first-run", "--disable-quic"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            browser, page = _open_browser(playwright)
             page.goto(f"{base}/lab/tree/00_setup.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             page.wait_for_function(
