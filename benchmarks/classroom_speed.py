@@ -23,7 +23,7 @@ from pathlib import Path
 
 from titn_lite.course import Course
 from titn_lite.models import list_models
-from titn_lite.runs import RunFolder
+from titn_lite.config import RunFolder
 
 
 def curve(histories: list[list[dict]]) -> list[tuple[float, float]]:

@@ -30,10 +30,10 @@ import torch
 from titn_lite.checkpoints import write_atomic
 from titn_lite.course import EMBEDDED_TRAINING_IMAGES as EMBEDDED_IMAGES, Course, FewLabels
 from titn_lite.mixing import BatchMixer
-from titn_lite.runs import RunResult
+from titn_lite.config import RunResult
 from titn_lite.stats import compare, first_epoch_reaching, holm, seed_results
 from titn_lite.teachers import label_disagreement
-from titn_lite.training import training_batches
+from titn_lite.pipeline import training_batches
 
 @dataclass(frozen=True)
 class Regime:

@@ -39,7 +39,8 @@ from titn_lite.course import Course
 from titn_lite.data import BatchNormalisation, dataset_info, load_tensors
 from titn_lite.models import model_config
 from titn_lite.report import format_report, summarize_run
-from titn_lite.runs import RunFolder, RunResult, TrainConfig, train_or_load
+from titn_lite.config import RunFolder, RunResult, TrainConfig
+from titn_lite.runs import train_or_load
 from titn_lite.stats import compare_pairs, first_epoch_reaching, format_differences, format_seed_table, seed_results
 from titn_lite.teachers import label_disagreement
 

@@ -25,7 +25,8 @@ from titn_lite.data import dataset_info
 from titn_lite.losses import DistillationLoss
 from titn_lite.mixing import MixedBatch
 from titn_lite.profiles import get_profile
-from titn_lite.runs import TrainConfig, train
+from titn_lite.config import TrainConfig
+from titn_lite.runs import train
 from titn_lite.training import build_model, make_optimizer, parameter_groups
 
 

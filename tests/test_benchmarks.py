@@ -69,7 +69,7 @@ def test_the_budget_regime_trains_every_student_on_every_image_for_about_its_bud
 
     import torch
 
-    from titn_lite.runs import RunFolder
+    from titn_lite.config import RunFolder
 
     monkeypatch.setenv("TITN_LITE_DATA", str(tmp_path / "cache"))
     data = tmp_path / "fashion-mnist"

@@ -150,9 +150,33 @@ def test_a_run_of_other_notebooks_or_another_profile_is_not_reused(book, tmp_pat
     del summary["machine"]  # a summary that does not say where it ran cannot stamp the pages
     (unrecorded / "summary.json").write_text(json.dumps(summary))
     assert not executed_series_matches(unrecorded, "smoke")
-    with pytest.raises(ValueError, match="does not hold a complete run of the current series"):
+    with pytest.raises(ValueError, match=r"executed does not hold a complete run at profile .smoke. of the series in "):
         build_book(Course("smoke", artifacts=tmp_path / "artifacts", progress=False), tmp_path / "site",
                    executed=copy, work_dir=tmp_path / "work")
+
+
+def test_the_book_is_built_from_the_teachers_notebooks_wherever_they_are(book, tmp_path):
+    # A wheel install's series is the students' copy; a teacher points --from at a clone's
+    # notebooks/, and a run of those very notebooks is reused.
+    _, root = book
+    teachers = tmp_path / "clone" / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, teachers)
+    executed = root / "work" / "executed"
+    assert executed_series_matches(executed, "smoke", teachers)
+    notebook = nbformat.read(teachers / "05_cutmix.ipynb", as_version=4)
+    notebook.cells[-1].source += "\nA teacher's note."
+    nbformat.write(notebook, teachers / "05_cutmix.ipynb")
+    assert not executed_series_matches(executed, "smoke", teachers)
+
+
+def test_a_students_copy_is_refused_with_what_to_do(tmp_path):
+    from titn_lite.notebooks import copy_series
+
+    students = copy_series(tmp_path / "course").folder
+    with pytest.raises(ValueError, match=r"students' copies \(answers cleared in 01_attention.*--from a clone's"):
+        build_book(Course("smoke", artifacts=tmp_path / "artifacts", progress=False), tmp_path / "site",
+                   work_dir=tmp_path / "work", source=students)
+    assert not (tmp_path / "work").exists() and not (tmp_path / "site").exists()
 
 
 def _free_port() -> int:

@@ -58,7 +58,7 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):
 @pytest.mark.parametrize("dataset", ["cifar100", "cifar10", "mnist"])
 def test_the_paper_profile_runs_the_settings_the_ledger_says_the_paper_states(dataset):
     from titn_lite.paper import LEDGER, paper_profile_settings
-    from titn_lite.runs import TrainConfig
+    from titn_lite.config import TrainConfig
 
     fixed = paper_profile_settings(dataset)
     assert {"optimizer", "momentum", "weight_decay", "lr", "batch_size", "mix", "distill_alpha", "distill",

@@ -4,6 +4,7 @@ one way of sharing teachers, and the CLI's train options generated from the conf
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 from titn_lite.cli import build_parser, main
 from titn_lite.course import Course
 from titn_lite import runs
-from titn_lite.runs import ResolvedConfig, RunFolder, TrainConfig, cli_options, run_lock, train_or_load
+from titn_lite.config import ResolvedConfig, RunFolder, TrainConfig, cli_options
+from titn_lite.runs import run_lock, train_or_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +119,7 @@ def test_the_cli_offers_every_config_setting_with_the_configs_defaults():
 def test_checkpoint_file_name_is_spelled_once_in_the_package_and_never_in_the_notebooks():
     package = [p for p in (ROOT / "titn_lite").rglob("*.py") if "checkpoint.pt" in p.read_text()]
     hits = sum(p.read_text().count("checkpoint.pt") for p in package)
-    assert hits == 1 and package == [ROOT / "titn_lite" / "runs.py"], package
+    assert hits == 1 and package == [ROOT / "titn_lite" / "config.py"], package
     notebooks = [p.name for p in (ROOT / "notebooks").glob("*.ipynb") if "checkpoint.pt" in p.read_text()]
     assert notebooks == []
 
@@ -152,7 +154,8 @@ def test_the_few_labels_regime_takes_four_bare_images_per_label_up_to_the_embedd
 # Asks for one smoke teacher run, then says whether it trained it (an epoch callback fired) and what it got.
 ASK_FOR_ONE_RUN = """
 import sys
-from titn_lite.runs import TrainConfig, train_or_load
+from titn_lite.config import TrainConfig
+from titn_lite.runs import train_or_load
 trained = []
 result = train_or_load(TrainConfig(model="small_cnn", profile="smoke", out_dir=sys.argv[1]), progress=False,
                        callbacks=[trained.append])
@@ -206,3 +209,17 @@ def test_the_run_lock_is_not_taken_under_torchrun(tmp_path, monkeypatch):
     with run_lock(RunFolder(tmp_path / "run")):
         pass
     assert not list(tmp_path.iterdir())
+
+
+def test_a_run_made_before_the_engine_was_split_is_reused_as_it_is(tmp_path):
+    # tests/data/run-made-before-the-split: the JSON files of a finished smoke ViT run made by
+    # the code of commit 0456749, before TrainConfig moved to titn_lite.config and fit to its
+    # seams (its 5 MB checkpoint left out: a finished run is reused from its JSON files).
+    folder = tmp_path / "run"
+    shutil.copytree(ROOT / "tests" / "data" / "run-made-before-the-split", folder)
+    config = TrainConfig(model="vit", profile="smoke", model_overrides={"depth": 1}, out_dir=str(folder))
+    assert config.identity() == json.loads((folder / "identity.json").read_text())
+    result = train_or_load(config, progress=False)
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert result.metrics.top1 == saved["top1"] and result.history == json.loads((folder / "history.json").read_text())
+    assert not (folder / "checkpoint.pt").exists()  # reused, not trained again

@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from titn_lite import training
+from titn_lite import devices, pipeline, training
 from titn_lite.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from titn_lite.cli import main
-from titn_lite.runs import TrainConfig, train
+from titn_lite.config import TrainConfig
+from titn_lite.runs import train
 from titn_lite.training import TrainingDiverged, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ def test_a_gpu_without_an_index_becomes_the_one_in_use(monkeypatch, requested, e
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
     monkeypatch.setattr(torch.cuda, "set_device", set_device)
-    device = training.resolve_device(requested)
+    device = devices.resolve_device(requested)
     assert device == torch.device(expected) and chosen == [device]
 
 
@@ -324,8 +325,8 @@ def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(aug
     from titn_lite.data import load_dataset
     from titn_lite.losses import UNLABELLED
     cfg = smoke("unused", model="deit", unlabelled=41, augmentation=augmentation, batch_size=8).resolved()
-    batches = training.training_batches(cfg)  # what the engine trains on, as it cuts it
-    assert batches.images == 256 + 41 and len(batches) == 37 == len(list(batches))  # 297 images: 1 left over
+    batches = pipeline.training_batches(cfg)  # what the engine trains on, as it cuts it
+    assert batches.image_count == 256 + 41 and len(batches) == 37 == len(list(batches))  # 297 images: 1 left over
     labels = torch.cat([labels for _, labels in batches])
     assert len(labels) == 296 and int((labels == UNLABELLED).sum()) in range(41 - 1, 42)  # one image dropped
     truth = torch.as_tensor(load_dataset("fashion-mnist-mini", train=True).targets)[:256]
@@ -419,7 +420,8 @@ def test_the_paper_profile_trains_in_bf16_on_cuda_unless_told_otherwise(monkeypa
 def test_checkpoints_every_few_epochs_and_on_sigterm_and_the_stopped_run_resumes_exactly(tmp_path, monkeypatch):
     import signal
 
-    from titn_lite.runs import RunFolder, train_or_load
+    from titn_lite.config import RunFolder
+    from titn_lite.runs import train_or_load
 
     written = []
     write_epoch = RunFolder.write_epoch

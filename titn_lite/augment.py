@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms import v2
 
 from titn_lite.data import IMG_SIZE, BatchNormalisation, DatasetInfo, train_transform
 

@@ -43,6 +43,7 @@ from titn_lite.checkpoints import write_atomic
 from titn_lite.course import Course
 from titn_lite.notebooks import NOTEBOOK_DIR, SeriesSummary, list_notebooks, run_series
 from titn_lite.paper import format_ledger
+from titn_lite.student import is_students_copy
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 INJECTED = "injected-parameters"  # papermill's tag on the cell it adds
@@ -59,13 +60,34 @@ class BookResult:
 
 
 def build_book(course: Course | None = None, out_dir: str | Path = "site", *, executed: str | Path | None = None,
-               solutions: bool = False, work_dir: str | Path | None = None) -> BookResult:
-    """Execute the series for ``course`` (default: the classroom profile, ./artifacts), or
-    reuse ``executed``, a ``notebooks run`` output folder, when it ran this profile on these
-    very notebooks, and build the site into ``out_dir``."""
+               solutions: bool = False, work_dir: str | Path | None = None,
+               source: str | Path = NOTEBOOK_DIR) -> BookResult:
+    """Execute the series in ``source`` (default: the installed series) for ``course``
+    (default: the classroom profile, ./artifacts), or reuse ``executed``, a ``notebooks run``
+    output folder, when it ran this profile on these very notebooks, and build the site into
+    ``out_dir``. ``source`` must be the teacher's notebooks (with their answers): the book
+    shows the students' version of each page itself."""
     started = time.perf_counter()
     course = course or Course()
-    profile = course.profile
+    _check_book_extra()
+    out_dir, source = Path(out_dir), Path(source)
+    _check_teachers_series(source)
+    work = Path(work_dir) if work_dir else Path("runs") / f"book-{course.profile}"
+    series_dir, reused = _executed_series(course, source, executed, work)
+    site_source = _write_site_source(series_dir, work / "source", course.profile, solutions)
+    staging = work / "html"
+    _run_sphinx(site_source.folder, staging, work / "sphinx.log")
+    apply_alt_texts(staging, site_source.alts)
+    # Replace the site only once the new one is whole.
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(out_dir))
+    pages = len(list(out_dir.glob("*.html"))) - len([p for p in ("genindex.html", "search.html") if (out_dir / p).exists()])
+    return BookResult(out_dir, pages, time.perf_counter() - started, reused, broken_internal_links(out_dir))
+
+
+def _check_book_extra() -> None:
     try:
         import jupyter_server_mathjax  # noqa: F401
         import myst_nb  # noqa: F401
@@ -73,33 +95,56 @@ def build_book(course: Course | None = None, out_dir: str | Path = "site", *, ex
     except ImportError as error:
         raise ValueError(f"the book needs its extra ({error.name} is missing): pip install 'titn-lite[book]', "
                          f'or in a clone pip install -c constraints.txt -e ".[jupyter,dev,classroom,book]"') from None
-    out_dir = Path(out_dir)
-    work = Path(work_dir) if work_dir else Path("runs") / f"book-{profile}"
-    candidates = [Path(executed)] if executed else [Path("runs") / "notebooks", work / "executed"]
-    reused = next((c for c in candidates if executed_series_matches(c, profile)), None)
-    if executed and reused is None:
-        raise ValueError(f"{executed} does not hold a complete run of the current series at profile {profile!r} "
-                         f"(see its summary.json); leave out --executed to run the series")
-    if reused is None:
-        results = run_series(course, out_dir=work / "executed")
-        failed = [r.notebook for r in results if r.status != "ok"]
-        if failed:
-            raise ValueError(f"the series failed at profile {profile!r} ({', '.join(failed)}); see "
-                             f"{work / 'executed' / 'summary.md'}")
-        series_dir = work / "executed"
-    else:
-        series_dir = reused
-    summary = SeriesSummary.read(series_dir)
 
-    source = work / "source"
+
+def _check_teachers_series(source: Path) -> None:
+    if not list_notebooks(source):
+        raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {source}; give the teacher's series, "
+                         f"e.g. --from a clone's notebooks/ folder")
+    cleared = students_notebooks(source)
+    if cleared:
+        raise ValueError(f"the notebooks in {source} are the students' copies (answers cleared in "
+                         f"{', '.join(cleared)}), so the series stops at the first exercise; build the book from "
+                         f"the teacher's notebooks, e.g. --from a clone's notebooks/ folder")
+
+
+def _executed_series(course: Course, source: Path, executed: str | Path | None,
+                     work: Path) -> tuple[Path, Path | None]:
+    """The folder of the executed series the book shows, and the earlier run it reused (None:
+    the series ran now, into ``work/executed``)."""
+    profile = course.profile
+    candidates = [Path(executed)] if executed else [Path("runs") / "notebooks", work / "executed"]
+    reused = next((c for c in candidates if executed_series_matches(c, profile, source)), None)
+    if executed and reused is None:
+        raise ValueError(f"{executed} does not hold a complete run at profile {profile!r} of the series in {source} "
+                         f"(see its summary.json); leave out --executed to run the series")
+    if reused is not None:
+        return reused, reused
+    results = run_series(course, out_dir=work / "executed", folder=source)
+    failed = [r.notebook for r in results if r.status != "ok"]
+    if failed:
+        raise ValueError(f"the series failed at profile {profile!r} ({', '.join(failed)}); see "
+                         f"{work / 'executed' / 'summary.md'}")
+    return work / "executed", None
+
+
+@dataclass
+class _SiteSource:
+    folder: Path
+    alts: dict[str, str]  # image digest -> alt text
+
+
+def _write_site_source(series_dir: Path, source: Path, profile: str, solutions: bool) -> _SiteSource:
+    """Sphinx's source folder: the book's version of each executed notebook, the landing and
+    results pages, the configuration, the style sheet and the favicon."""
+    import nbformat
+
+    summary = SeriesSummary.read(series_dir)
     if source.exists():
         shutil.rmtree(source)
     source.mkdir(parents=True)
     stamp = run_stamp(profile, summary)
-    titles = {}
-    alts: dict[str, str] = {}
-    import nbformat
-
+    titles, alts = {}, {}
     for path in list_notebooks(series_dir):
         notebook = book_notebook(path, stamp, solutions=solutions)
         titles[path.stem] = _title(notebook)
@@ -111,29 +156,28 @@ def build_book(course: Course | None = None, out_dir: str | Path = "site", *, ex
     (source / "_static").mkdir()
     (source / "_static" / "book.css").write_text(BOOK_CSS)
     _write_favicon(source / "favicon.png")
+    return _SiteSource(source, alts)
 
-    staging = work / "html"
+
+def _run_sphinx(source: Path, staging: Path, log: Path) -> None:
     if staging.exists():
         shutil.rmtree(staging)
-    log = work / "sphinx.log"
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", str(source), str(staging)]
     with log.open("w") as stream:
         status = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT).returncode
     if status != 0:
         raise RuntimeError(f"Sphinx failed (exit {status}); its log: {log}\n{log.read_text()[-2000:]}")
-    apply_alt_texts(staging, alts)
-    # Replace the site only once the new one is whole.
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(staging), str(out_dir))
-    pages = len(list(out_dir.glob("*.html"))) - len([p for p in ("genindex.html", "search.html") if (out_dir / p).exists()])
-    return BookResult(out_dir, pages, time.perf_counter() - started, reused, broken_internal_links(out_dir))
 
 
-def executed_series_matches(folder: Path, profile: str) -> bool:
-    """Whether ``folder`` holds a complete, successful run of the current series at
-    ``profile`` whose notebooks have the same cells as the series now."""
+def students_notebooks(source: Path) -> list[str]:
+    """The notebooks in ``source`` whose exercises hold nbgrader's stub instead of an answer
+    (a student's copy: ``notebooks copy`` or the wheel's series)."""
+    return [path.stem for path in list_notebooks(source) if is_students_copy(path.read_text(encoding="utf-8"))]
+
+
+def executed_series_matches(folder: Path, profile: str, source: Path = NOTEBOOK_DIR) -> bool:
+    """Whether ``folder`` holds a complete, successful run at ``profile`` of the series in
+    ``source``, its notebooks with the same cells as ``source``'s now."""
     import nbformat
 
     summary = SeriesSummary.read(folder)
@@ -141,7 +185,7 @@ def executed_series_matches(folder: Path, profile: str) -> bool:
         return False
     if not (folder / "results.md").is_file():  # written before the series gathered its results
         return False
-    sources = list_notebooks(NOTEBOOK_DIR)
+    sources = list_notebooks(source)
     ran = {n.notebook: n.status for n in summary.notebooks}
     if summary.profile != profile or sorted(ran) != [p.stem for p in sources] or set(ran.values()) != {"ok"}:
         return False

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -289,61 +290,9 @@ def _check_cutmix_once(cutmix_fn, batch: int, height: int, width: int, partner: 
         if not torch.equal(images, original):
             raise CheckFailed("your function changed the input images in place: paste into a copy "
                               "(mixed = images.clone()) so the batch you were given stays as it was")
-        if not (isinstance(result, tuple) and len(result) == 5):
-            raise CheckFailed("return five things: mixed images, labels, partner labels, lambda drawn, lambda corrected")
-        mixed, own, other, drawn, lam = result
-        if not isinstance(mixed, Tensor) or mixed.shape != images.shape:
-            shape = tuple(mixed.shape) if isinstance(mixed, Tensor) else type(mixed).__name__
-            raise CheckFailed(f"the mixed images should have the batch's shape {tuple(images.shape)}, got {shape}")
-        if not (torch.equal(torch.as_tensor(own), labels) and torch.equal(torch.as_tensor(other), labels[partner])):
-            raise CheckFailed("the labels are wrong: return the images' own labels and their partners' labels")
-        try:
-            drawn, lam = float(drawn), float(lam)
-        except (TypeError, ValueError, RuntimeError):
-            raise CheckFailed("return one lambda drawn and one corrected for the whole batch, as numbers "
-                              "(CutMix uses one box, so one lambda, per batch)") from None
-        if not 0 <= drawn <= 1:
-            raise CheckFailed(f"lambda drawn is {drawn:.3f}: a draw from Beta(alpha, alpha) lies between 0 and 1")
-        from_partner, from_own = mixed == images[partner], mixed == images
-        if not torch.all(from_partner | from_own):
-            raise CheckFailed("some pixels come from neither the image nor its partner: paste the partner's pixels "
-                              "as they are inside the box (blending whole images is MixUp)")
-        box = (from_partner & ~from_own).all(dim=1)  # (B, H, W): True where the partner's pixel was pasted
-        if not torch.all(box == box[0]):
-            raise CheckFailed("the images got different boxes: CutMix pastes one box, at one place, into every "
-                              "image of the batch")
-        box = box[0]
-        rows, cols = box.any(dim=1), box.any(dim=0)
-        if not torch.equal(box, rows[:, None] & cols[None, :]):
-            raise CheckFailed("the pasted region is not one rectangle: paste images[partner][..., y1:y2, x1:x2]")
-        area = int(box.sum())
-        kept = 1 - area / (height * width)
-        # The sides before clipping; rounding them moves each by a pixel or two.
-        side_h, side_w = math.sqrt(1 - drawn) * height, math.sqrt(1 - drawn) * width
-        if abs(lam - kept) > 1e-6 and abs(lam - drawn) < 1e-9 and abs(kept - drawn) > 1e-3:
-            raise CheckFailed("lambda is not corrected to the pasted area: after clipping, "
-                              "lambda = 1 - box area / image area", credit=0.5)
-        if area == 0 and (lam < 1 - 1e-6 or min(side_h, side_w) >= 4):  # a box this size always shows
-            raise CheckFailed(f"nothing of the partner was pasted, yet lambda drawn is {drawn:.3f}: paste "
-                              f"images[partner] inside the box (pasting images[...] from the image itself changes "
-                              f"nothing), and clamp the box's start at 0 (a negative start slices nothing)")
-        if abs(lam - kept) > 1e-6:
-            raise CheckFailed(f"lambda corrected is {lam:.3f}, but {100 * kept:.1f}% of the image is still its own: "
-                              f"return 1 - the pasted box's share of the image", credit=0.5)
-        if area:
-            box_h, box_w = int(rows.sum()), int(cols.sum())
-            ys, xs = rows.nonzero().flatten(), cols.nonzero().flatten()
-            clipped_x = int(xs[0]) == 0 or int(xs[-1]) == width - 1
-            clipped_y = int(ys[0]) == 0 or int(ys[-1]) == height - 1
-            sides = f"sqrt(1 - lambda) of the image's height and width ({side_h:.1f} x {side_w:.1f} here)"
-            if box_h > side_h + 2 or box_w > side_w + 2:
-                raise CheckFailed(f"the box ({box_h} x {box_w} pixels) is too large for lambda drawn = {drawn:.3f}: "
-                                  f"its sides should be {sides}; on this {height} x {width} batch, check that the "
-                                  f"height is not taken for the width")
-            if (not clipped_y and box_h < side_h - 2) or (not clipped_x and box_w < side_w - 2):
-                raise CheckFailed(f"the box ({box_h} x {box_w} pixels) is too small for lambda drawn = {drawn:.3f}: "
-                                  f"its sides should be {sides}, so that its area is (1 - lambda) of the image")
-            places.add((int(ys[0]) + int(ys[-1]), int(xs[0]) + int(xs[-1])))
+        drawn, place = _check_cutmix_result(result, images, labels, partner)
+        if place is not None:
+            places.add(place)
         drawn_values.append(drawn)
     mean = sum(drawn_values) / len(drawn_values)
     # Beta(1, 1) is uniform: 64 draws average 0.5 +- 0.04, and reach below 0.15 and above 0.85
@@ -361,6 +310,72 @@ def _check_cutmix_once(cutmix_fn, batch: int, height: int, width: int, partner: 
         if not 0.25 <= drawn <= 0.75:  # Beta(50, 50): 0.5 +- 0.05
             raise CheckFailed(f"with alpha = 50 lambda should stay near 0.5 (Beta(50, 50)), but one draw was "
                               f"{drawn:.3f}: draw lambda from Beta(alpha, alpha) with the alpha you are given")
+
+
+def _check_cutmix_result(result: Any, images: Tensor, labels: Tensor, partner: Tensor) -> tuple[float, tuple | None]:
+    """One call's result: its lambda drawn, and where its box sat (None: no box)."""
+    if not (isinstance(result, tuple) and len(result) == 5):
+        raise CheckFailed("return five things: mixed images, labels, partner labels, lambda drawn, lambda corrected")
+    mixed, own, other, drawn, lam = result
+    if not isinstance(mixed, Tensor) or mixed.shape != images.shape:
+        shape = tuple(mixed.shape) if isinstance(mixed, Tensor) else type(mixed).__name__
+        raise CheckFailed(f"the mixed images should have the batch's shape {tuple(images.shape)}, got {shape}")
+    if not (torch.equal(torch.as_tensor(own), labels) and torch.equal(torch.as_tensor(other), labels[partner])):
+        raise CheckFailed("the labels are wrong: return the images' own labels and their partners' labels")
+    try:
+        drawn, lam = float(drawn), float(lam)
+    except (TypeError, ValueError, RuntimeError):
+        raise CheckFailed("return one lambda drawn and one corrected for the whole batch, as numbers "
+                          "(CutMix uses one box, so one lambda, per batch)") from None
+    if not 0 <= drawn <= 1:
+        raise CheckFailed(f"lambda drawn is {drawn:.3f}: a draw from Beta(alpha, alpha) lies between 0 and 1")
+    from_partner, from_own = mixed == images[partner], mixed == images
+    if not torch.all(from_partner | from_own):
+        raise CheckFailed("some pixels come from neither the image nor its partner: paste the partner's pixels "
+                          "as they are inside the box (blending whole images is MixUp)")
+    box = (from_partner & ~from_own).all(dim=1)  # (B, H, W): True where the partner's pixel was pasted
+    if not torch.all(box == box[0]):
+        raise CheckFailed("the images got different boxes: CutMix pastes one box, at one place, into every "
+                          "image of the batch")
+    box = box[0]
+    rows, cols = box.any(dim=1), box.any(dim=0)
+    if not torch.equal(box, rows[:, None] & cols[None, :]):
+        raise CheckFailed("the pasted region is not one rectangle: paste images[partner][..., y1:y2, x1:x2]")
+    return drawn, _check_cutmix_box(box, rows, cols, drawn, lam)
+
+
+def _check_cutmix_box(box: Tensor, rows: Tensor, cols: Tensor, drawn: float, lam: float) -> tuple[int, int] | None:
+    """The pasted box (H, W) against lambda: its area, its sides; returns its centre (x2)."""
+    height, width = box.shape
+    area = int(box.sum())
+    kept = 1 - area / (height * width)
+    # The sides before clipping; rounding them moves each by a pixel or two.
+    side_h, side_w = math.sqrt(1 - drawn) * height, math.sqrt(1 - drawn) * width
+    if abs(lam - kept) > 1e-6 and abs(lam - drawn) < 1e-9 and abs(kept - drawn) > 1e-3:
+        raise CheckFailed("lambda is not corrected to the pasted area: after clipping, "
+                          "lambda = 1 - box area / image area", credit=0.5)
+    if area == 0 and (lam < 1 - 1e-6 or min(side_h, side_w) >= 4):  # a box this size always shows
+        raise CheckFailed(f"nothing of the partner was pasted, yet lambda drawn is {drawn:.3f}: paste "
+                          f"images[partner] inside the box (pasting images[...] from the image itself changes "
+                          f"nothing), and clamp the box's start at 0 (a negative start slices nothing)")
+    if abs(lam - kept) > 1e-6:
+        raise CheckFailed(f"lambda corrected is {lam:.3f}, but {100 * kept:.1f}% of the image is still its own: "
+                          f"return 1 - the pasted box's share of the image", credit=0.5)
+    if area:
+        box_h, box_w = int(rows.sum()), int(cols.sum())
+        ys, xs = rows.nonzero().flatten(), cols.nonzero().flatten()
+        clipped_x = int(xs[0]) == 0 or int(xs[-1]) == width - 1
+        clipped_y = int(ys[0]) == 0 or int(ys[-1]) == height - 1
+        sides = f"sqrt(1 - lambda) of the image's height and width ({side_h:.1f} x {side_w:.1f} here)"
+        if box_h > side_h + 2 or box_w > side_w + 2:
+            raise CheckFailed(f"the box ({box_h} x {box_w} pixels) is too large for lambda drawn = {drawn:.3f}: "
+                              f"its sides should be {sides}; on this {height} x {width} batch, check that the "
+                              f"height is not taken for the width")
+        if (not clipped_y and box_h < side_h - 2) or (not clipped_x and box_w < side_w - 2):
+            raise CheckFailed(f"the box ({box_h} x {box_w} pixels) is too small for lambda drawn = {drawn:.3f}: "
+                              f"its sides should be {sides}, so that its area is (1 - lambda) of the image")
+        return int(ys[0]) + int(ys[-1]), int(xs[0]) + int(xs[-1])
+    return None
 
 
 class _FixedTeacher(nn.Module):

@@ -37,7 +37,8 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from titn_lite.runs import TrainConfig, cli_options, train
+    from titn_lite.config import TrainConfig, cli_options
+    from titn_lite.runs import train
 
     settings = {f.name: getattr(args, f.name) for f in cli_options()}
     settings["model_overrides"] = dict(_parse_override(item) for item in args.model_overrides)
@@ -50,12 +51,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    """``titn-lite train``'s options, one per ``TrainConfig`` field (``runs.option`` holds each
+    """``titn-lite train``'s options, one per ``TrainConfig`` field (``config.option`` holds each
     one's flag, default, choices and help), then the two that are not settings of the run."""
     from dataclasses import MISSING
     from typing import get_type_hints
 
-    from titn_lite.runs import TrainConfig, cli_options
+    from titn_lite.config import TrainConfig, cli_options
 
     types = get_type_hints(TrainConfig)
     for option in cli_options():
@@ -102,7 +103,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from titn_lite.checkpoints import load_checkpoint
     from titn_lite.data import dataset_info, eval_transform, load_dataset
     from titn_lite.flops import count_flops, count_parameters
-    from titn_lite.runs import model_from_checkpoint
+    from titn_lite.config import model_from_checkpoint
     from titn_lite.training import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
@@ -203,9 +204,11 @@ def _lab(args: argparse.Namespace) -> int:
 def _book_build(args: argparse.Namespace) -> int:
     from titn_lite.book import build_book, write_book_summary
     from titn_lite.course import ARTIFACTS_DIR, Course
+    from titn_lite.notebooks import NOTEBOOK_DIR
 
     course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
-    result = build_book(course, args.out, executed=args.executed, solutions=args.solutions)
+    result = build_book(course, args.out, executed=args.executed, solutions=args.solutions,
+                        source=args.source or NOTEBOOK_DIR)
     write_book_summary(result, args.profile)
     reused = f"reused the executed series in {result.reused_run}" if result.reused_run else "ran the series"
     print(f"book ({args.profile} profile{', with solutions' if args.solutions else ''}): {result.pages} pages in "
@@ -244,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    # "flops", not "profile": a profile is a run preset (--profile); the old name stays an alias.
     profile = commands.add_parser(
-        "profile", help="parameters and FLOPs of the models beside the paper's Tables 1 and 3"
+        "flops", aliases=["profile"], help="parameters and FLOPs of the models beside the paper's Tables 1 and 3"
     )
     profile.add_argument("--models", help=f"comma-separated names (default: vgg16_bn and every student); "
                                           f"students: {', '.join(list_models())}; teachers: {', '.join(list_teachers())}")
@@ -270,7 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     report.add_argument("--out", type=Path, help="write the report here (default: print it)")
     report.set_defaults(run=_report)
+    _add_notebooks_commands(commands)
+    _add_book_command(commands)
+    lab = commands.add_parser("lab", help="open the series in JupyterLab: the kit's kernel chosen, no news pop-up")
+    lab.add_argument("folder", nargs="?", type=Path, default=Path("notebooks"),
+                     help="the notebooks' folder (default: ./notebooks, as in a clone)")
+    lab.add_argument("options", nargs=argparse.REMAINDER, help="options for JupyterLab, e.g. --port 8899")
+    lab.set_defaults(run=_lab)
+    _add_assignments_commands(commands)
+    return parser
 
+
+def _add_notebooks_commands(commands: argparse._SubParsersAction) -> None:
     notebooks = commands.add_parser("notebooks", help="run the notebook series (the kit's main job)")
     notebook_commands = notebooks.add_subparsers(dest="notebooks_command", required=True)
     run = notebook_commands.add_parser("run", help="execute the series in order with papermill")
@@ -296,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "nbval checks")
     strip.set_defaults(run=_notebooks_strip)
 
+
+def _add_book_command(commands: argparse._SubParsersAction) -> None:
     book = commands.add_parser("book", help="the executed series as a static HTML book")
     book_commands = book.add_subparsers(dest="book_command", required=True)
     build_book = book_commands.add_parser("build", help="execute the series (or reuse a run) and build the site")
@@ -305,16 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
                             help="a `notebooks run --out DIR` of this profile to reuse (default: runs/notebooks "
                                  "when it matches, else the series runs)")
     build_book.add_argument("--solutions", action="store_true", help="the teacher's book: keep the exercises' answers")
+    build_book.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                            help="the teacher's notebooks, with their answers (default: the series installed with "
+                                 "the package; from a wheel install that is the students' copy, so give a clone's "
+                                 "notebooks/ folder)")
     build_book.add_argument("--artifacts", help="folder of the runs the notebooks share (default: ./artifacts)")
     build_book.add_argument("--device", default="auto", help="auto, cpu or cuda")
     build_book.set_defaults(run=_book_build)
 
-    lab = commands.add_parser("lab", help="open the series in JupyterLab: the kit's kernel chosen, no news pop-up")
-    lab.add_argument("folder", nargs="?", type=Path, default=Path("notebooks"),
-                     help="the notebooks' folder (default: ./notebooks, as in a clone)")
-    lab.add_argument("options", nargs=argparse.REMAINDER, help="options for JupyterLab, e.g. --port 8899")
-    lab.set_defaults(run=_lab)
 
+def _add_assignments_commands(commands: argparse._SubParsersAction) -> None:
     assignments = commands.add_parser("assignments", help="student versions of the notebooks, and grading")
     assignment_commands = assignments.add_subparsers(dest="assignments_command", required=True)
     build = assignment_commands.add_parser("build", help="write the student versions (answers replaced by stubs)")
@@ -334,7 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--assignment", help="in nbgrader's layout, the assignment folder to grade when a student "
                                             "has several")
     grade.set_defaults(run=_assignments_grade)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

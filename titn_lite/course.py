@@ -26,7 +26,9 @@ from typing import Any
 from titn_lite.checkpoints import write_json
 from titn_lite.models import list_models
 from titn_lite.profiles import DEFAULT_PROFILE, Profile, get_profile
-from titn_lite.runs import RunFolder, RunResult, TrainConfig, train_or_load, train_teacher
+from titn_lite.devices import check_device
+from titn_lite.config import RunFolder, RunResult, TrainConfig
+from titn_lite.runs import train_or_load, train_teacher
 from titn_lite.stats import SeedResults, paired_scatter, seed_results
 from titn_lite.training import EpochCallback
 
@@ -73,8 +75,7 @@ class Course:
 
     def __post_init__(self) -> None:
         get_profile(self.profile)  # an unknown profile fails here, naming the valid ones
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"unknown device {self.device!r}; valid: auto, cpu, cuda")
+        check_device(self.device)
         # Absolute, so a notebook's "../artifacts" and the runner's absolute path are one folder.
         object.__setattr__(self, "artifacts", Path(self.artifacts).resolve())
 

@@ -1,5 +1,5 @@
 """Parameters and FLOPs of the students and teachers, beside the paper's Tables 1 and 3
-(what `titn-lite profile` prints; the run presets are `titn_lite.profiles`).
+(what `titn-lite flops` prints; the run presets are `titn_lite.profiles`).
 
 FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs, PyTorch's
 convention); nothing here hand-derives a formula. The paper does not say what its GFLOPs

@@ -12,11 +12,17 @@ import torch
 from torch import Tensor
 
 
-def topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
-    """How many targets are among the k highest logits, for each k (k capped at classes)."""
+def topk_hits(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) -> Tensor:
+    """(len(ks),) int64 on ``logits``' device: how many targets are among the k highest
+    logits, for each k (k capped at the classes). Stays on the device: no wait for a GPU."""
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hits = top == targets.unsqueeze(1)
-    return [int(hits[:, :k].any(dim=1).sum()) for k in ks]
+    return torch.stack([hits[:, :k].any(dim=1).sum() for k in ks])
+
+
+def topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """``topk_hits`` as Python integers."""
+    return topk_hits(logits, targets, ks).tolist()
 
 
 def confusion_matrix(predictions: Tensor, targets: Tensor, num_classes: int) -> Tensor:

@@ -229,6 +229,11 @@ class VisionTransformer(nn.Module):
         """(outer, inner) attention modules in block order; ViT has no inner ones."""
         return [block.attn for block in self.blocks], []
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters weight decay leaves alone besides the 1-D ones (timm's convention): the
+        learned tokens and position embeddings."""
+        return learned_token_names(self)
+
 
 class TransformerInTransformer(nn.Module):
     """TNT (Han et al. 2021) and, with ``config.distilled``, TITN: the paper's model.
@@ -269,6 +274,21 @@ class TransformerInTransformer(nn.Module):
         """(outer, inner) attention modules in block order."""
         return [block.outer.attn for block in self.blocks], [block.inner.attn for block in self.blocks]
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters weight decay leaves alone besides the 1-D ones (timm's convention): the
+        learned tokens and position embeddings."""
+        return learned_token_names(self)
+
+
+# Learned tokens and position embeddings: vectors that stand for a slot or a position, not
+# feature detectors. They start small (``init_weights``) and do not decay (``no_weight_decay``).
+LEARNED_TOKENS = ("token", "tokens", "pos_embedding")
+
+
+def learned_token_names(model: nn.Module) -> set[str]:
+    """Names of ``model``'s learned tokens and position embeddings."""
+    return {name for name, _ in model.named_parameters() if name.endswith(LEARNED_TOKENS)}
+
 
 def init_weights(model: nn.Module) -> None:
     """ViT's initialisation: truncated normal (std 0.02) for Linear weights and learned
@@ -277,8 +297,9 @@ def init_weights(model: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             nn.init.trunc_normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
+    tokens = learned_token_names(model)
     for name, param in model.named_parameters():
-        if name.endswith(("token", "tokens", "pos_embedding")):
+        if name in tokens:
             nn.init.trunc_normal_(param, std=0.02)
 
 

@@ -10,15 +10,17 @@ series, also ``results.md``, what notebooks 06, 08, 10 and 11 measured (``titn_l
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -142,9 +144,6 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     ``jobs``: notebooks run at once, each kernel with ``cores // jobs`` threads. They share
     runs through the course (a run asked for twice at once is made once: ``runs.run_lock``),
     and a notebook that reads another's runs makes or waits for them; 1 runs them in order."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     jobs = check_jobs(jobs)
     notebooks = select_notebooks(only, folder)
     series_started = time.perf_counter()
@@ -158,50 +157,11 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
         if not only:
             course.clear_results()  # notebooks 06, 08, 10 and 11 record this run's afresh
 
-        def execute(notebook: Path) -> NotebookResult:
-            started = time.perf_counter()
-            try:
-                papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
-                                           kernel_name=kernel, language="python", cwd=str(notebook.parent),
-                                           progress_bar=False, extra_arguments=QUIET_KERNEL,
-                                           kernel_manager_class=kernel_manager)
-                result = NotebookResult(notebook.stem, "ok", time.perf_counter() - started)
-            except PapermillExecutionError as error:
-                result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
-                                        failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}")
-            except Exception as error:  # the kernel died, the file is unreadable, ...
-                result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
-                                        error=f"{type(error).__name__}: {error}")
-            if course.progress and result.status == "failed":
-                tqdm.write(f"{notebook.stem} failed at cell {result.failed_cell}: {result.error}")
-            return result
-
+        execute = functools.partial(_execute_notebook, out_dir=out_dir, parameters=parameters, kernel=kernel,
+                                    kernel_manager=kernel_manager, report_failures=course.progress)
         desc = f"notebooks ({course.profile}{f', {jobs} at once' if jobs > 1 else ''})"
         bar = tqdm(total=len(notebooks), desc=desc, disable=not course.progress, unit="nb")
-        if jobs == 1:
-            results = []
-            for notebook in notebooks:
-                bar.set_postfix_str(notebook.stem)
-                results.append(execute(notebook))
-                bar.update()
-        else:
-            from concurrent.futures import ThreadPoolExecutor, as_completed
-
-            from titn_lite.data import DEFAULT_DATASET, load_dataset
-
-            # The kernels' first use of the embedded images unpacks them into the cache; done once
-            # here, before they start, two kernels never unpack them at the same time.
-            load_dataset(DEFAULT_DATASET, train=False)
-
-            # Each thread drives one kernel (a process of its own), started in side_by_side_order.
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool:
-                futures = {pool.submit(execute, notebook): notebook for notebook in side_by_side_order(notebooks)}
-                finished = {}
-                for future in as_completed(futures):
-                    finished[futures[future]] = future.result()
-                    bar.set_postfix_str(futures[future].stem)
-                    bar.update()
-            results = [finished[notebook] for notebook in notebooks]
+        results = _execute_all(notebooks, execute, jobs, bar)
         bar.close()
     SeriesSummary(course.profile, results, time.time(), describe_machine(course.device),
                   wall_seconds=time.perf_counter() - series_started, jobs=jobs).write(out_dir)
@@ -210,6 +170,59 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
         if page:
             write_atomic(out_dir / "results.md", page.encode())
     return results
+
+
+def _execute_notebook(notebook: Path, *, out_dir: Path, parameters: dict[str, Any], kernel: str, kernel_manager: Any,
+                      report_failures: bool) -> NotebookResult:
+    """Run one notebook with papermill into ``out_dir``; a failure is a result, never raised."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
+                                   kernel_name=kernel, language="python", cwd=str(notebook.parent),
+                                   progress_bar=False, extra_arguments=QUIET_KERNEL,
+                                   kernel_manager_class=kernel_manager)
+        result = NotebookResult(notebook.stem, "ok", time.perf_counter() - started)
+    except PapermillExecutionError as error:
+        result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                failed_cell=error.exec_count, error=f"{error.ename}: {error.evalue}")
+    except Exception as error:  # the kernel died, the file is unreadable, ...
+        result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,
+                                error=f"{type(error).__name__}: {error}")
+    if report_failures and result.status == "failed":
+        tqdm.write(f"{notebook.stem} failed at cell {result.failed_cell}: {result.error}")
+    return result
+
+
+def _execute_all(notebooks: list[Path], execute: Callable[[Path], NotebookResult], jobs: int,
+                 bar: Any) -> list[NotebookResult]:
+    """``execute`` each notebook, ``jobs`` at once; results in the series' order."""
+    if jobs == 1:
+        results = []
+        for notebook in notebooks:
+            bar.set_postfix_str(notebook.stem)
+            results.append(execute(notebook))
+            bar.update()
+        return results
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from titn_lite.data import DEFAULT_DATASET, load_dataset
+
+    # The kernels' first use of the embedded images unpacks them into the cache; done once
+    # here, before they start, two kernels never unpack them at the same time.
+    load_dataset(DEFAULT_DATASET, train=False)
+
+    # Each thread drives one kernel (a process of its own), started in side_by_side_order.
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool:
+        futures = {pool.submit(execute, notebook): notebook for notebook in side_by_side_order(notebooks)}
+        finished = {}
+        for future in as_completed(futures):
+            finished[futures[future]] = future.result()
+            bar.set_postfix_str(futures[future].stem)
+            bar.update()
+    return [finished[notebook] for notebook in notebooks]
 
 
 # Where notebooks run side by side, 11 starts before 10: after notebook 08's shared runs, 11's own

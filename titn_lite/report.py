@@ -11,7 +11,7 @@ from typing import Any
 
 from titn_lite import paper
 from titn_lite.flops import count_flops, count_parameters
-from titn_lite.runs import RunFolder, model_from_checkpoint
+from titn_lite.config import RunFolder, model_from_checkpoint
 from titn_lite.stats import Difference, compare_pairs, format_differences, holm, seed_results
 from titn_lite.tables import MarkdownTable
 

@@ -50,6 +50,21 @@ def has_solution(text: str) -> bool:
     return BEGIN in text or END in text
 
 
+def is_students_copy(notebook_text: str) -> bool:
+    """Whether an ``.ipynb`` file's text has an exercise cleared to the stub and no answer
+    left: what ``student_copy`` makes, which cannot run past its first exercise."""
+    if has_solution(notebook_text):
+        return False
+    cells = json.loads(notebook_text).get("cells", [])
+    for cell in cells:
+        source = cell.get("source", "")
+        lines = [line.strip() for line in ("".join(source) if isinstance(source, list) else source).split("\n")]
+        stub = TEXT_STUB if cell.get("cell_type") == "markdown" else CODE_STUB
+        if any(lines[i:i + len(stub)] == stub for i in range(len(lines))):
+            return True
+    return False
+
+
 def clear_cells(cells: list[dict]) -> list[dict]:
     """Clear the solution regions of notebook cells given as JSON dicts (``source`` a string
     or a list of lines, as nbformat writes it); returns the same list, changed in place."""

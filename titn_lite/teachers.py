@@ -13,6 +13,7 @@ import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from torchvision import models as tv
 
 from titn_lite.downloads import network_timeout
+from titn_lite.models import MODEL_CONFIGS, create_model
 
 
 class SmallCNN(nn.Module):
@@ -163,3 +165,13 @@ def _get(model: nn.Module, path: str) -> nn.Module:
 def _replace(model: nn.Module, path: str, new: nn.Module) -> None:
     parent, _, child = path.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def build_model(name: str, num_classes: int, in_chans: int, overrides: dict[str, Any] | None = None) -> nn.Module:
+    """Any model the kit trains, by name: a student (``models.create_model``, with its config
+    ``overrides``) or a teacher (``create_teacher``)."""
+    if name in MODEL_CONFIGS:
+        return create_model(name, num_classes=num_classes, in_chans=in_chans, **(overrides or {}))
+    if overrides:
+        raise ValueError(f"config overrides apply to students only, not to the teacher {name}")
+    return create_teacher(name, num_classes=num_classes, in_chans=in_chans)

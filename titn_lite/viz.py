@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -543,64 +544,8 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 10)
     ax.axis("off")
-    palette = dict(data="#e8eef7", pixel="#fde7c8", token="#d9f0e3", head="#efe3f7")
-
-    def box(x: float, y: float, text: str, kind: str) -> None:
-        ax.text(x, y, text, ha="center", va="center", fontsize=8.5,
-                bbox=dict(boxstyle="round,pad=0.45", fc=palette[kind], ec="#555555"))
-
-    def arrow(start: tuple[float, float], end: tuple[float, float], label: str = "") -> None:
-        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color="#333333", lw=1.2))
-        if label:
-            ax.text((start[0] + end[0]) / 2 + 0.1, (start[1] + end[1]) / 2, label, fontsize=7.5, color="#333333")
-
-    if isinstance(model, VisionTransformer):
-        x = 5
-        box(x, 9.4, image, "data")
-        box(x, 8.1, f"cut into P = {P} patches of {c.patch_size}x{c.patch_size}, flattened\n"
-                    f"(B, {P}, {model.in_chans * c.patch_size ** 2})", "data")
-        box(x, 6.8, f"patch embedding: one Linear {model.in_chans * c.patch_size ** 2} → {D}, shared by all patches\n"
-                    f"(B, {P}, {D})", "token")
-        box(x, 5.5, sequence, "token")
-        box(x, 3.8, f"{c.depth} × pre-norm block over the T tokens\n"
-                    f"x + MHSA(LN x): {c.outer_heads} heads × {D // c.outer_heads} features\n"
-                    f"x + MLP(LN x): {D} → {hidden} → {D}", "token")
-        box(x, 2.0, heads, "head")
-        ax.add_patch(FancyBboxPatch((2.0, 3.0), 6.0, 1.6, boxstyle="round,pad=0.05", fill=False, ls="--",
-                                    ec="#8a4b00"))
-        for top, bottom in ((9.1, 8.45), (7.75, 7.15), (6.45, 5.9), (5.1, 4.45), (3.15, 2.45)):
-            arrow((x, top), (x, bottom))
-    else:
-        n = (c.patch_size // c.pixel_size) ** 2
-        d = c.pixel_dim
-        left, right = 2.6, 7.4
-        box(5, 9.4, image, "data")
-        box(left, 8.0, f"pixels: each {c.patch_size}x{c.patch_size} patch → n = {n} pixels of "
-                       f"{c.pixel_size}x{c.pixel_size}\nLinear {model.in_chans * c.pixel_size ** 2} → {d} "
-                       f"+ pixel positions\n(B·{P}, {n}, {d})", "pixel")
-        box(right, 8.0, f"patch tokens: {P} learned vectors\n(the image reaches them only through\n"
-                        f"pixel-to-patch) → (B, {P}, {D})", "token")
-        box(right, 6.5, sequence, "token")
-        box(left, 5.0, f"inner block over the {n} pixels of every patch\n{c.inner_heads} heads × "
-                       f"{d // c.inner_heads} features, MLP {d} → {int(d * c.mlp_ratio)} → {d}\n"
-                       f"(B·{P}, {n}, {d}): all patches as one batch", "pixel")
-        box(5, 3.55, f"pixel-to-patch: LN, flatten {n} × {d} = {n * d}, Linear {n * d} → {D},\n"
-                     f"zero row{'s' if c.distilled else ''} for [class]{' and [distill]' if c.distilled else ''} "
-                     f"→ (B, T, {D}), added to the tokens", "token")
-        box(right, 2.2, f"outer block over the T tokens\n{c.outer_heads} heads × {D // c.outer_heads} features, "
-                        f"MLP {D} → {hidden} → {D}", "token")
-        box(left, 0.6, heads, "head")
-        arrow((4.4, 9.15), (left, 8.75))
-        arrow((left, 7.25), (left, 5.75))
-        arrow((right, 7.45), (right, 6.95))
-        arrow((left, 4.25), (4.2, 3.95))
-        arrow((right, 6.05), (right, 3.95), "tokens")
-        arrow((6.2, 3.15), (right, 2.65))
-        arrow((right - 1.6, 1.8), (left + 1.4, 0.95))
-        ax.text(right - 1.2, 1.05, "after the last block", fontsize=7.5, color="#333333")
-        ax.add_patch(FancyBboxPatch((0.15, 1.55), 9.7, 4.25, boxstyle="round,pad=0.05", fill=False,
-                                    ls="--", ec="#8a4b00"))
-        ax.text(0.3, 5.55, f"repeated × {c.depth}", fontsize=9, style="italic", color="#8a4b00")
+    labels = _ArchitectureLabels(image, sequence, heads, hidden)
+    (_draw_vit if isinstance(model, VisionTransformer) else _draw_tnt)(_Diagram(ax), model, labels)
     family = ("DeiT" if c.distilled else "ViT") if isinstance(model, VisionTransformer) else \
         ("TITN" if c.distilled else "TNT")
     ax.set_title(f"{family}: {params:.2f}M parameters, "
@@ -611,6 +556,91 @@ def plot_architecture(model: torch.nn.Module, *, save_to: str | Path | None = No
             "outer blocks), joined in every block by pixel-to-patch; the heads")
     return _finish(fig, save_to, f"Diagram of {family}: {params:.2f}M parameters, {c.depth} blocks, {T} tokens of "
                                  f"{D} features; boxes from top to bottom: {flow}.")
+
+
+@dataclass
+class _ArchitectureLabels:
+    """The texts both diagrams share: the image, the token sequence, the heads; the MLP width."""
+
+    image: str
+    sequence: str
+    heads: str
+    hidden: int
+
+
+class _Diagram:
+    """Boxes and arrows on an axis running 0-10 both ways."""
+
+    PALETTE = dict(data="#e8eef7", pixel="#fde7c8", token="#d9f0e3", head="#efe3f7")
+
+    def __init__(self, ax: Axes) -> None:
+        self.ax = ax
+
+    def box(self, x: float, y: float, text: str, kind: str) -> None:
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=8.5,
+                     bbox=dict(boxstyle="round,pad=0.45", fc=self.PALETTE[kind], ec="#555555"))
+
+    def arrow(self, start: tuple[float, float], end: tuple[float, float], label: str = "") -> None:
+        self.ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color="#333333", lw=1.2))
+        if label:
+            self.ax.text((start[0] + end[0]) / 2 + 0.1, (start[1] + end[1]) / 2, label, fontsize=7.5, color="#333333")
+
+
+def _draw_vit(draw: _Diagram, model: torch.nn.Module, labels: _ArchitectureLabels) -> None:
+    """ViT/DeiT: one column, image to heads."""
+    c, P, D = model.config, model.num_patches, model.config.patch_dim
+    image, sequence, heads, hidden = labels.image, labels.sequence, labels.heads, labels.hidden
+    x = 5
+    draw.box(x, 9.4, image, "data")
+    draw.box(x, 8.1, f"cut into P = {P} patches of {c.patch_size}x{c.patch_size}, flattened\n"
+             f"(B, {P}, {model.in_chans * c.patch_size ** 2})", "data")
+    draw.box(x, 6.8, f"patch embedding: one Linear {model.in_chans * c.patch_size ** 2} → {D}, shared by all patches\n"
+             f"(B, {P}, {D})", "token")
+    draw.box(x, 5.5, sequence, "token")
+    draw.box(x, 3.8, f"{c.depth} × pre-norm block over the T tokens\n"
+             f"x + MHSA(LN x): {c.outer_heads} heads × {D // c.outer_heads} features\n"
+             f"x + MLP(LN x): {D} → {hidden} → {D}", "token")
+    draw.box(x, 2.0, heads, "head")
+    draw.ax.add_patch(FancyBboxPatch((2.0, 3.0), 6.0, 1.6, boxstyle="round,pad=0.05", fill=False, ls="--",
+                      ec="#8a4b00"))
+    for top, bottom in ((9.1, 8.45), (7.75, 7.15), (6.45, 5.9), (5.1, 4.45), (3.15, 2.45)):
+        draw.arrow((x, top), (x, bottom))
+
+
+def _draw_tnt(draw: _Diagram, model: torch.nn.Module, labels: _ArchitectureLabels) -> None:
+    """TNT/TITN: the pixel stream on the left, the token stream on the right."""
+    c, P, D = model.config, model.num_patches, model.config.patch_dim
+    image, sequence, heads, hidden = labels.image, labels.sequence, labels.heads, labels.hidden
+    n = (c.patch_size // c.pixel_size) ** 2
+    d = c.pixel_dim
+    left, right = 2.6, 7.4
+    draw.box(5, 9.4, image, "data")
+    draw.box(left, 8.0, f"pixels: each {c.patch_size}x{c.patch_size} patch → n = {n} pixels of "
+             f"{c.pixel_size}x{c.pixel_size}\nLinear {model.in_chans * c.pixel_size ** 2} → {d} "
+             f"+ pixel positions\n(B·{P}, {n}, {d})", "pixel")
+    draw.box(right, 8.0, f"patch tokens: {P} learned vectors\n(the image reaches them only through\n"
+             f"pixel-to-patch) → (B, {P}, {D})", "token")
+    draw.box(right, 6.5, sequence, "token")
+    draw.box(left, 5.0, f"inner block over the {n} pixels of every patch\n{c.inner_heads} heads × "
+             f"{d // c.inner_heads} features, MLP {d} → {int(d * c.mlp_ratio)} → {d}\n"
+             f"(B·{P}, {n}, {d}): all patches as one batch", "pixel")
+    draw.box(5, 3.55, f"pixel-to-patch: LN, flatten {n} × {d} = {n * d}, Linear {n * d} → {D},\n"
+             f"zero row{'s' if c.distilled else ''} for [class]{' and [distill]' if c.distilled else ''} "
+             f"→ (B, T, {D}), added to the tokens", "token")
+    draw.box(right, 2.2, f"outer block over the T tokens\n{c.outer_heads} heads × {D // c.outer_heads} features, "
+             f"MLP {D} → {hidden} → {D}", "token")
+    draw.box(left, 0.6, heads, "head")
+    draw.arrow((4.4, 9.15), (left, 8.75))
+    draw.arrow((left, 7.25), (left, 5.75))
+    draw.arrow((right, 7.45), (right, 6.95))
+    draw.arrow((left, 4.25), (4.2, 3.95))
+    draw.arrow((right, 6.05), (right, 3.95), "tokens")
+    draw.arrow((6.2, 3.15), (right, 2.65))
+    draw.arrow((right - 1.6, 1.8), (left + 1.4, 0.95))
+    draw.ax.text(right - 1.2, 1.05, "after the last block", fontsize=7.5, color="#333333")
+    draw.ax.add_patch(FancyBboxPatch((0.15, 1.55), 9.7, 4.25, boxstyle="round,pad=0.05", fill=False,
+                      ls="--", ec="#8a4b00"))
+    draw.ax.text(0.3, 5.55, f"repeated × {c.depth}", fontsize=9, style="italic", color="#8a4b00")
 
 
 _register_description()
