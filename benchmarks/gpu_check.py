@@ -5,8 +5,9 @@ with its own time limit, so that one failing or hanging never stops the others:
 
 - ``notebooks``: the smoke notebook series (``titn-lite notebooks run --profile smoke``) in
   a temporary folder;
-- ``teacher``, ``titn``, ``titn-compiled``: one paper-profile epoch of VGG16-BN, then of TITN
-  distilled from it, eager and with ``--compile``, on Fashion-MNIST (Debian's files in
+- ``teacher``, ``titn``, ``titn-loader``, ``titn-compiled``: one paper-profile epoch of
+  VGG16-BN, then of TITN distilled from it, eager (the batch path, then the DataLoader path)
+  and with ``--compile``, on Fashion-MNIST (Debian's files in
   ``/usr/share/datasets/fashion-mnist``, or ``--data-dir``);
 - ``throughput``: ``benchmarks/throughput.py``'s table (ViT, DeiT, TNT, TITN, timm's TNT when
   timm is installed): train and inference images/s, and the fraction of the card's dense
@@ -115,6 +116,9 @@ def build_checks(device: str, quick: bool, data_dir: str | None, workdir: Path) 
         Check("titn", "TITN distilled from it, one epoch, eager",
               [*train, "--model", "titn", "--teacher", str(teacher_dir), *size, "--out", str(workdir / "titn")],
               limit, train_figure),
+        Check("titn-loader", "the same on the DataLoader path (--data-path loader, the reference)",
+              [*train, "--model", "titn", "--teacher", str(teacher_dir), *size, "--data-path", "loader",
+               "--out", str(workdir / "titn-loader")], limit, train_figure),
         Check("titn-compiled", "the same with --compile",
               [*train, "--model", "titn", "--teacher", str(teacher_dir), *size, "--compile",
                "--out", str(workdir / "titn-compiled")], limit, train_figure),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
-NAMES = ["notebooks", "teacher", "titn", "titn-compiled", "throughput", "pipeline"]
+NAMES = ["notebooks", "teacher", "titn", "titn-loader", "titn-compiled", "throughput", "pipeline"]
 
 
 @pytest.fixture
@@ -28,6 +28,7 @@ def test_quick_checks_are_every_check_at_its_smallest_size(gpu_check, tmp_path):
     assert "notebooks run --profile smoke" in commands["notebooks"] and "--only 01" in commands["notebooks"]
     assert "--profile paper --epochs 1" in commands["titn"] and "--compile" in commands["titn-compiled"]
     assert "--train-subset 64" in commands["titn"] and "--teacher" in commands["titn"]
+    assert "--data-path loader" in commands["titn-loader"] and "--data-path" not in commands["titn"]
     assert "throughput.py" in commands["throughput"] and "--steps 1" in commands["throughput"]
     assert "augment_speed.py" in commands["pipeline"] and "--batches 1" in commands["pipeline"]
     full = {c.name: " ".join(c.command) for c in gpu_check.build_checks("cuda", False, "/data/fmnist", tmp_path)}
@@ -48,8 +49,9 @@ def test_the_report_names_every_check_and_one_failure_stops_none(gpu_check, tmp_
             text = outputs.get(check.name, "ran")
             check.command = [sys.executable, "-c", f"print({text!r})"]
         checks[0].command = [sys.executable, "-c", "import sys; print('broken'); sys.exit(3)"]  # notebooks fail
-        checks[3].command = [sys.executable, "-c", "import time; time.sleep(30)"]  # titn-compiled hangs
-        checks[3].timeout = 1
+        compiled = next(c for c in checks if c.name == "titn-compiled")
+        compiled.command = [sys.executable, "-c", "import time; time.sleep(30)"]  # hangs
+        compiled.timeout = 1
         return checks
 
     monkeypatch.setattr(gpu_check, "build_checks", stubbed)
@@ -61,9 +63,9 @@ def test_the_report_names_every_check_and_one_failure_stops_none(gpu_check, tmp_
     assert [row.split(" | ")[0][2:] for row in rows] == NAMES
     status = {row.split(" | ")[0][2:]: row.split(" | ")[2] for row in rows}
     assert status["notebooks"] == "fail (exit 3)" and status["titn-compiled"] == "fail (over 1 s)"
-    assert all(status[name] == "pass" for name in ("teacher", "titn", "throughput", "pipeline"))
+    assert all(status[name] == "pass" for name in ("teacher", "titn", "titn-loader", "throughput", "pipeline"))
     assert "top-1 12.50%" in text and "vit 120/400 img/s" in text and "cifar batch 5000 vs DataLoader 1000" in text
-    assert "4 of 6 checks passed; failed: notebooks, titn-compiled" in text
+    assert "5 of 7 checks passed; failed: notebooks, titn-compiled" in text
     assert "broken" in text  # each check's output tail is in the report
 
 

@@ -66,9 +66,11 @@ def test_named_teacher_is_trained_once_then_reused(tmp_path):
     assert teacher.stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("augmentation", ["paper", "light"])  # per-image DataLoader; whole-batch tensors
-def test_resume_after_interruption_is_bit_for_bit(tmp_path, teacher_checkpoint, augmentation):
-    config = dict(teacher=str(teacher_checkpoint), epochs=3, mix="cutmix", augmentation=augmentation)
+@pytest.mark.parametrize("augmentation, data_path", [("paper", "loader"), ("paper", "batch"), ("light", "batch")])
+def test_resume_after_interruption_is_bit_for_bit(tmp_path, teacher_checkpoint, augmentation, data_path):
+    # loader: torchvision's transforms per image in a DataLoader; batch: whole batches (the default)
+    config = dict(teacher=str(teacher_checkpoint), epochs=3, mix="cutmix", augmentation=augmentation,
+                  data_path=data_path)
     train(smoke(tmp_path / "straight", **config), progress=False)
 
     def stop_after_first_epoch(row):
@@ -320,11 +322,12 @@ def test_resume_steps_with_this_torchs_kernel_not_the_savers(tmp_path, monkeypat
 
 # --- unlabelled images: seen by the student, labelled only by its teacher -------------------------
 
-@pytest.mark.parametrize("augmentation", ["paper", "none"])  # per-image DataLoader; whole-batch tensors
-def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(augmentation):
+@pytest.mark.parametrize("augmentation, data_path", [("paper", "loader"), ("paper", "batch"), ("none", "batch")])
+def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(augmentation, data_path):
     from titn_lite.data import load_dataset
     from titn_lite.losses import UNLABELLED
-    cfg = smoke("unused", model="deit", unlabelled=41, augmentation=augmentation, batch_size=8).resolved()
+    cfg = smoke("unused", model="deit", unlabelled=41, augmentation=augmentation, batch_size=8,
+                data_path=data_path).resolved()
     batches = pipeline.training_batches(cfg)  # what the engine trains on, as it cuts it
     assert batches.image_count == 256 + 41 and len(batches) == 37 == len(list(batches))  # 297 images: 1 left over
     labels = torch.cat([labels for _, labels in batches])
@@ -446,3 +449,52 @@ def test_checkpoints_every_few_epochs_and_on_sigterm_and_the_stopped_run_resumes
     assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in whole.history]
     assert resumed.metrics.top1 == whole.metrics.top1
     assert stopped.key() == smoke(tmp_path / "x", model="vit", epochs=4).key()  # the cadence is not the run's identity
+
+
+def test_the_paper_recipe_is_augmented_on_whole_batches_from_the_epochs_seeded_stream():
+    # The default path for --augmentation paper: PaperAugmentation on the decoded images, each
+    # batch drawn from the global stream seed_epoch seeds, so a batch can be rebuilt by hand.
+    from titn_lite.augment import PaperAugmentation
+    from titn_lite.data import dataset_info, load_tensors
+    cfg = smoke("unused", augmentation="paper", batch_size=16).resolved()
+    assert cfg.data_path == "batch"
+    images, _ = next(iter(pipeline.training_batches(cfg, epoch=3)))
+    order = torch.tensor(list(pipeline.training_batches(cfg, epoch=3).sampler))[:16]
+    pipeline.seed_epoch(cfg.seed, 3, torch.Generator())
+    expected = PaperAugmentation(dataset_info(cfg.dataset))(load_tensors(cfg.dataset, train=True).images[order])
+    assert torch.equal(images, expected)
+    plain = PaperAugmentation(dataset_info(cfg.dataset)).normalise(load_tensors(cfg.dataset, train=True).images[order])
+    assert not torch.equal(images, plain)  # augmented, not just normalised
+
+
+def test_runs_on_the_path_their_recipe_had_before_keep_their_identity():
+    paper = dict(model="titn", profile="paper", dataset="cifar100", device="cpu")
+    assert "data_path" not in TrainConfig(**paper, data_path="loader").identity()  # the paper's runs so far
+    assert TrainConfig(**paper).identity()["data_path"] == "batch"  # the new default is another run
+    assert "data_path" not in TrainConfig(model="vit", profile="classroom").identity()  # always the batch path
+    assert TrainConfig(model="vit", profile="classroom", data_path="loader").identity()["data_path"] == "loader"
+
+
+def test_reading_the_loss_every_few_steps_as_on_a_gpu_changes_no_number(tmp_path, teacher_checkpoint, monkeypatch):
+    # On a GPU the loop reads the loss on the host every GPU_READ_EVERY steps (a read waits for
+    # the GPU); the epoch's sums stay on the device, so the history is the same as reading every step.
+    config = dict(teacher=str(teacher_checkpoint), epochs=2, mix="cutmix")
+    every_step = train(smoke(tmp_path / "every", **config), progress=False).history
+    monkeypatch.setattr(training, "steps_between_reads", lambda device: 3)
+    every_third = train(smoke(tmp_path / "third", **config), progress=False).history
+    measured = ("train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "lr")
+    assert [[row[k] for k in measured] for row in every_third] == [[row[k] for k in measured] for row in every_step]
+
+
+def test_a_nan_between_reads_is_caught_at_the_next_read(tmp_path, teacher_checkpoint, monkeypatch):
+    real_forward = training.DistillationLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, outputs, batch):
+        calls["n"] += 1
+        loss = real_forward(self, outputs, batch)
+        return loss * float("nan") if calls["n"] == 2 else loss
+    monkeypatch.setattr(training.DistillationLoss, "forward", poisoned)
+    monkeypatch.setattr(training, "steps_between_reads", lambda device: 3)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, by step 3 "):
+        train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint)), progress=False)

@@ -97,6 +97,13 @@ class TrainConfig:
     temperature: float = option(3.0, "soft distillation's temperature")
     augmentation: str | None = option(None, "paper, light or none (default: the profile's)",
                                       choices=get_args(Augmentation))
+    # Where training images are augmented. The batch path draws each image's parameters as
+    # torchvision's transforms do and applies them on the run's device (titn_lite.augment); the
+    # loader path is torchvision itself, one PIL image at a time in worker processes: the
+    # reference, which a GPU outruns (an epoch waited on it: issue #32).
+    data_path: str = option("batch", "where training images are augmented: batch (whole batches on the run's "
+                                     "device; the default) or loader (one image at a time in DataLoader workers, "
+                                     "torchvision's transforms: the reference)", choices=("batch", "loader"))
     train_subset: int | None = option(None, "train on the first N training images")
     test_subset: int | None = option(None, "evaluate on the first N test images")
     # Evaluating costs about a third of an epoch's training on 2,000 test images; a run whose
@@ -110,8 +117,8 @@ class TrainConfig:
     # A student's config fields, e.g. {"depth": 4}; the CLI's --override KEY=INT.
     model_overrides: dict[str, Any] = option({}, "change a student's config field, e.g. --override depth=6",
                                              flag="--override", metavar="KEY=INT")
-    num_workers: int | None = option(None, "DataLoader worker processes (the paper augmentation; the light and none "
-                                               "recipes are cut from tensors in the main process)", flag="--workers")
+    num_workers: int | None = option(None, "DataLoader worker processes (--data-path loader; the batch path runs "
+                                               "in the main process)", flag="--workers")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", choices=DEVICES)
     # None: bf16 autocast where the paper's recipe runs on CUDA (what a GPU user expects), none elsewhere.
     amp: str | None = option(None, "none, bf16 or fp16 (fp16: CUDA only; default: bf16 for --profile paper on "
@@ -274,6 +281,11 @@ def settings_identity(settings: dict[str, Any]) -> dict[str, Any]:
         identity.pop("unlabelled", None)
     if identity.get("evaluate_every", 1) == 1:  # added later: a run evaluated every epoch keeps its old identity
         identity.pop("evaluate_every", None)
+    # Added later: a run on the path its recipe had before (the paper's: the loader; the others:
+    # the batch) keeps its old identity.
+    before = "loader" if identity.get("augmentation") == "paper" else "batch"
+    if identity.get("data_path", before) == before:
+        identity.pop("data_path", None)
     if identity.get("teacher") and identity["teacher"] not in list_teachers():
         identity["teacher"] = teacher_identity(Path(identity["teacher"]))
     return identity

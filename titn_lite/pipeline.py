@@ -3,10 +3,13 @@
 Two paths, one contract (images (B, C, 32, 32) float32, normalised; labels (B,) int64,
 ``UNLABELLED`` where a few-labels run hides them):
 
-- the paper's augmentation (crop, flip, AutoAugment, ...) per image in PIL, in a
-  ``DataLoader`` with workers (``data.train_transform``), the reference;
-- every other recipe from the split decoded once into uint8 tensors, cut and augmented a
-  whole batch at a time on the run's device (``data.BatchAugmentation``).
+- the batch path (``data_path="batch"``, the default): the split decoded once into uint8
+  tensors, cut and augmented a whole batch at a time on the run's device, each image with
+  its own draw (``augment.PaperAugmentation`` for the paper's recipe,
+  ``data.BatchAugmentation`` for the light and none recipes);
+- the loader path (``data_path="loader"``): torchvision's transforms
+  (``data.train_transform``) on one PIL image at a time, in ``DataLoader`` workers: the
+  reference the batch path is tested against.
 
 Each epoch's order, augmentation and mixing draw from streams seeded by (seed, epoch)
 (``seed_epoch``), so a resumed run replays its epochs exactly. The pipeline reads a run's
@@ -16,7 +19,7 @@ settings (``ResolvedConfig``) and nothing else of the run layer.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -24,6 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
+from titn_lite.augment import PaperAugmentation
 from titn_lite.config import ResolvedConfig
 from titn_lite.data import (BatchAugmentation, BatchNormalisation, TensorSplit, capped_workers, dataset_info,
                             eval_transform, load_dataset, load_tensors, train_transform)
@@ -46,13 +50,15 @@ class Batches:
 
 
 class TensorBatches:
-    """Batches cut from a decoded split and augmented whole (``data.BatchAugmentation``):
-    images (B, C, 32, 32) float32, normalised, on ``device``; labels (B,) int64, on the CPU
-    (the training loop moves them)."""
+    """Batches cut from a decoded split and augmented whole (``augment``: uint8 (B, C, 32, 32)
+    -> float32 normalised, e.g. ``augment.PaperAugmentation``): images on ``device``; labels
+    (B,) int64, on the CPU (the training loop moves them). The split's images move to the
+    device once, as uint8 (CIFAR's 50,000 are 154 MB), so a GPU cuts its own batches."""
 
     def __init__(self, split: TensorSplit, sampler: DistributedSampler, batch_size: int,
-                 augment: BatchAugmentation, device: torch.device) -> None:
-        self.split, self.sampler, self.batch_size, self.augment, self.device = split, sampler, batch_size, augment, device
+                 augment: Callable[[Tensor], Tensor], device: torch.device) -> None:
+        self.images, self.labels = split.images.to(device), split.labels
+        self.sampler, self.batch_size, self.augment, self.device = sampler, batch_size, augment, device
 
     def __len__(self) -> int:
         return len(self.sampler) // self.batch_size  # the last partial batch is dropped
@@ -61,8 +67,7 @@ class TensorBatches:
         order = torch.tensor(list(self.sampler))
         for batch in range(len(self)):
             chosen = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            images = self.split.images[chosen].to(self.device, non_blocking=True)
-            yield self.augment(images), self.split.labels[chosen]
+            yield self.augment(self.images[chosen.to(self.device)]), self.labels[chosen]
 
 
 class HiddenLabels(Dataset):
@@ -99,7 +104,7 @@ def epoch_batches(cfg: ResolvedConfig, rank: int, world: int, local_batch: int, 
     """This process's training batches (``local_batch`` images each; reseed ``loader_rng`` and
     the sampler every epoch: ``seed_epoch``) and its share of the test batches."""
     info = dataset_info(cfg.dataset)
-    if cfg.augmentation == "paper":  # per-image PIL transforms (AutoAugment, ...): a DataLoader, with workers
+    if cfg.data_path == "loader":  # torchvision's transforms on one PIL image at a time, in worker processes
         workers = capped_workers(cfg.num_workers, note=print if rank == 0 else None)
         train_set = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
                                  transform=train_transform(info, cfg.augmentation))
@@ -123,7 +128,8 @@ def epoch_batches(cfg: ResolvedConfig, rank: int, world: int, local_batch: int, 
         train = TensorSplit(train.images, torch.where(torch.arange(len(train)) < labelled, train.labels, UNLABELLED))
     test = load_tensors(cfg.dataset, train=False, data_dir=cfg.data_dir).head(cfg.test_subset)
     sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    batches = TensorBatches(train, sampler, local_batch, BatchAugmentation(info, cfg.augmentation), device)
+    augment = PaperAugmentation(info) if cfg.augmentation == "paper" else BatchAugmentation(info, cfg.augmentation)
+    batches = TensorBatches(train, sampler, local_batch, augment, device)
     normalise, mine = BatchNormalisation(info), torch.arange(rank, len(test), world)
     test_batches = [(normalise(test.images[chunk]), test.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
     return Batches(batches, sampler, len(train)), test_batches

@@ -74,6 +74,11 @@ class RunWriter(Protocol):
 GPU_READ_EVERY = 25
 
 
+def steps_between_reads(device: torch.device) -> int:
+    """How often a training step's loss is read on the host (checked for NaN, shown in the bar)."""
+    return 1 if device.type == "cpu" else GPU_READ_EVERY
+
+
 @dataclass
 class _Run:
     """What one run's loop holds: its settings, model, optimisation state and batches."""
@@ -203,7 +208,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> Tensor:
     run.train_batches.sampler.set_epoch(epoch)
     run.step_model.train()
     sums = torch.zeros(5, dtype=torch.float64, device=device)
-    read_every = 1 if device.type == "cpu" else GPU_READ_EVERY
+    read_every = steps_between_reads(device)
     tested = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
     last = f" (test top-1 {100 * tested[-1]:.1f}%)" if tested else ""  # the latest evaluated epoch's
     bar = tqdm(run.train_batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}{last}",
@@ -253,7 +258,7 @@ def _check_finite(run: _Run, loss: Tensor, epoch: int, step: int) -> None:
     kept = f"the last checkpoint is kept in {run.writer.path}" if epoch else "no checkpoint was written yet"
     if run.is_writer:
         run.writer.write_status("diverged", epoch, run.cfg.epochs)
-    where = f"step {step + 1}" if run.device.type == "cpu" else f"by step {step + 1}"
+    where = f"step {step + 1}" if steps_between_reads(run.device) == 1 else f"by step {step + 1}"
     raise TrainingDiverged(f"loss became {value} at epoch {epoch + 1}, {where} (lr {run.scheduler.get_last_lr()[0]:.4g}); "
                            f"{kept}. Try a lower --lr, or --amp none.")
 
