@@ -103,10 +103,10 @@ PAIRS = {"vit:deit": ("vit", "deit"), "tnt:titn": ("tnt", "titn")}
 def teacher_differs(course: Course, teacher: RunResult, settings: dict[str, Any]) -> float:
     """Share of the images a student trains on (one epoch, as it sees them: augmented, mixed,
     with unlabelled ones) on which the teacher's label is not the true (dominant) label."""
-    config = course.config("deit", **{**settings, "teacher": str(teacher.out_dir)})
+    config = course.prepare_run("deit", **{**settings, "teacher": str(teacher.out_dir)})
     # The same images with every label shown (the truth of the unlabelled ones), cut and
     # augmented by the engine itself, then mixed as the training loop mixes them.
-    seen = course.config("deit", **{**settings, "teacher": str(teacher.out_dir), "unlabelled": 0,
+    seen = course.prepare_run("deit", **{**settings, "teacher": str(teacher.out_dir), "unlabelled": 0,
                                     "train_subset": config.train_subset + config.unlabelled})
     mixer = BatchMixer(config.mix, alpha=config.mix_alpha, prob=config.mix_prob)
     torch.manual_seed(0)

@@ -21,7 +21,9 @@ notebook, a tiny subset for one step, one small throughput round): on ``--device
 takes a few minutes at most, for CI.
 
 Run: python benchmarks/gpu_check.py [--device cuda] [--quick] [--out gpu_check.md]
-     [--data-dir DIR] [--only notebooks,throughput]
+     [--data-dir DIR] [--only notebooks,throughput] [--mini]
+On a 2-core CPU, the data paths' comparison (issue #32):
+     python benchmarks/gpu_check.py --device cpu --mini --only teacher,titn,titn-loader,pipeline
 """
 
 from __future__ import annotations
@@ -68,11 +70,15 @@ def peak_tflops(device: str) -> float | None:
 
 def last_match(pattern: str, text: str, template: str) -> str:
     matches = re.findall(pattern, text, flags=re.MULTILINE)
-    return template.format(*matches[-1]) if matches else ""
+    if not matches:
+        return ""
+    groups = matches[-1] if isinstance(matches[-1], tuple) else (matches[-1],)  # one group: findall gives strings
+    return template.format(*groups)
 
 
 def train_figure(output: str) -> str:
-    return last_match(r"top-1 ([\d.]+)%", output, "top-1 {}%")
+    speed = last_match(r"last epoch: (\d+) img/s", output, ", {} img/s")
+    return last_match(r"top-1 ([\d.]+)%", output, "top-1 {}%") + speed
 
 
 def throughput_figure(output: str) -> str:
@@ -85,12 +91,12 @@ def pipeline_figure(output: str) -> str:
     return "; ".join(f"{recipe} batch {b} vs DataLoader {d} img/s ({r}x)" for recipe, b, d, r in rows)
 
 
-def build_checks(device: str, quick: bool, data_dir: str | None, workdir: Path) -> list[Check]:
+def build_checks(device: str, quick: bool, data_dir: str | None, workdir: Path, *, mini: bool = False) -> list[Check]:
     python, cli = sys.executable, [sys.executable, "-m", "titn_lite"]
     if data_dir is None and (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
         data_dir = str(DEBIAN_FASHION_MNIST)
-    # Quick, or without Fashion-MNIST's files: the embedded mini set stands in.
-    dataset = ["--dataset", "fashion-mnist", "--data-dir", data_dir] if data_dir and not quick else \
+    # Quick, asked for, or without Fashion-MNIST's files: the embedded mini set (10,000 images) stands in.
+    dataset = ["--dataset", "fashion-mnist", "--data-dir", data_dir] if data_dir and not (quick or mini) else \
         ["--dataset", "fashion-mnist-mini"]
     size = ["--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--workers", "0",
             "--override", "depth=1"] if quick else []
@@ -169,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu_check.md"), help="the Markdown report")
     parser.add_argument("--data-dir", help=f"Fashion-MNIST's IDX files (default: {DEBIAN_FASHION_MNIST} if there)")
     parser.add_argument("--only", help="comma-separated check names (default: all)")
+    parser.add_argument("--mini", action="store_true", help="train on the embedded fashion-mnist-mini (10,000 "
+                                                            "images) even where the full files are there: a CPU's size")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="titn-gpu-check-") as workdir:
-        checks = build_checks(args.device, args.quick, args.data_dir, Path(workdir))
+        checks = build_checks(args.device, args.quick, args.data_dir, Path(workdir), mini=args.mini)
         for check in checks:
             check.cwd = workdir
         if args.only:

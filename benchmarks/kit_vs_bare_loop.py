@@ -27,7 +27,8 @@ from titn_lite.mixing import MixedBatch
 from titn_lite.profiles import get_profile
 from titn_lite.config import TrainConfig
 from titn_lite.runs import train
-from titn_lite.training import build_model, make_optimizer, parameter_groups
+from titn_lite.teachers import build_model
+from titn_lite.training import make_optimizer, parameter_groups
 
 
 def bare_loop(model_name: str, profile: str, steps: int, compile: bool, fused: bool = False) -> float:

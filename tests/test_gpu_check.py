@@ -34,15 +34,17 @@ def test_quick_checks_are_every_check_at_its_smallest_size(gpu_check, tmp_path):
     full = {c.name: " ".join(c.command) for c in gpu_check.build_checks("cuda", False, "/data/fmnist", tmp_path)}
     assert "--dataset fashion-mnist --data-dir /data/fmnist" in full["titn"] and "--only" not in full["notebooks"]
     assert "--compile" in full["throughput"]
+    mini = {c.name: " ".join(c.command) for c in gpu_check.build_checks("cpu", False, "/data/fmnist", tmp_path, mini=True)}
+    assert "--dataset fashion-mnist-mini" in mini["titn-loader"] and "--train-subset" not in mini["titn"]
 
 
 def test_the_report_names_every_check_and_one_failure_stops_none(gpu_check, tmp_path, monkeypatch):
     real = gpu_check.build_checks
 
-    def stubbed(device, quick, data_dir, workdir):
-        checks = real(device, quick, data_dir, workdir)
+    def stubbed(device, quick, data_dir, workdir, **options):
+        checks = real(device, quick, data_dir, workdir, **options)
         outputs = {"teacher": "vgg16_bn on fashion-mnist-mini: top-1 10.00%, top-5 50.00%",
-                   "titn": "titn on fashion-mnist-mini: top-1 12.50%, top-5 55.00%",
+                   "titn": "titn on fashion-mnist-mini: top-1 12.50%, top-5 55.00%\nlast epoch: 1234 img/s training",
                    "throughput": "| vit | 0.1000 | 120 | 36.0 | 400 | 40.0 | 120 |",
                    "pipeline": "| cifar | x | 5000 | 1000 | 5.00 | r |"}
         for check in checks:
@@ -64,7 +66,9 @@ def test_the_report_names_every_check_and_one_failure_stops_none(gpu_check, tmp_
     status = {row.split(" | ")[0][2:]: row.split(" | ")[2] for row in rows}
     assert status["notebooks"] == "fail (exit 3)" and status["titn-compiled"] == "fail (over 1 s)"
     assert all(status[name] == "pass" for name in ("teacher", "titn", "titn-loader", "throughput", "pipeline"))
-    assert "top-1 12.50%" in text and "vit 120/400 img/s" in text and "cifar batch 5000 vs DataLoader 1000" in text
+    summary_figures = {row.split(" | ")[0][2:]: row.split(" | ")[3] for row in rows}
+    assert summary_figures["titn"] == "top-1 12.50%, 1234 img/s" and summary_figures["teacher"] == "top-1 10.00%"
+    assert "top-1 12.50%, 1234 img/s" in text and "vit 120/400 img/s" in text and "cifar batch 5000 vs DataLoader 1000" in text
     assert "5 of 7 checks passed; failed: notebooks, titn-compiled" in text
     assert "broken" in text  # each check's output tail is in the report
 

@@ -137,7 +137,7 @@ def test_a_few_labels_regime_gives_its_twin_as_many_steps_and_a_warm_up_stretche
     assert course.few_labels(4000, 6000).twin["warmup_epochs"] == 1.25
     assert course.few_labels(4000, 6000, warmup_epochs=1).twin["warmup_epochs"] == 2.5  # as asked
     # the profile's own images: the course's teacher itself, one run folder
-    assert course.config("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir == course.config("small_cnn").out_dir
+    assert course.prepare_run("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir == course.prepare_run("small_cnn").out_dir
     with pytest.raises(ValueError, match="labelled >= 1"):
         course.few_labels(0, 10)
 
@@ -223,3 +223,11 @@ def test_a_run_made_before_the_engine_was_split_is_reused_as_it_is(tmp_path):
     saved = json.loads((folder / "metrics.json").read_text())
     assert result.metrics.top1 == saved["top1"] and result.history == json.loads((folder / "history.json").read_text())
     assert not (folder / "checkpoint.pt").exists()  # reused, not trained again
+
+
+def test_a_named_teacher_trains_on_its_students_data_path(tmp_path):
+    from titn_lite.runs import teacher_run_config
+    student = TrainConfig(model="titn", profile="paper", dataset="cifar100", device="cpu", data_path="loader",
+                          out_dir=str(tmp_path)).resolved()
+    teacher = teacher_run_config(student, RunFolder(tmp_path / "teacher"))
+    assert teacher.data_path == "loader" and "data_path" not in teacher.identity()  # as teachers made before

@@ -278,6 +278,21 @@ def test_adamw_leaves_biases_norms_tokens_and_positions_undecayed():
     assert TrainConfig(model="titn", profile="paper").resolved().decay == "all"  # SGD, as PyTorch's default
 
 
+def test_the_model_names_its_undecayed_parameters_and_a_wrapper_changes_nothing():
+    from titn_lite import create_model, create_teacher
+    from titn_lite.training import parameter_groups
+
+    def exempt(model):
+        return {id(p) for group in parameter_groups(model, weight_decay=0.5) if group["weight_decay"] == 0
+                for p in group["params"]}
+    model = create_model("deit", num_classes=10, in_chans=1, depth=1)
+    assert model.no_weight_decay() == {"tokens.class_token", "tokens.distill_token", "tokens.pos_embedding"}
+    # torch.compile's wrapper renames every parameter (_orig_mod.); DataParallel's and DDP's (module.)
+    assert exempt(torch.compile(model)) == exempt(nn.DataParallel(model)) == exempt(model)
+    teacher = create_teacher("small_cnn", num_classes=10, in_chans=1)  # no tokens: its 1-D parameters only
+    assert exempt(teacher) == {id(p) for p in teacher.parameters() if p.ndim <= 1}
+
+
 @pytest.mark.parametrize("fails_at", ["construction", "step"])  # torch 2.3 on a CPU fails only at the step
 def test_fused_optimizer_falls_back_where_torch_lacks_it(monkeypatch, fails_at):
     class NoFusedAdamW(torch.optim.AdamW):

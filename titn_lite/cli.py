@@ -47,6 +47,9 @@ def _train(args: argparse.Namespace) -> int:
     metrics = result.metrics
     print(f"{args.model} on {args.dataset}: top-1 {100 * metrics.top1:.2f}%, top-5 {100 * metrics.top5:.2f}%, "
           f"macro F1 {metrics.f1:.3f} ({metrics.count} test images); run in {result.out_dir}")
+    if result.history:
+        last = result.history[-1]
+        print(f"last epoch: {last['images_per_second']:.0f} img/s training alone, {last['seconds']:.1f} s with its test")
     return 0
 
 
@@ -98,25 +101,29 @@ def _parse_override(item: str) -> tuple[str, int]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from torch.utils.data import DataLoader
-
     from titn_lite.checkpoints import load_checkpoint
-    from titn_lite.data import dataset_info, eval_transform, load_dataset
+    from titn_lite.data import dataset_info
+    from titn_lite.devices import resolve_device
     from titn_lite.flops import count_flops, count_parameters
-    from titn_lite.config import model_from_checkpoint
+    from titn_lite.pipeline import test_batches
+    from titn_lite.config import CheckpointFacts, model_from_checkpoint
     from titn_lite.training import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
-    dataset = args.dataset or checkpoint["dataset"]
+    facts = CheckpointFacts.of(checkpoint)
+    dataset = args.dataset or facts.dataset
     info = dataset_info(dataset)
-    if (info.num_classes, info.in_chans) != (checkpoint["num_classes"], checkpoint["in_chans"]):
-        raise ValueError(f"{args.checkpoint} classifies {checkpoint['num_classes']} classes of "
-                         f"{checkpoint['in_chans']}-channel images; {dataset} has {info.num_classes} classes of "
+    if (info.num_classes, info.in_chans) != (facts.num_classes, facts.in_chans):
+        raise ValueError(f"{args.checkpoint} classifies {facts.num_classes} classes of "
+                         f"{facts.in_chans}-channel images; {dataset} has {info.num_classes} classes of "
                          f"{info.in_chans}-channel images")
     model = model_from_checkpoint(checkpoint)
-    test_set = load_dataset(dataset, train=False, data_dir=args.data_dir, transform=eval_transform(info))
-    metrics = evaluate(model, DataLoader(test_set, batch_size=256), info.num_classes)
-    result = {"checkpoint": str(args.checkpoint), "model": checkpoint["model_name"], "dataset": dataset,
+    device = resolve_device(args.device)
+    # The test images as the engine tested the run: decoded once, normalised a batch at a time.
+    metrics = evaluate(model.to(device), test_batches(dataset, data_dir=args.data_dir), info.num_classes,
+                       device=device)
+    model = model.cpu()
+    result = {"checkpoint": str(args.checkpoint), "model": facts.model_name, "dataset": dataset,
               "top1": metrics.top1, "top5": metrics.top5, "precision": metrics.precision,
               "recall": metrics.recall, "f1": metrics.f1, "test_images": metrics.count,
               "params_m": count_parameters(model) / 1e6,
@@ -268,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     evaluate.set_defaults(run=_evaluate)
 
     report = commands.add_parser("report", help="measured runs beside the paper's tables, as Markdown")

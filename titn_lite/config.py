@@ -251,7 +251,9 @@ class TrainConfig:
 
     def key(self) -> str:
         """Eight hex digits naming the run's identity: runs with other settings (an older
-        profile, say) get other folders instead of clashing or being overwritten."""
+        profile, say) get other folders instead of clashing or being overwritten. A teacher
+        given as a checkpoint is named by its run's identity, which may mean reading that
+        checkpoint (a run folder without ``identity.json``)."""
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
 
     def at(self, out_dir: str | Path) -> TrainConfig:
@@ -310,8 +312,8 @@ def identity_differences(saved: dict[str, Any], asked: dict[str, Any]) -> dict[s
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
     """Rebuild the trained model a checkpoint holds, in eval mode."""
-    model = build_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_chans"],
-                        checkpoint["model_overrides"])
+    facts = CheckpointFacts.of(checkpoint)
+    model = build_model(facts.model_name, facts.num_classes, facts.in_chans, checkpoint["model_overrides"])
     model.load_state_dict(checkpoint["model"])
     return model.eval()
 
@@ -320,9 +322,10 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
 class RunFolder:
     """A run's folder and its files, each named here once (the class attributes below) and
     written atomically: the resolved config and the run's identity (JSON); the checkpoint
-    (weights, optimizer, schedule and history after every epoch); the history, one row per
-    epoch as JSON and CSV (``seconds`` includes evaluation, ``images_per_second`` is training
-    alone); the status (running, diverged, complete; epochs done); and, once the run is
+    (weights, optimizer, schedule and history every ``checkpoint_every`` epochs, the last and
+    before a SIGTERM stop); the history, one row per epoch as JSON and CSV (``seconds``
+    includes evaluation, ``images_per_second`` is training alone); the status (running,
+    diverged, stopped, complete; epochs done); and, once the run is
     complete, the final test metrics.
     """
 
@@ -424,6 +427,22 @@ class RunResult:
         """The trained model, in eval mode."""
         return self.folder.load_model()
 
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What a checkpoint says of the model it holds, read without rebuilding the model."""
+
+    model_name: str
+    dataset: str
+    num_classes: int
+    in_chans: int
+    complete: bool  # the run's last epoch, not a checkpoint to resume from
+
+    @classmethod
+    def of(cls, checkpoint: dict[str, Any]) -> CheckpointFacts:
+        return cls(checkpoint["model_name"], checkpoint["dataset"], checkpoint["num_classes"], checkpoint["in_chans"],
+                   checkpoint["complete"])
+
+
 def training_checkpoint(cfg: ResolvedConfig, *, epoch: int, complete: bool, model: nn.Module,
                         optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
                         history: list[dict[str, float]]) -> dict[str, Any]:
@@ -442,18 +461,33 @@ def training_checkpoint(cfg: ResolvedConfig, *, epoch: int, complete: bool, mode
     }
 
 
+def restore_training(checkpoint: dict[str, Any], *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: Any, scaler: Any) -> tuple[list[dict[str, float]], int]:
+    """Load what ``training_checkpoint`` saved into a run being resumed; returns its history
+    and the number of epochs done."""
+    model.load_state_dict(checkpoint["model"])
+    kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in optimizer.param_groups]
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    for group, kernel in zip(optimizer.param_groups, kernels):
+        group.update(kernel)  # the step kernel this torch chose, not the one of the torch that saved
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    return checkpoint["history"], checkpoint["epoch"]
+
+
 def teacher_from_checkpoint(student: ResolvedConfig, checkpoint_path: Path) -> nn.Module:
     """The teacher model in ``checkpoint_path``, checked against the student's data."""
     checkpoint = load_checkpoint(checkpoint_path)
+    facts = CheckpointFacts.of(checkpoint)
     info = dataset_info(student.dataset)
-    found = (checkpoint["dataset"], checkpoint["num_classes"], checkpoint["in_chans"])
+    found = (facts.dataset, facts.num_classes, facts.in_chans)
     if found != (student.dataset, info.num_classes, info.in_chans):
         raise ValueError(
             f"teacher checkpoint {checkpoint_path} was trained on {found[0]} ({found[1]} classes, {found[2]} "
             f"channel(s)) but the student trains on {student.dataset} ({info.num_classes} classes, "
             f"{info.in_chans} channel(s)); train a teacher on {student.dataset} "
             f"(titn-lite train --model small_cnn --dataset {student.dataset})")
-    if not checkpoint["complete"]:
+    if not facts.complete:
         raise CheckpointError(f"teacher checkpoint {checkpoint_path} is from an unfinished run; finish it with --resume")
     return model_from_checkpoint(checkpoint)
 

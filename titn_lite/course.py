@@ -88,10 +88,11 @@ class Course:
     def runs_folder(self) -> Path:
         return self.artifacts / self.profile
 
-    def config(self, model: str, *, tag: str | None = None, progress: bool | None = None,
-               **settings: Any) -> TrainConfig:
-        """The resolved config of the shared run ``course.run(model, tag=tag, **settings)``
-        (a distilled student's teacher trained first, if it is not there yet)."""
+    def prepare_run(self, model: str, *, tag: str | None = None, progress: bool | None = None,
+                    **settings: Any) -> TrainConfig:
+        """Get the shared run ``course.run(model, tag=tag, **settings)`` ready to train or load:
+        trains a distilled student's teacher first if it is not there yet, then returns the run's
+        resolved config, placed in the course's folder."""
         config = TrainConfig(model=model, profile=self.profile, device=self.device, **settings)
         if config.is_distilled and config.distill != "none" and "teacher" not in settings:
             teacher = self.teacher(progress=progress).folder.checkpoint_path
@@ -104,7 +105,7 @@ class Course:
         """The shared run of ``model`` with ``settings`` (any ``TrainConfig`` field; the
         profile fills the rest): reused when it exists, trained (or finished) otherwise."""
         progress = self.progress if progress is None else progress
-        return train_or_load(self.config(model, tag=tag, progress=progress, **settings), callbacks=callbacks,
+        return train_or_load(self.prepare_run(model, tag=tag, progress=progress, **settings), callbacks=callbacks,
                              progress=progress)
 
     def seed_runs(self, model: str, *, seeds: int | None = None, tag: str | None = None,
@@ -148,7 +149,7 @@ class Course:
 
     def teacher(self, *, progress: bool | None = None) -> RunResult:
         """The course's teacher run (``COURSE_TEACHER`` at this profile), made once."""
-        config = self.config(COURSE_TEACHER)  # a shared run like any other, placed where course.run puts it
+        config = self.prepare_run(COURSE_TEACHER)  # a shared run like any other, placed where course.run puts it
         progress = self.progress if progress is None else progress
         return train_teacher(config, RunFolder(config.out_dir), progress=progress).result()
 

@@ -262,7 +262,8 @@ def capped_workers(requested: int, *, cores: int | None = None, note=print) -> i
 # step does at that size. Decoded once into one tensor, a split is cut into batches by
 # indexing, and the random part of the ``light`` and ``none`` recipes (a crop, a flip) is
 # drawn per image but applied to the whole batch at once. The ``paper`` recipe (AutoAugment,
-# rotation, affine, colour jitter) stays per image, in DataLoader workers.
+# rotation, affine, colour jitter) does the same in ``titn_lite.augment``; ``train_transform``
+# on one PIL image at a time, in DataLoader workers, stays the reference (``data_path="loader"``).
 
 @dataclass(frozen=True)
 class TensorSplit:

@@ -35,9 +35,6 @@ def resolve_device(requested: str = "auto") -> torch.device:
         if device.index is None:  # newer torch refuses set_device("cuda"): name the GPU in use
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
-        # TF32 matmuls and convolutions: fp32 weights at tensor-core speed (what a GPU user expects).
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     return device
 
 

@@ -144,6 +144,8 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     ``jobs``: notebooks run at once, each kernel with ``cores // jobs`` threads. They share
     runs through the course (a run asked for twice at once is made once: ``runs.run_lock``),
     and a notebook that reads another's runs makes or waits for them; 1 runs them in order."""
+    import papermill  # noqa: F401 (before anything is cleared: a missing papermill stops the run here)
+
     jobs = check_jobs(jobs)
     notebooks = select_notebooks(only, folder)
     series_started = time.perf_counter()

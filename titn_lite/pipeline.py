@@ -126,13 +126,21 @@ def epoch_batches(cfg: ResolvedConfig, rank: int, world: int, local_batch: int, 
     train = train.head(labelled + cfg.unlabelled)
     if cfg.unlabelled:
         train = TensorSplit(train.images, torch.where(torch.arange(len(train)) < labelled, train.labels, UNLABELLED))
-    test = load_tensors(cfg.dataset, train=False, data_dir=cfg.data_dir).head(cfg.test_subset)
     sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     augment = PaperAugmentation(info) if cfg.augmentation == "paper" else BatchAugmentation(info, cfg.augmentation)
     batches = TensorBatches(train, sampler, local_batch, augment, device)
-    normalise, mine = BatchNormalisation(info), torch.arange(rank, len(test), world)
-    test_batches = [(normalise(test.images[chunk]), test.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
-    return Batches(batches, sampler, len(train)), test_batches
+    return Batches(batches, sampler, len(train)), test_batches(cfg.dataset, data_dir=cfg.data_dir,
+                                                               subset=cfg.test_subset, rank=rank, world=world)
+
+
+def test_batches(dataset: str, *, data_dir: str | None = None, subset: int | None = None, rank: int = 0,
+                 world: int = 1) -> list[tuple[Tensor, Tensor]]:
+    """This process's share (every ``world``-th image from ``rank``) of the first ``subset``
+    test images, normalised, in batches of ``EVAL_BATCH``: images (B, C, 32, 32) float32 and
+    labels (B,) int64, on the CPU. What the engine tests a run on, and ``titn-lite evaluate``."""
+    test = load_tensors(dataset, train=False, data_dir=data_dir).head(subset)
+    normalise, mine = BatchNormalisation(dataset_info(dataset)), torch.arange(rank, len(test), world)
+    return [(normalise(test.images[chunk]), test.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
 
 
 def training_batches(cfg: ResolvedConfig, *, epoch: int = 0, device: torch.device | str = "cpu") -> Batches:

@@ -1,5 +1,6 @@
-"""Formatting only: tables of measured runs beside the paper's figures (Tables 2-5 in
-shape), and the series' results page from the course's records (``Course.results``)."""
+"""Tables of measured runs beside the paper's figures (Tables 2-5 in shape), read from run
+folders (each run's checkpoint is loaded to count its parameters and FLOPs), and the
+series' results page from the course's records (``Course.results``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from titn_lite import paper
 from titn_lite.flops import count_flops, count_parameters
-from titn_lite.config import RunFolder, model_from_checkpoint
+from titn_lite.config import CheckpointFacts, RunFolder, model_from_checkpoint
 from titn_lite.stats import Difference, compare_pairs, format_differences, holm, seed_results
 from titn_lite.tables import MarkdownTable
 
@@ -55,7 +56,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
         run_dir=folder.path, model=config["model"], dataset=config["dataset"], top1=metrics.top1,
         best_top1=max(row["val_top1"] for row in history if not math.isnan(row["val_top1"])), top5=metrics.top5, precision=metrics.precision,
         recall=metrics.recall, f1=metrics.f1,
-        params=count_parameters(model), flops_per_image=count_flops(model, in_chans=checkpoint["in_chans"]),
+        params=count_parameters(model), flops_per_image=count_flops(model, in_chans=CheckpointFacts.of(checkpoint).in_chans),
         images_per_second=sum(r["images_per_second"] for r in history) / len(history),
         seconds=sum(r["seconds"] for r in history), mix=config["mix"],
     )

@@ -43,7 +43,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         differences = identity_differences(folder.identity(), cfg.identity())
         if differences:
             listed = "; ".join(f"{k}: run has {old!r}, asked {new!r}" for k, (old, new) in differences.items())
-            raise ValueError(f"--resume continues the run in {folder.path} as it was configured, but {listed}")
+            raise ValueError(f"--resume continues the run in {folder.path} as it was configured, but {listed}"
+                             f"{_data_path_hint(differences)}")
     elif folder.has_checkpoint:
         raise ValueError(f"{folder.path} already holds a run; pass --resume to continue it, or choose another --out")
     _, world = init_distributed()  # before a teacher trains: its run is shared by every process
@@ -79,8 +80,15 @@ def train_or_load(config: TrainConfig, *, progress: bool = True,
     differences = sorted(identity_differences(folder.identity(), cfg.identity()))
     if differences:
         raise ValueError(f"{folder.path} holds a finished run with other settings ({', '.join(differences)}); "
-                         f"delete it or choose another out_dir")
+                         f"delete it or choose another out_dir{_data_path_hint(differences)}")
     return folder.result()
+
+
+def _data_path_hint(differences: dict | list) -> str:
+    if "data_path" not in differences:
+        return ""
+    return ("; a paper-recipe run made before its augmentation moved to whole batches used the DataLoader "
+            "path: add --data-path loader to go on with it")
 
 
 @contextmanager
@@ -126,7 +134,8 @@ def teacher_run_config(student: ResolvedConfig, folder: RunFolder) -> TrainConfi
     return TrainConfig(model=student.teacher, dataset=student.dataset, profile=student.profile,
                        out_dir=str(folder.path), data_dir=student.data_dir, augmentation=student.augmentation,
                        train_subset=student.train_subset, test_subset=student.test_subset,
-                       num_workers=student.num_workers, device=student.device, amp=student.amp, seed=student.seed)
+                       num_workers=student.num_workers, device=student.device, amp=student.amp, seed=student.seed,
+                       data_path=student.data_path)
 
 
 def train_teacher(teacher: TrainConfig, folder: RunFolder, *, progress: bool = True) -> RunFolder:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from titn_lite.config import ResolvedConfig, training_checkpoint
+from titn_lite.config import ResolvedConfig, restore_training, training_checkpoint
 from titn_lite.data import dataset_info
 from titn_lite.devices import all_reduce, amp_dtype, init_distributed, resolve_device
 from titn_lite.losses import UNLABELLED, DistillationLoss
@@ -156,6 +156,9 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
     ``checkpoint`` when resuming; the writer records the start."""
     rank, world = init_distributed()
     device = resolve_device(cfg.device)
+    if device.type == "cuda":  # TF32 matmuls and convolutions: fp32 weights at tensor-core speed
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world} processes")
     info = dataset_info(cfg.dataset)
@@ -189,25 +192,20 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
 
 def _restore(run: _Run, checkpoint: dict[str, Any]) -> None:
     """Continue from ``checkpoint``: weights, optimiser, schedule, scaler and history."""
-    run.model.load_state_dict(checkpoint["model"])
-    kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in run.optimizer.param_groups]
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    for group, kernel in zip(run.optimizer.param_groups, kernels):
-        group.update(kernel)  # the step kernel this torch chose, not the one of the torch that saved
-    run.scheduler.load_state_dict(checkpoint["scheduler"])
-    run.scaler.load_state_dict(checkpoint["scaler"])
-    run.history, run.start_epoch = checkpoint["history"], checkpoint["epoch"]
+    run.history, run.start_epoch = restore_training(checkpoint, model=run.model, optimizer=run.optimizer,
+                                                    scheduler=run.scheduler, scaler=run.scaler)
 
 
 def _train_epoch(run: _Run, epoch: int, progress: bool) -> Tensor:
     """One epoch of optimizer steps; returns its sums, summed over processes: (loss x
     images, top-1 hits, top-5 hits, labelled images, images), float64 on the CPU. They are
-    accumulated on the device and read on the host every ``GPU_READ_EVERY`` steps on a GPU."""
+    accumulated on the device and read on the host every ``steps_between_reads`` steps."""
     cfg, device = run.cfg, run.device
     seed_epoch(cfg.seed, epoch, run.loader_rng)
     run.train_batches.sampler.set_epoch(epoch)
     run.step_model.train()
-    sums = torch.zeros(5, dtype=torch.float64, device=device)
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    images_seen = 0  # counted on the host: no wait for the device
     read_every = steps_between_reads(device)
     tested = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
     last = f" (test top-1 {100 * tested[-1]:.1f}%)" if tested else ""  # the latest evaluated epoch's
@@ -216,18 +214,19 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> Tensor:
     for step, (images, labels) in enumerate(bar):
         loss, step_sums = _step(run, images, labels)
         sums += step_sums
+        images_seen += len(labels)
         if (step + 1) % read_every == 0 or step + 1 == len(run.train_batches):
-            _check_finite(run, loss, epoch, step)
+            _check_finite(run, sums[0], epoch, step)  # the running sum: a NaN in any step since the last read
             running_top1 = f"{100 * float(sums[1] / sums[3]):.0f}%" if sums[3] else "-"  # this epoch's, so far
             bar.set_postfix(loss=f"{float(loss):.3f}", top1=running_top1, refresh=False)  # at the bar's own pace
-    sums = sums.cpu()
-    all_reduce(sums)
-    return sums
+    sums = torch.cat([sums, sums.new_tensor([images_seen])])
+    all_reduce(sums)  # on the device: NCCL reduces GPU tensors only
+    return sums.cpu()
 
 
 def _step(run: _Run, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """One optimizer step on a batch; returns its loss and its sums (as ``_train_epoch``'s),
-    both still on the device."""
+    """One optimizer step on a batch; returns its loss and its sums (loss x images, top-1
+    hits, top-5 hits, labelled images), both still on the device."""
     images, labels = images.to(run.device, non_blocking=True), labels.to(run.device, non_blocking=True)
     if run.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
@@ -244,14 +243,14 @@ def _step(run: _Run, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     logits = mean_of_heads(outputs).detach().float()
     hits = topk_hits(logits, batch.dominant_labels)  # an UNLABELLED image is never a hit, nor counted:
     # unlabelled images come only in unmixed runs (resolved() refuses mixing), so the labels are the batch's own.
-    labelled = (labels != UNLABELLED).sum() if run.cfg.unlabelled else torch.tensor(len(labels), device=run.device)
-    count = len(labels)
-    return loss.detach(), torch.stack([loss.detach().double() * count, hits[0].double(), hits[1].double(),
-                                       labelled.double(), torch.tensor(count, dtype=torch.float64, device=run.device)])
+    labelled = (labels != UNLABELLED).sum()
+    return loss.detach(), torch.stack([loss.detach().double() * len(labels), hits[0].double(), hits[1].double(),
+                                       labelled.double()])
 
 
 def _check_finite(run: _Run, loss: Tensor, epoch: int, step: int) -> None:
-    """Stop a run whose loss became NaN or infinite, keeping its last checkpoint."""
+    """Stop a run whose loss (``loss``: this epoch's running sum) became NaN or infinite,
+    keeping its last checkpoint."""
     value = float(loss)
     if math.isfinite(value):
         return
@@ -343,8 +342,9 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], num_clas
         totals += torch.stack([topk_hits(logits, labels)[1].double(),
                                F.cross_entropy(logits, labels, reduction="sum").double()])
         confusion += confusion_matrix(logits.argmax(1), labels, num_classes).double()
-    packed = torch.cat([confusion.flatten(), totals]).cpu()
-    all_reduce(packed)
+    packed = torch.cat([confusion.flatten(), totals])
+    all_reduce(packed)  # on the device: NCCL reduces GPU tensors only
+    packed = packed.cpu()
     confusion = packed[:-2].reshape(num_classes, num_classes).long()
     return metrics_from_counts(confusion, int(packed[-2]), float(packed[-1]))
 
@@ -357,6 +357,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay: str = "weight
     this rule). With ``decay="all"``, everything decays. Empty groups are left out."""
     if decay == "all":
         return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+    model = getattr(model, "module", model)  # DistributedDataParallel's
     named_exempt = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
     decayed, exempt = [], []
     for name, parameter in model.named_parameters():
