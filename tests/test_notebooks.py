@@ -197,6 +197,24 @@ def test_runner_at_two_jobs_gives_one_jobs_results_in_the_series_order(tmp_path,
     assert kernel_threads(1) == {} and kernel_threads(3, cores=8) == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
 
 
+def test_notebooks_side_by_side_run_from_relative_folders(tmp_path, monkeypatch):
+    # The README's `notebooks run` writes to runs/notebooks, a relative path; papermill changes
+    # the process's working directory while a notebook runs, so the notebook beside it once
+    # failed to find its own output file (CI's smoke series, 06_teacher).
+    monkeypatch.chdir(tmp_path)
+    Path("series").mkdir()
+    parameters = nbformat.v4.new_code_cell("profile = 'classroom'")
+    parameters.metadata["tags"] = ["parameters"]
+    for index in range(4):
+        cells = [parameters, nbformat.v4.new_code_cell("import time; time.sleep(1.5)"),
+                 nbformat.v4.new_code_cell("print('done')")]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), Path("series") / f"0{index}_nap.ipynb")
+    course = Course("smoke", artifacts=tmp_path / "artifacts", progress=False)
+    results = run_series(course, out_dir="runs/notebooks", folder=Path("series"), jobs=2)
+    assert [(r.status, r.error) for r in results] == [("ok", None)] * 4
+    assert all("done" in _outputs(tmp_path / "runs" / "notebooks" / f"0{i}_nap.ipynb") for i in range(4))
+
+
 def test_the_runners_kernels_are_shut_down_without_an_interrupt(monkeypatch):
     """jupyter_client interrupts a kernel (SIGINT) before asking it to shut down; a kernel still
     in a message handler then logs an ERROR line on the series' stderr. The runner only asks."""

@@ -147,13 +147,16 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     import papermill  # noqa: F401 (before anything is cleared: a missing papermill stops the run here)
 
     jobs = check_jobs(jobs)
-    notebooks = select_notebooks(only, folder)
+    # Absolute paths: papermill changes the process's working directory while a notebook runs
+    # (and keeps its own for reads and writes), so beside another notebook a relative path
+    # would be read against the wrong folder (CI's smoke series failed so, once).
+    notebooks = [path.resolve() for path in select_notebooks(only, folder)]
     series_started = time.perf_counter()
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
     with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs)):
         kernel, kernel_manager = ensure_kernel(), _kernel_manager_class()
-        out_dir = Path(out_dir)
+        out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         parameters = {"profile": course.profile, "device": course.device, "artifacts_dir": str(course.artifacts)}
         if not only:
