@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -89,15 +90,20 @@ def test_resume_after_interruption_is_bit_for_bit(tmp_path, teacher_checkpoint, 
     assert [r["train_loss"] for r in straight["history"]] == [r["train_loss"] for r in resumed["history"]]
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, teacher_checkpoint):
+def poison_the_loss(monkeypatch, poisoned_call: Callable[[int], bool]) -> None:
+    """Make the training loss NaN on the calls (counted from 1) ``poisoned_call`` picks."""
     real_forward = training.DistillationLoss.forward
     calls = {"n": 0}
 
     def poisoned(self, outputs, batch):
         calls["n"] += 1
         loss = real_forward(self, outputs, batch)
-        return loss * float("nan") if calls["n"] > 8 else loss  # smoke: 8 steps per epoch
+        return loss * float("nan") if poisoned_call(calls["n"]) else loss
     monkeypatch.setattr(training.DistillationLoss, "forward", poisoned)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, teacher_checkpoint):
+    poison_the_loss(monkeypatch, lambda call: call > 8)  # smoke: 8 steps per epoch
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1 .*the last checkpoint is kept"):
         train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint), epochs=3), progress=False)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
@@ -502,14 +508,7 @@ def test_reading_the_loss_every_few_steps_as_on_a_gpu_changes_no_number(tmp_path
 
 
 def test_a_nan_between_reads_is_caught_at_the_next_read(tmp_path, teacher_checkpoint, monkeypatch):
-    real_forward = training.DistillationLoss.forward
-    calls = {"n": 0}
-
-    def poisoned(self, outputs, batch):
-        calls["n"] += 1
-        loss = real_forward(self, outputs, batch)
-        return loss * float("nan") if calls["n"] == 2 else loss
-    monkeypatch.setattr(training.DistillationLoss, "forward", poisoned)
+    poison_the_loss(monkeypatch, lambda call: call == 2)
     monkeypatch.setattr(training, "steps_between_reads", lambda device: 3)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, by step 3 "):
         train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint)), progress=False)

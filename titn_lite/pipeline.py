@@ -65,9 +65,10 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = torch.tensor(list(self.sampler))
+        order_on_device = order.to(self.device)  # once an epoch, not a copy (and a wait) per batch
         for batch in range(len(self)):
-            chosen = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            yield self.augment(self.images[chosen.to(self.device)]), self.labels[chosen]
+            cut = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
+            yield self.augment(self.images[order_on_device[cut]]), self.labels[order[cut]]
 
 
 class HiddenLabels(Dataset):

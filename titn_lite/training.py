@@ -97,12 +97,9 @@ class _Run:
     test_batches: Iterable[tuple[Tensor, Tensor]]
     loader_rng: torch.Generator
     is_writer: bool
+    channels_last: bool  # a CNN teacher on a GPU: its convolutions run faster on NHWC images
     history: list[dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
-
-    @property
-    def channels_last(self) -> bool:  # a CNN teacher on a GPU: convolutions run faster in NHWC
-        return not self.cfg.is_student and self.device.type == "cuda"
 
     def checkpoint(self, epoch: int, complete: bool) -> dict[str, Any]:
         return training_checkpoint(self.cfg, epoch=epoch, complete=complete, model=self.model,
@@ -169,7 +166,8 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, info.num_classes, info.in_chans, cfg.model_overrides).to(device)
-    if not cfg.is_student and device.type == "cuda":
+    channels_last = not cfg.is_student and device.type == "cuda"
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = DistillationLoss(teacher.to(device) if teacher else None, cfg.distill or "none",
                                  alpha=cfg.distill_alpha, temperature=cfg.temperature, unlabelled=cfg.unlabelled > 0)
@@ -181,7 +179,7 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     run = _Run(cfg, writer, device, model, torch.compile(ddp_model) if cfg.compile else ddp_model, criterion,
                BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob), optimizer, scheduler, scaler,
-               train_batches, test_batches, loader_rng, is_writer=rank == 0)
+               train_batches, test_batches, loader_rng, is_writer=rank == 0, channels_last=channels_last)
     if checkpoint is not None:
         _restore(run, checkpoint)
     if run.is_writer:
