@@ -4,6 +4,7 @@ notebook, and two ways of cheating (replacing the check from an answer cell, cal
 kit's own implementation). Then the whole workflow through nbgrader's collected layout."""
 
 import csv
+import re
 import time
 from pathlib import Path
 
@@ -207,3 +208,157 @@ def test_the_cli_says_what_layout_it_expects_in_one_line(release, tmp_path, caps
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "grades.csv").exists()
     assert main(["assignments", "grade", str(tmp_path), "--release", str(release), "--jobs", "0"]) == 2
     assert "--jobs takes a whole number" in capsys.readouterr().err
+
+
+def _set_parameters(path, **values):
+    """Rewrite the student's parameters cell of a submitted notebook: ``name = value`` lines."""
+    notebook = nbformat.read(path, as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    lines = cell.source.splitlines()
+    for name, value in values.items():
+        lines = [f"{name} = {value!r}" if line.startswith(f"{name} =") else line for line in lines]
+    cell.source = "\n".join(lines)
+    nbformat.write(notebook, path)
+
+
+def test_the_grader_decides_the_settings_not_the_parameters_cell(tmp_path):
+    """A right notebook 06 left at a GPU and the classroom profile scores full marks on a CPU grader."""
+    release = tmp_path / "titn-release"
+    build(release, only=["06"])
+    submit(release, tmp_path / "class" / "alice", solutions("06_teacher.ipynb"))
+    _set_parameters(tmp_path / "class" / "alice" / "06_teacher.ipynb", device="cuda", profile="classroom")
+    grades = grade(tmp_path / "class", release, tmp_path / "grades.csv", cell_timeout=60)
+    row = read_rows(tmp_path / "grades.csv")["alice"]
+    assert row["most_confused_check"] == "1", row
+    assert grades[0].feedback_dir == tmp_path / "feedback"
+    ran = (tmp_path / "feedback" / "alice" / "06_teacher.ipynb").read_text()
+    assert "Set by the grader" in ran and "device = 'cpu'" in ran and "profile = 'smoke'" in ran
+
+
+LOCKED = '''import threading
+
+lock = threading.Lock()  # made once, outside the function: it cannot be saved for grading
+
+def attention_from_scratch(q, k, v, mask=None):
+    with lock:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return weights @ v, weights'''
+
+
+def test_a_failed_cell_is_the_reason_not_a_missing_answer(tmp_path):
+    """A cell past the time limit, a cell that needs CUDA, and an answer that cannot be pickled:
+    each reason names the real cause and what to change."""
+    import torch
+
+    release = tmp_path / "titn-release"
+    build(release, only=["01"])
+    right = solutions("01_attention.ipynb")
+    submit(release, tmp_path / "class" / "slow", {**right, "attention": "import time\ntime.sleep(600)\n"
+                                                                          + right["attention"]})
+    submit(release, tmp_path / "class" / "gpu", {**right, "attention": 'torch.zeros(1, device="cuda")\n'
+                                                                        + right["attention"]})
+    submit(release, tmp_path / "class" / "locked", {**right, "attention": LOCKED})
+    grade(tmp_path / "class", release, tmp_path / "grades.csv", cell_timeout=20, jobs=2)
+    rows = read_rows(tmp_path / "grades.csv")
+    slow = rows["slow"]["attention_check reason"]
+    assert re.search(r"^cell \d+ ran past the grader's 20 s limit", slow) and "does not define" not in slow, slow
+    if not torch.cuda.is_available():
+        gpu = rows["gpu"]["attention_check reason"]
+        assert re.search(r"^cell \d+ needs a GPU \(CUDA\)", gpu) and "does not define" not in gpu, gpu
+    assert rows["locked"]["attention_check reason"] == (
+        "your answer holds a _thread.lock object that cannot be saved for grading: create it inside the function "
+        "(not in a global or an enclosing function)")
+    # Its multi-head class calls that attention, so it carries the lock too.
+    assert rows["locked"]["multi_head_check reason"] == rows["locked"]["attention_check reason"]
+
+
+def test_grades_come_first_a_broken_page_is_reported_and_feedback_is_never_overwritten(tmp_path, monkeypatch,
+                                                                                        capsys):
+    from nbconvert import HTMLExporter
+
+    from titn_lite.cli import main
+
+    release = tmp_path / "titn-release"
+    build(release, only=["01"])
+    (tmp_path / "class" / "mallory").mkdir(parents=True)  # a notebook that is not one: graded without a kernel
+    (tmp_path / "class" / "mallory" / "01_attention.ipynb").write_text("not a notebook")
+    out = tmp_path / "grades.csv"
+    grade(tmp_path / "class", release, out)
+    first_page = (tmp_path / "feedback" / "mallory.html").read_text()
+
+    sheet_there = []
+
+    def broken(self, notebook, **kwargs):
+        sheet_there.append(out.is_file())
+        raise RuntimeError("nbconvert broke")
+
+    out.unlink()
+    monkeypatch.setattr(HTMLExporter, "from_notebook_node", broken)
+    assert main(["assignments", "grade", str(tmp_path / "class"), "--release", str(release), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert sheet_there == [True] and read_rows(out)["mallory"]["total"] == "0"
+    assert "feedback page for mallory could not be written (RuntimeError: nbconvert broke)" in captured.err
+    # The second run went to a folder of its own, and said so; the first run's page is untouched.
+    assert f"{tmp_path / 'feedback'} holds an earlier run's feedback, so this run's went to " \
+           f"{tmp_path / 'feedback-2'}" in captured.out
+    assert (tmp_path / "feedback" / "mallory.html").read_text() == first_page
+    monkeypatch.undo()
+    grades = grade(tmp_path / "class", release, out, force=True)
+    assert grades[0].feedback == tmp_path / "feedback" / "mallory.html" and not (tmp_path / "feedback-3").exists()
+
+
+def test_one_students_nbgrader_folder_is_not_graded_as_a_class(tmp_path):
+    alice = tmp_path / "course" / "submitted" / "alice"
+    (alice / "titn-lite").mkdir(parents=True)
+    (alice / "titn-lite" / "01_attention.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match=r"one student's folder in nbgrader's layout \(titn-lite/ is an assignment, "
+                                         r"not a student\): pass the submitted/ folder above it"):
+        find_submissions(alice, ["01_attention.ipynb"])
+    copied = tmp_path / "alice-copy" / "titn-lite"  # elsewhere: nbgrader's timestamp.txt gives it away
+    copied.mkdir(parents=True)
+    (copied / "01_attention.ipynb").write_text("{}")
+    (copied / "timestamp.txt").write_text("2026-12-01 09:30:00.000000 UTC")
+    with pytest.raises(ValueError, match="pass the submitted/ folder"):
+        find_submissions(copied.parent, ["01_attention.ipynb"])
+    assert [s.student for s in find_submissions(tmp_path / "course", ["01_attention.ipynb"])] == ["alice"]
+
+
+def test_the_release_folder_does_not_collide_with_nbgraders(tmp_path):
+    from titn_lite.cli import build_parser
+
+    course = tmp_path / "course"
+    (course / "release" / "ps1").mkdir(parents=True)  # nbgrader's own release folder
+    (course / "nbgrader_config.py").write_text("c = get_config()")
+    with pytest.raises(ValueError) as error:
+        grade(course, course / "release", tmp_path / "grades.csv")
+    message = str(error.value)
+    assert f"--out {course / 'titn-release'}" in message and "nbgrader keeps its own releases" in message
+    assert f"--out {course / 'release'}" not in message
+    with pytest.raises(ValueError, match="nbgrader's own release folder in this course: build into .*titn-release"):
+        build(course / "release", only=["01"])
+    assert not (course / "release" / "01_attention.ipynb").exists()
+    parser = build_parser()
+    assert parser.parse_args(["assignments", "build"]).out == Path("titn-release")
+    assert parser.parse_args(["assignments", "grade", "class"]).release == Path("titn-release")
+
+
+def test_the_teachers_grading_files_are_git_ignored():
+    gitignore = Path(__file__).resolve().parents[1] / ".gitignore"
+    if not gitignore.is_file():
+        pytest.skip("not a clone: no .gitignore")
+    lines = set(gitignore.read_text().splitlines())
+    assert {"titn-release/", "release/", "grades.csv", "feedback/", ".venv/"} <= lines
+
+
+def test_build_prints_the_exercises_it_wrote(tmp_path, capsys):
+    from titn_lite.cli import main
+
+    assert main(["assignments", "build", "--out", str(tmp_path / "titn-release"), "--only", "01,05"]) == 0
+    printed = capsys.readouterr().out
+    for exercise in build(tmp_path / "again", only=["01", "05"]):
+        assert re.search(rf"^{exercise.notebook}\s+{exercise.grade_id}\s+{exercise.points:g}$", printed,
+                         re.MULTILINE), printed
+    assert "3 exercises (6 points) in 2 student notebooks" in printed

@@ -365,3 +365,17 @@ def test_rollout_check_other_answer_and_remaining_mistakes():
         checks.check_rollout(first_head)
     with pytest.raises(CheckFailed, match="^the rollout differs"):
         checks.check_rollout(lambda layers: rollout(layers) * 2)
+
+
+def test_interval_checks_print_each_run_interval_with_its_coverage(capsys):
+    """A run's intervals are read with their stated coverage; one without a coverage rules out nothing."""
+    from titn_lite.stats import compare_pairs, seed_results
+
+    results = seed_results({"ref": [80.0, 81.0, 82.0], "a": [81.1, 82.3, 83.0], "b": [79.0, 81.5, 81.0]})
+    intervals = [d.interval for d in compare_pairs(results, [("a", "ref"), ("b", "ref")])]
+    checks.check_interval_verdict(lambda low, high: 1 if low > 0 else -1 if high < 0 else 0, intervals)
+    checks.check_ruled_out(lambda low, high, effect: not low <= effect <= high, intervals, 1.5)
+    shown = capsys.readouterr().out
+    assert shown.count("simultaneous 97.5% interval (Bonferroni, m = 2)") == 4 and "at that coverage" in shown
+    checks.check_ruled_out(lambda low, high, effect: not low <= effect <= high, [(-1.0, 3.0)], 1.5)
+    assert "states no coverage, so it rules out nothing" in capsys.readouterr().out

@@ -7,9 +7,9 @@ from scipy import stats as scipy_stats
 
 from titn_lite.course import Course
 from titn_lite.report import results_page_markdown
-from titn_lite.stats import (Difference, SeedResults, compare, compare_pairs, detectable_difference,
+from titn_lite.stats import (Difference, Interval, SeedResults, compare, compare_pairs, detectable_difference,
                              first_epoch_reaching, format_differences, format_seed_table, holm, mean_history,
-                             paired_scatter, seed_results)
+                             paired_scatter, seed_results, sign_flip_p, smallest_sign_flip_p)
 
 
 def test_mean_and_sample_standard_deviation():
@@ -77,7 +77,7 @@ def test_compare_pairs_pairs_by_seed_and_corrects_over_the_page():
         [min(1, 3 * differences[0].p_value), differences[1].p_value, max(min(1, 2 * differences[2].p_value),
                                                                           min(1, 3 * differences[0].p_value))])
     table = format_differences(differences)
-    assert "| test | p | Holm p | verdict |" in table and "| a − b | +4.7 |" in table
+    assert "| test | p | exact sign-flip p | Holm p | verdict |" in table and "| a − b | +4.7 |" in table
     with pytest.raises(ValueError, match="pairs name z"):
         compare_pairs(results, [("z", "a")])
 
@@ -166,27 +166,124 @@ def test_the_results_page_also_tests_every_difference_together(tmp_path):
     assert "Every difference" not in results_page_markdown("smoke", one.results())  # one table: nothing to add
 
 
-def test_the_interval_beside_a_corrected_verdict_agrees_with_it():
-    """After Holm's correction the interval is drawn at the level Holm used for that difference,
-    so it excludes zero exactly when the adjusted verdict says beyond the noise; alone, it is the
-    plain 95% interval of the t-test."""
+def test_constant_paired_gaps_are_untestable_whatever_each_sides_spread():
+    """Equal per-seed differences leave the paired test nothing to weigh the mean gap against:
+    no p-value, and the verdict says why, though each side scatters from seed to seed."""
+    a, b = SeedResults("a", (80.0, 81.0, 82.5)), SeedResults("b", (79.5, 80.5, 82.0))
+    assert a.std > 1 and b.std > 1  # each side moves by more than a point
+    constant = compare(a, b, paired=True)
+    assert constant.difference == pytest.approx(0.5)
+    assert not constant.testable and math.isnan(constant.p_value) and not constant.exceeds_noise
+    assert "cannot tell" in constant.describe() and "all equal" in constant.verdict()
+    assert "p = 0.000" not in constant.describe() and "beyond the noise" not in constant.describe()
+    assert format_differences([constant]).count("cannot tell") == 1
+    # Gaps equal only to rounding error count as equal; gaps that differ a little are tested.
+    rounded = compare(SeedResults("a", (80.1, 81.3, 82.7)), SeedResults("b", (79.6, 80.8, 82.2)), paired=True)
+    assert not rounded.testable
+    varied = compare(a, SeedResults("b", (79.5, 80.4, 82.0)), paired=True)
+    assert varied.testable and varied.p_value > 0
+
+
+def test_every_interval_carries_its_coverage_and_the_simultaneous_one_agrees_with_bonferroni():
+    """Beside a family's verdicts the interval is Bonferroni's simultaneous one, at 1 - 0.05/m:
+    it excludes 0 exactly when m p < 0.05, and then Holm (never stricter) agrees; the plain 95%
+    interval stays available under its own name."""
     results = seed_results({"a": [81.0, 82.1, 83.4], "b": [80.2, 80.9, 81.5], "c": [80.6, 81.2, 82.1],
-                            "d": [84.0, 85.2, 86.1]})
-    differences = compare_pairs(results, [("a", "b"), ("c", "b"), ("d", "b")])
-    assert any(d.low > 0 and not d.exceeds_noise for d in differences), "the case the interval is for"
+                            "d": [84.0, 85.2, 86.1], "e": [80.9, 81.9, 82.3]})
+    differences = compare_pairs(results, [("a", "b"), ("c", "b"), ("d", "b"), ("e", "b")])
+    assert any(d.plain_interval.excludes(0) and not d.interval.excludes(0) for d in differences), "the case it is for"
+    assert any(d.interval.excludes(0) for d in differences)
     for d in differences:
-        low, high = d.interval
-        assert (low > 0 or high < 0) == d.exceeds_noise, d
-        assert low <= d.low and high >= d.high  # never narrower than the plain 95% interval
+        assert d.family == 4 and d.level == 0.95
+        plain, joint = d.plain_interval, d.interval
+        assert isinstance(joint, Interval) and joint.level == pytest.approx(1 - 0.05 / 4)
+        assert joint.name == "simultaneous 98.8% interval (Bonferroni, m = 4)" and plain.name == "95% interval"
+        assert joint.excludes(0) == (d.bonferroni_p < 0.05) and d.bonferroni_p == pytest.approx(min(1, 4 * d.p_value))
+        assert not joint.excludes(0) or d.exceeds_noise  # Holm's adjusted p is never above Bonferroni's
         reference = scipy_stats.ttest_rel(results[d.first].values, results[d.second].values)
-        level = 1 - 0.05 * d.p_value / d.adjusted_p
-        assert (low, high) == pytest.approx(tuple(reference.confidence_interval(level)))
+        assert tuple(joint) == pytest.approx(tuple(reference.confidence_interval(1 - 0.05 / 4)))
+        assert tuple(plain) == pytest.approx(tuple(reference.confidence_interval(0.95))) == (d.low, d.high)
+        assert joint.low < plain.low and joint.high > plain.high
+        assert joint.name in d.describe() and "95% interval" in d.describe()
     alone = compare(results["a"], results["b"], paired=True)
-    assert alone.interval == (alone.low, alone.high) and alone.interval_name == "95% interval"
+    assert alone.interval == (alone.low, alone.high) and alone.interval.level == 0.95
+    assert alone.interval_name == "95% interval" and "simultaneous" not in alone.describe()
     table = format_differences(differences)
-    assert "Holm-adjusted: agrees with the verdict" in table
+    assert "| 95% interval | simultaneous 98.8% interval (Bonferroni, m = 4) |" in table
     assert "{:+.1f} to {:+.1f}".format(*differences[0].interval) in table
-    assert "Holm-adjusted interval" in differences[0].describe()
+    low, high = differences[2].interval  # unpacks like a pair
+    assert (low, high) == (differences[2].interval.low, differences[2].interval.high)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Interval(0.0, 1.0, 95)
+
+
+def test_the_bonferroni_interval_matches_its_adjusted_p_on_random_data():
+    rng = __import__("numpy").random.default_rng(1)
+    agreed = {True: 0, False: 0}
+    for trial in range(200):
+        seeds, m = int(rng.integers(3, 6)), int(rng.integers(2, 6))
+        base = rng.normal(80, 1, seeds)
+        results = {"ref": SeedResults("ref", tuple(base))}
+        for k in range(m):
+            results[f"v{k}"] = SeedResults(f"v{k}", tuple(base + rng.normal(rng.normal(0, 1.5), 0.7, seeds)))
+        for d in compare_pairs(results, [(f"v{k}", "ref") for k in range(m)]):
+            assert d.interval.excludes(0) == (d.bonferroni_p < 0.05), (trial, d)
+            agreed[d.interval.excludes(0)] += 1
+    assert min(agreed.values()) > 20  # both outcomes were exercised
+
+
+def test_the_sign_flip_test_of_three_seeds_cannot_go_below_a_quarter():
+    assert sign_flip_p([0.4, 1.1, 2.0]) == 0.25  # all positive: only it and its mirror image are as extreme
+    assert sign_flip_p([-0.4, -1.1, -2.0]) == 0.25 and sign_flip_p([0.5, 0.5, 0.5]) == 0.25
+    assert smallest_sign_flip_p(3) == 0.25 and smallest_sign_flip_p(5) == 0.0625
+    # 3, -1, 1 sums to 3; the 8 patterns sum to ±1 (two), ±3 (four) and ±5 (two): 6 are as far from 0
+    assert sign_flip_p([3.0, -1.0, 1.0]) == 0.75
+    assert sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    # The comparison reports it beside the t-test, whose p can be far smaller with the same three seeds.
+    a, b = SeedResults("a", (84.0, 85.2, 86.1)), SeedResults("b", (80.2, 80.9, 81.5))
+    paired = compare(a, b, paired=True)
+    assert paired.sign_flip_p == 0.25 and paired.p_value < 0.01
+    assert "exact sign-flip p = 0.250" in paired.describe() and "| 0.250 |" in format_differences([paired])
+    assert compare(a, b).sign_flip_p is None  # Welch's test: no pairs to flip
+    with pytest.raises(ValueError, match="at least one"):
+        sign_flip_p([])
+
+
+def test_the_sign_flip_p_is_a_brute_force_count_of_the_sign_patterns():
+    import itertools
+
+    rng = __import__("numpy").random.default_rng(2)
+    for _ in range(60):
+        n = int(rng.integers(2, 9))
+        gaps = [float(g) for g in rng.normal(0.3, 1.0, n)]
+        observed = abs(sum(gaps)) / n
+        as_extreme = sum(abs(sum(s * g for s, g in zip(signs, gaps))) / n >= observed - 1e-12
+                         for signs in itertools.product((1, -1), repeat=n))
+        expected = as_extreme / 2 ** n
+        assert sign_flip_p(gaps) == pytest.approx(expected), gaps
+        assert sign_flip_p(gaps) >= smallest_sign_flip_p(n)
+        values = [80.0 + g for g in gaps]
+        assert compare(SeedResults("a", tuple(values)), SeedResults("b", (80.0,) * n),
+                       paired=True).sign_flip_p == pytest.approx(expected)
+
+
+def test_welchs_unpaired_test_matches_scipy_and_its_interval_the_hand_formula():
+    """The unpaired option, for settings whose seeds share no randomness: Welch's t-test."""
+    a, b = SeedResults("a", (70.4, 66.25, 66.8, 69.0)), SeedResults("b", (71.4, 68.9, 67.7))
+    welch = compare(a, b)
+    reference = scipy_stats.ttest_ind(a.values, b.values, equal_var=False)
+    assert welch.test == "Welch" and welch.p_value == pytest.approx(reference.pvalue)
+    assert welch.df == pytest.approx(reference.df)
+    va, vb = a.std ** 2 / a.count, b.std ** 2 / b.count
+    dof = (va + vb) ** 2 / (va ** 2 / (a.count - 1) + vb ** 2 / (b.count - 1))
+    half = scipy_stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    assert (welch.low, welch.high) == pytest.approx((a.mean - b.mean - half, a.mean - b.mean + half))
+    assert welch.interval.level == 0.95 and welch.sign_flip_p is None
+    unpaired = compare_pairs({"a": a, "b": b, "c": SeedResults("c", (60.0, 61.5, 60.2))}, [("a", "b"), ("a", "c")],
+                             paired=False)
+    assert [d.test for d in unpaired] == ["Welch", "Welch"] and unpaired[0].p_value == pytest.approx(reference.pvalue)
+    assert unpaired[0].interval.name == "simultaneous 97.5% interval (Bonferroni, m = 2)"
+    assert "exact sign-flip" not in format_differences(unpaired)
 
 
 def test_the_detectable_difference_is_the_t_threshold_holm_sets_and_grows_with_the_family():

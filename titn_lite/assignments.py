@@ -10,7 +10,9 @@ cell with points runs the exercise's instant check from ``titn_lite.checks``.
   (every graded cell, its points, the check it calls with what, and a checksum of its
   source, so tampering is caught).
 - ``grade``: for each student (several at once with ``jobs``), runs their notebooks from
-  clean cells with a time limit per cell. Just before each graded cell, a cell the
+  clean cells with a time limit per cell, at the grader's settings: a cell added after the
+  student's parameters cell sets the grader's profile and device, whatever the student
+  left there (as papermill injects parameters). Just before each graded cell, a cell the
   grader adds saves what that cell checks (the student's function or class, with
   ``cloudpickle``). Then a separate Python process, which has never run the student's
   notebook, imports the teacher's checks afresh and judges each saved answer in a forked
@@ -18,8 +20,10 @@ cell with points runs the exercise's instant check from ``titn_lite.checks``.
   shapes, masks, seeds), watching that the answer does not call the kit's own
   implementation. A kernel crash, an endless loop, a missing file or a file that is not
   a notebook costs the exercises it touches, never the run. Writes a CSV (points and
-  reason per exercise, student ID, submission time) and, per student, a feedback page
-  (the executed notebooks as HTML, the grades on top) and the executed notebooks.
+  reason per exercise, student ID, submission time) first, then, per student, a feedback
+  page (the executed notebooks as HTML, the grades on top) and the executed notebooks; a
+  page that fails to render is reported, never fatal, and an earlier run's feedback is
+  never overwritten without ``force``.
 
 Reads the kit's layout (``SUBMISSIONS/STUDENT/NN_name.ipynb``) and nbgrader's
 (``submitted/STUDENT/ASSIGNMENT/NN_name.ipynb`` with ``timestamp.txt``).
@@ -35,6 +39,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -43,13 +48,22 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from titn_lite.checkpoints import write_atomic, write_json
 from titn_lite.notebooks import NOTEBOOK_DIR, QUIET_KERNEL, ensure_kernel, list_notebooks, select_notebooks
 from titn_lite.student import clear_cells, has_solution
 
+if TYPE_CHECKING:  # nbformat itself is imported where it is used
+    from nbformat import NotebookNode
+
 MANIFEST = "assignment.json"
 GRADER_TAG = "titn-lite-grader"
+# papermill's tag for the cell it adds after the parameters cell; this cell stays in the
+# feedback, so that a student sees which settings their notebook ran at.
+GRADER_PARAMETERS_TAG = "injected-parameters"
+# Not "release/": inside an nbgrader course folder that is nbgrader's own release folder.
+DEFAULT_RELEASE = "titn-release"
 
 
 @dataclass(frozen=True)
@@ -88,11 +102,19 @@ def exercises_in(path: Path) -> list[Exercise]:
             for cell in notebook.cells if (meta := _nbgrader_metadata(cell)).get("grade")]
 
 
-def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -> list[Exercise]:
-    """Write the student versions of the notebooks that hold exercises into ``out_dir``."""
+def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = NOTEBOOK_DIR,
+          nbgrader: str | Path | None = None) -> list[Exercise]:
+    """Write the student versions of the notebooks that hold exercises into ``out_dir``; with
+    ``nbgrader``, also the teacher's versions (markers kept) into that folder, nbgrader's
+    ``source/ASSIGNMENT``, for ``nbgrader generate_assignment`` to clear."""
     import nbformat
 
     out_dir = Path(out_dir)
+    if out_dir.name == "release" and _is_nbgrader_course(out_dir.parent):
+        raise ValueError(f"{out_dir} is nbgrader's own release folder in this course: build into "
+                         f"{out_dir.with_name(DEFAULT_RELEASE)} instead")
+    if nbgrader is not None:  # first: a students' copy must stop the build before anything is written
+        write_nbgrader_source([p for p in select_notebooks(only, folder) if exercises_in(p)], Path(nbgrader))
     notebooks = [p for p in select_notebooks(only, folder) if exercises_in(p)]
     if not notebooks:
         raise ValueError(f"no exercises in {', '.join(p.name for p in select_notebooks(only, folder))}")
@@ -113,6 +135,42 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
         "note": "Graded cells import titn_lite.checks; titn_lite_checks.py is a copy for reading.",
     })
     return exercises
+
+
+def write_nbgrader_source(notebooks: list[Path], dest: Path) -> list[Path]:
+    """The teacher's notebooks as nbgrader's source: answers and their ``### BEGIN/END
+    SOLUTION`` markers kept, outputs removed. nbgrader's ``generate_assignment`` replaces what
+    lies between the markers and keeps the rest of the cell (a signature, a docstring, an
+    ``__init__``); a solution cell without markers it clears whole, so a students' copy (its
+    markers gone) would reach students as bare stubs: that is refused here."""
+    import nbformat
+
+    if not notebooks:
+        raise ValueError("no notebooks with exercises to write for nbgrader")
+    for path in notebooks:
+        bare = [_nbgrader_metadata(c)["grade_id"] for c in nbformat.read(path, as_version=4).cells
+                if _nbgrader_metadata(c).get("solution") and not has_solution(c.source)]
+        if bare:
+            raise ValueError(f"{path} is a students' copy (no BEGIN/END SOLUTION markers in {', '.join(bare)}): "
+                             f"give the teacher's notebooks, e.g. --from path/to/clone/notebooks")
+    if dest.name == "release" and _is_nbgrader_course(dest.parent):
+        raise ValueError(f"{dest} is nbgrader's own release folder: write the source into "
+                         f"{dest.parent / 'source' / 'titn-lite'} instead")
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        write_atomic(dest / path.name, nbformat.writes(notebook).encode())
+    return [dest / path.name for path in notebooks]
+
+
+def _is_nbgrader_course(folder: Path) -> bool:
+    """Whether ``folder`` looks like an nbgrader course (its config, its gradebook, or the
+    source/ and submitted/ folders nbgrader keeps there)."""
+    return (folder / "nbgrader_config.py").is_file() or (folder / "gradebook.db").is_file() or \
+        ((folder / "source").is_dir() and (folder / "submitted").is_dir())
 
 
 def clear_solutions(notebook, name: str):
@@ -146,7 +204,9 @@ class StudentGrade:
     reasons: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # about whole notebooks: missing, crashed, ...
     submitted: str = ""
-    feedback: Path | None = None
+    feedback: Path | None = None  # the student's page, once written
+    feedback_dir: Path | None = None  # where this run's feedback went (or was meant to go)
+    feedback_error: str = ""  # why the page could not be written; the grades stand
 
     @property
     def total(self) -> float:
@@ -168,6 +228,15 @@ def find_submissions(root: str | Path, notebooks: list[str], assignment: str | N
     if (root / "submitted").is_dir() and not any((root / "submitted" / n).exists() for n in notebooks):
         root = root / "submitted"  # an nbgrader course folder
     students = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # One student's folder in nbgrader's layout (submitted/STUDENT) holds assignment folders
+    # with the notebooks and nbgrader's timestamp.txt: graded as it is, the assignment would
+    # pass for a student.
+    holding = [p for p in students if any((p / n).exists() for n in notebooks)]
+    assignment_folders = [p for p in holding if (p / "timestamp.txt").is_file()]
+    if assignment_folders or (holding and root.parent.name == "submitted"):
+        inner = (assignment_folders or holding)[0].name
+        raise ValueError(f"{root} is one student's folder in nbgrader's layout ({inner}/ is an assignment, not a "
+                         f"student): pass the submitted/ folder above it, {root.parent}")
     if not students:
         raise ValueError(f"{root} holds no student folders: expected {root}/STUDENT/{notebooks[0]} (titn-lite's "
                          f"layout) or {root}/STUDENT/ASSIGNMENT/{notebooks[0]} (nbgrader's submitted/ folder)")
@@ -198,16 +267,22 @@ def find_submissions(root: str | Path, notebooks: list[str], assignment: str | N
 
 
 def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | Path, *,
-          cell_timeout: float = 120, profile: str = "smoke", jobs: int = 1, feedback_dir: str | Path | None = None,
-          assignment: str | None = None) -> list[StudentGrade]:
+          cell_timeout: float = 120, profile: str = "smoke", device: str = "cpu", jobs: int = 1,
+          feedback_dir: str | Path | None = None, assignment: str | None = None,
+          force: bool = False) -> list[StudentGrade]:
     """Grade every student folder in ``submissions_dir`` against the release built into
-    ``release_dir``; write ``out_csv`` and the feedback (default: ``feedback/`` beside the
-    CSV); return the grades."""
+    ``release_dir``, every notebook at ``profile`` on ``device`` whatever its parameters
+    cell says; write ``out_csv``, then the feedback (default: ``feedback/`` beside the
+    CSV; a folder that holds an earlier run's feedback is replaced only with ``force``,
+    otherwise this run's goes to ``feedback-2/``, ...); return the grades."""
     release_dir = Path(release_dir)
     manifest_path = release_dir / MANIFEST
     if not manifest_path.is_file():
-        raise ValueError(f"{release_dir} has no {MANIFEST}; build the assignment first "
-                         f"(titn-lite assignments build --out {release_dir})")
+        suggested = release_dir.with_name(DEFAULT_RELEASE) if release_dir.name == "release" else release_dir
+        why = (f" ({release_dir.name}/ is where nbgrader keeps its own releases in a course folder)"
+               if release_dir.name == "release" else "")
+        raise ValueError(f"{release_dir} has no {MANIFEST}; build the assignment first with "
+                         f"titn-lite assignments build --out {suggested}, then grade with --release {suggested}{why}")
     manifest = json.loads(manifest_path.read_text())
     exercises = [Exercise(**{**e, "arguments": tuple(e.get("arguments", ()))}) for e in manifest["exercises"]]
     if not all(e.check for e in exercises):
@@ -215,19 +290,39 @@ def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | P
     if jobs < 1:
         raise ValueError(f"--jobs takes a whole number of students graded at once, 1 or more; got {jobs}")
     submissions = find_submissions(submissions_dir, manifest["notebooks"], assignment)
-    feedback_dir = Path(feedback_dir) if feedback_dir else Path(out_csv).parent / "feedback"
+    feedback_dir = _fresh_folder(Path(feedback_dir) if feedback_dir else Path(out_csv).parent / "feedback", force)
     kernel = ensure_kernel()
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     with tempfile.TemporaryDirectory(prefix="titn-lite-grading-") as workdir:
-        def one(submission: Submission) -> StudentGrade:
+        def one(submission: Submission) -> tuple[StudentGrade, list[tuple[str, Path]]]:
             return _grade_student(submission, manifest["notebooks"], exercises, Path(workdir) / submission.student,
-                                  feedback_dir, kernel=kernel, cell_timeout=cell_timeout, profile=profile,
+                                  kernel=kernel, cell_timeout=cell_timeout, profile=profile, device=device,
                                   threads=threads)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            grades = list(pool.map(one, submissions))
-    _write_grades(out_csv, grades, exercises)
+            graded = list(pool.map(one, submissions))
+        grades = [result for result, _ in graded]
+        # The sheet first: it is what the run is for, and no feedback page can cost it.
+        _write_grades(out_csv, grades, exercises)
+        for result, executed in graded:
+            result.feedback_dir = feedback_dir
+            try:
+                result.feedback = _write_feedback(feedback_dir, result, exercises, executed)
+            except Exception as error:  # noqa: BLE001 (nbconvert on a student's outputs: anything)
+                result.feedback_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
     return grades
+
+
+def _fresh_folder(folder: Path, force: bool) -> Path:
+    """``folder``, unless it holds an earlier run's files and ``force`` is off: then the
+    first free ``folder-2``, ``folder-3``, ... (a second run must not overwrite the first's
+    feedback unasked)."""
+    if force or not folder.exists() or not any(folder.iterdir()):
+        return folder
+    number = 2
+    while (candidate := folder.with_name(f"{folder.name}-{number}")).exists():
+        number += 1
+    return candidate
 
 
 def _kernel_env(workdir: Path, profile: str, threads: int) -> dict[str, str]:
@@ -235,6 +330,34 @@ def _kernel_env(workdir: Path, profile: str, threads: int) -> dict[str, str]:
     env.update(TITN_LITE_PROFILE=profile, TITN_LITE_ARTIFACTS=str(workdir / "artifacts"),
                PYDEVD_DISABLE_FILE_VALIDATION="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
+
+
+def _grader_parameters_cell(profile: str, device: str, artifacts: Path):
+    """The cell the grader adds after the student's parameters cell: the grader's settings
+    win over whatever the student left there (a GPU, the classroom profile, their own
+    artifacts folder), so every submission runs as the grader can run it."""
+    import nbformat
+
+    source = "\n".join([
+        "# Set by the grader (titn-lite assignments grade), not by you: every submission runs at the grader's",
+        "# settings, whatever the parameters cell above says.",
+        f"profile = {profile!r}",
+        f"device = {device!r}",
+        f"artifacts_dir = {str(artifacts)!r}",
+        "install = False",
+    ])
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [GRADER_PARAMETERS_TAG]
+    return cell
+
+
+def _with_grader_parameters(cells: list, parameters_cell) -> list:
+    """``cells`` with ``parameters_cell`` right after the cell tagged ``parameters`` (before
+    the first code cell where a student deleted that tag)."""
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+    at = tagged[0] + 1 if tagged else (code[0] if code else len(cells))
+    return cells[:at] + [parameters_cell] + cells[at:]
 
 
 def _export_cell(exercise: Exercise, answer: Path):
@@ -250,74 +373,182 @@ def _export_cell(exercise: Exercise, answer: Path):
         f"    _titn_values, _titn_missing = {values}, None",
         "except NameError as _titn_error:",
         "    _titn_values, _titn_missing = None, str(_titn_error)",
+        # Pickled whole before the file opens: an answer that cannot be saved leaves no half-written file.
+        "_titn_saved = _titn_cp.dumps({'values': _titn_values, 'missing': _titn_missing, 'check': "
+        "(getattr(_titn_check, '__module__', None), getattr(_titn_check, '__qualname__', None))})",
         f"with open({str(answer)!r}, 'wb') as _titn_file:",
-        "    _titn_cp.dump({'values': _titn_values, 'missing': _titn_missing, 'check': (getattr(_titn_check, "
-        "'__module__', None), getattr(_titn_check, '__qualname__', None))}, _titn_file)",
+        "    _titn_file.write(_titn_saved)",
     ])
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = [GRADER_TAG]
     return cell
 
 
-def _grade_student(submission: Submission, notebooks: list[str], exercises: list[Exercise], workdir: Path,
-                   feedback_dir: Path, *, kernel: str, cell_timeout: float, profile: str,
-                   threads: int) -> StudentGrade:
-    import nbformat
-
+def _grade_student(submission: Submission, notebooks: list[str], exercises: list[Exercise], workdir: Path, *,
+                   kernel: str, cell_timeout: float, profile: str, device: str,
+                   threads: int) -> tuple[StudentGrade, list[tuple[str, Path]]]:
+    """Run one student's notebooks and judge their answers: the grades, and the executed
+    notebooks (saved in ``workdir``) for the feedback."""
     result = StudentGrade(submission.student, {e.grade_id: 0.0 for e in exercises},
                           {e.grade_id: "" for e in exercises}, submitted=submission.submitted)
     answers = workdir / "answers"
     answers.mkdir(parents=True, exist_ok=True)
     to_judge: list[Exercise] = []
-    executed: list[tuple[str, object]] = []
+    causes: dict[str, str] = {}  # grade_id -> what failed before its graded cell, in case its answer is missing
+    executed: list[tuple[str, Path]] = []
     for name in notebooks:
         expected = {e.grade_id: e for e in exercises if e.notebook == name}
-        path = submission.folder / name
-        if not path.is_file():
-            result.notes.append(f"{name}: missing")
-            for grade_id in expected:
-                result.reasons[grade_id] = f"{name} is missing"
+        notebook = _read_submitted_notebook(submission.folder / name, name, expected, result)
+        if notebook is None:
             continue
-        try:
-            notebook = nbformat.read(path, as_version=4)
-        except Exception as error:  # not JSON, not a notebook, unreadable
-            result.notes.append(f"{name}: not a readable notebook ({type(error).__name__})")
-            for grade_id in expected:
-                result.reasons[grade_id] = f"{name} is not a readable notebook"
-            continue
-        cells, seen = [], set()
-        for cell in notebook.cells:
-            meta = _nbgrader_metadata(cell)
-            grade_id = meta.get("grade_id")
-            if cell.cell_type == "code" and meta.get("grade") and grade_id in expected and grade_id not in seen:
-                seen.add(grade_id)
-                if _checksum(cell.source) != expected[grade_id].checksum:
-                    result.reasons[grade_id] = "the graded cell was changed; it is scored 0"
-                else:
-                    cells.append(_export_cell(expected[grade_id], answers / f"{grade_id}.pkl"))
-                    to_judge.append(expected[grade_id])
-            cells.append(cell)
-        for grade_id in sorted(set(expected) - seen):
-            result.reasons[grade_id] = "the graded cell was deleted; it is scored 0"
-        notebook.cells = cells
+        notebook.cells = _with_export_cells(notebook.cells, expected, answers, result, to_judge)
+        notebook.cells = _with_grader_parameters(notebook.cells,
+                                                 _grader_parameters_cell(profile, device, workdir / "artifacts"))
         problem = _execute(notebook, workdir / "notebooks", kernel, cell_timeout, _kernel_env(workdir, profile, threads))
         if problem:
             result.notes.append(f"{name}: {problem}")
-        for cell in notebook.cells:
-            if GRADER_TAG in cell.metadata.get("tags", []):
-                grade_id = next(e.grade_id for e in to_judge if f"{e.grade_id}.pkl" in cell.source)
-                if cell.get("execution_count") is None:
-                    result.reasons[grade_id] = f"not run ({problem or 'the notebook stopped earlier'})"
-                elif error := _cell_error(cell):
-                    result.reasons[grade_id] = f"your answer could not be saved for grading ({error})"
-        notebook.cells = [c for c in notebook.cells if GRADER_TAG not in c.metadata.get("tags", [])]
-        executed.append((name, notebook))
+        _record_unsaved_answers(notebook.cells, expected, to_judge, problem, cell_timeout, result, causes)
+        executed.append((name, _save_executed_notebook(notebook, workdir / "executed" / name)))
+    _judge_saved_answers(to_judge, answers, causes, cell_timeout, threads, result)
+    return result, executed
+
+
+def _read_submitted_notebook(path: Path, name: str, expected: dict[str, Exercise],
+                             result: StudentGrade) -> NotebookNode | None:
+    """The student's notebook ``name``, or None (with its exercises' reasons) if missing or unreadable."""
+    import nbformat
+
+    if not path.is_file():
+        result.notes.append(f"{name}: missing")
+        for grade_id in expected:
+            result.reasons[grade_id] = f"{name} is missing"
+        return None
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:  # not JSON, not a notebook, unreadable
+        result.notes.append(f"{name}: not a readable notebook ({type(error).__name__})")
+        for grade_id in expected:
+            result.reasons[grade_id] = f"{name} is not a readable notebook"
+        return None
+
+
+def _with_export_cells(cells: list[NotebookNode], expected: dict[str, Exercise], answers: Path, result: StudentGrade,
+                       to_judge: list[Exercise]) -> list[NotebookNode]:
+    """``cells`` with an export cell before each intact graded cell; changed or deleted ones score 0."""
+    out, seen = [], set()
+    for cell in cells:
+        meta = _nbgrader_metadata(cell)
+        grade_id = meta.get("grade_id")
+        if cell.cell_type == "code" and meta.get("grade") and grade_id in expected and grade_id not in seen:
+            seen.add(grade_id)
+            if _checksum(cell.source) != expected[grade_id].checksum:
+                result.reasons[grade_id] = "the graded cell was changed; it is scored 0"
+            else:
+                out.append(_export_cell(expected[grade_id], answers / f"{grade_id}.pkl"))
+                to_judge.append(expected[grade_id])
+        out.append(cell)
+    for grade_id in sorted(set(expected) - seen):
+        result.reasons[grade_id] = "the graded cell was deleted; it is scored 0"
+    return out
+
+
+def _record_unsaved_answers(cells: list[NotebookNode], expected: dict[str, Exercise], to_judge: list[Exercise],
+                            problem: str | None, cell_timeout: float, result: StudentGrade,
+                            causes: dict[str, str]) -> None:
+    """After a run, note each export cell that did not run or failed, and the failed cells that may explain it."""
+    failures: list[tuple[object, str]] = []  # (cell, what went wrong), the student's own cells, in order
+    for cell in cells:
+        tags = cell.metadata.get("tags", [])
+        if GRADER_TAG in tags:
+            grade_id = next(e.grade_id for e in to_judge if f"{e.grade_id}.pkl" in cell.source)
+            if cell.get("execution_count") is None:
+                result.reasons[grade_id] = f"not run ({problem or 'the notebook stopped earlier'})"
+            elif error := _cell_error(cell):
+                result.reasons[grade_id] = _unsaved_answer(error)
+            elif failures:
+                causes[grade_id] = _likely_cause(failures, expected[grade_id])
+        elif cell.cell_type == "code" and not _nbgrader_metadata(cell).get("grade") and \
+                (failure := _cell_failure(cell, cell_timeout)):
+            failures.append((cell, failure))
+
+
+def _save_executed_notebook(notebook: NotebookNode, path: Path) -> Path:
+    """Write the executed ``notebook``, without the grader's export cells, to ``path``; return ``path``."""
+    import nbformat
+
+    notebook.cells = [c for c in notebook.cells if GRADER_TAG not in c.metadata.get("tags", [])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, nbformat.writes(notebook).encode())
+    return path
+
+
+def _judge_saved_answers(to_judge: list[Exercise], answers: Path, causes: dict[str, str], cell_timeout: float,
+                         threads: int, result: StudentGrade) -> None:
+    """Judge every saved answer with no reason against it yet, and record its points and reason in ``result``."""
     ready = [e for e in to_judge if not result.reasons[e.grade_id] and (answers / f"{e.grade_id}.pkl").is_file()]
     for exercise, verdict in zip(ready, _judge(ready, answers, cell_timeout, threads)):
         result.points[exercise.grade_id] = round(exercise.points * verdict["credit"], 2)
         result.reasons[exercise.grade_id] = verdict["message"]
-    result.feedback = _write_feedback(feedback_dir, result, exercises, executed)
-    return result
+        if verdict.get("missing") and exercise.grade_id in causes:
+            # The graded cell lacked a name because an earlier cell failed: that failure is the reason.
+            result.reasons[exercise.grade_id] = f"{causes[exercise.grade_id]}; so the graded cell could not run " \
+                                                f"({verdict['missing']})"
+
+
+def _cell_failure(cell, cell_timeout: float) -> str | None:
+    """What went wrong in one of the student's cells, in the words a student can act on."""
+    error = _cell_error(cell)
+    if not error:
+        return None
+    where = f"cell {cell.get('execution_count')}"
+    if error == TIME_LIMIT:
+        return f"{where} ran past the grader's {cell_timeout:g} s limit"
+    if re.search(r"cuda|nvidia|gpu", error, re.IGNORECASE):
+        return f"{where} needs a GPU (CUDA), which the grader does not use ({error})"
+    return f"{where} failed ({error})"
+
+
+def _likely_cause(failures: list[tuple[object, str]], exercise: Exercise) -> str:
+    """Of the failed cells before a graded cell, the one that should have defined what the
+    graded cell checks; else the last to fail."""
+    for cell, failure in failures:
+        if any(_defines(cell.source, argument) for argument in exercise.arguments):
+            return failure
+    return failures[-1][1]
+
+
+def _defines(source: str, expression: str) -> bool:
+    """Whether ``source`` binds the first name of ``expression`` (``teacher`` for
+    ``teacher.metrics.confusion``)."""
+    name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", expression.strip())
+    if not name:
+        return False
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython magics: a plain look for an assignment will do
+        return re.search(rf"^\s*{name[0]}\s*=", source, re.MULTILINE) is not None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name[0]:
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name[0]:
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and \
+                any((a.asname or a.name.split(".")[0]) == name[0] for a in node.names):
+            return True
+    return False
+
+
+def _unsaved_answer(error: str) -> str:
+    """The reason for an answer the grader's cell could not pickle: what holds the
+    unpicklable object, and what to change."""
+    held = re.search(r"(?:cannot|can't) pickle '?([\w.]+)'? object", error)
+    if held:
+        return (f"your answer holds a {held[1]} object that cannot be saved for grading: create it inside the "
+                f"function (not in a global or an enclosing function)")
+    if "pickl" in error.lower():
+        return (f"your answer holds something that cannot be saved for grading ({error}): create such objects "
+                f"inside the function (not in a global or an enclosing function)")
+    return f"your answer could not be saved for grading ({error})"
 
 
 def _execute(notebook, workdir: Path, kernel: str, cell_timeout: float, env: dict[str, str]) -> str | None:
@@ -348,7 +579,8 @@ def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: in
         return []
     nonce = secrets.token_hex(16)
     request = {"nonce": nonce, "timeout": timeout,
-               "jobs": [{"check": e.check, "answer": str(answers / f"{e.grade_id}.pkl")} for e in exercises]}
+               "jobs": [{"check": e.check, "answer": str(answers / f"{e.grade_id}.pkl"), "arguments": list(e.arguments)}
+                        for e in exercises]}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     try:
         run = subprocess.run([sys.executable, "-m", "titn_lite.assignments"], input=json.dumps(request),
@@ -406,7 +638,8 @@ def _judge_main() -> None:
         else:
             try:
                 verdict = json.loads(data)
-                verdict = {"credit": min(1.0, max(0.0, float(verdict["credit"]))), "message": str(verdict["message"])}
+                verdict = {"credit": min(1.0, max(0.0, float(verdict["credit"]))), "message": str(verdict["message"]),
+                           "missing": str(verdict.get("missing") or "")}
             except (ValueError, KeyError, TypeError):
                 verdict = {"credit": 0.0, "message": f"your answer ended the grader's process "
                                                      f"(exit status {os.waitstatus_to_exitcode(status)})"}
@@ -426,8 +659,14 @@ def _judge_one(checks, cloudpickle, job: dict) -> dict:
     note = (f"titn_lite.checks.{name} was replaced in your notebook; your answer was judged by the teacher's "
             f"check in a separate process: ") if replaced else ""
     if saved.get("missing"):
+        missing = str(saved["missing"])
+        answer = re.match(r"\s*([A-Za-z_]\w*)", (job.get("arguments") or [""])[0])
+        if answer and f"'{answer[1]}'" not in missing:  # the answer is there; something else the check reads is not
+            return {"credit": 0.0, "message": note + f"the graded cell could not run: {missing}; keep the "
+                                                     f"notebook's cells that define it above the graded cell",
+                    "missing": missing}
         return {"credit": 0.0, "message": note + f"your answer does not define what the graded cell checks "
-                                                 f"({saved['missing']})"}
+                                                 f"({missing})", "missing": missing}
     try:
         getattr(checks, name)(*values, hidden=True)
     except checks.CheckFailed as error:
@@ -437,18 +676,21 @@ def _judge_one(checks, cloudpickle, job: dict) -> dict:
     return {"credit": 1.0, "message": note.rstrip(": ") if note else ""}
 
 
+TIME_LIMIT = "stopped after the time limit (an endless loop?)"
+
+
 def _cell_error(cell) -> str | None:
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
             message = f"{output.get('ename')}: {output.get('evalue')}".strip()
-            if output.get("ename") == "KeyboardInterrupt":
-                return "stopped after the time limit (an endless loop?)"
+            if output.get("ename") == "KeyboardInterrupt":  # nbclient interrupts a cell at the time limit
+                return TIME_LIMIT
             return message.splitlines()[0][:300]
     return None
 
 
 def _write_feedback(feedback_dir: Path, result: StudentGrade, exercises: list[Exercise],
-                    executed: list[tuple[str, object]]) -> Path:
+                    executed_paths: list[tuple[str, Path]]) -> Path:
     """``FEEDBACK/STUDENT.html``: the grades, then every executed notebook; the executed
     notebooks themselves in ``FEEDBACK/STUDENT/``."""
     import nbformat
@@ -456,8 +698,10 @@ def _write_feedback(feedback_dir: Path, result: StudentGrade, exercises: list[Ex
 
     folder = feedback_dir / result.student
     folder.mkdir(parents=True, exist_ok=True)
-    for name, notebook in executed:
-        write_atomic(folder / name, nbformat.writes(notebook).encode())
+    executed = []
+    for name, path in executed_paths:
+        write_atomic(folder / name, path.read_bytes())
+        executed.append((name, nbformat.read(path, as_version=4)))
     rows = ["| exercise | notebook | points | of | what the grader found |", "|---|---|---:|---:|---|"]
     for e in exercises:
         reason = (result.reasons[e.grade_id] or "correct").replace("|", "\\|").replace("\n", " ")

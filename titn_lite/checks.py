@@ -15,9 +15,11 @@ check that way, in a fresh process of its own (``titn_lite.assignments``).
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,8 +29,10 @@ from torch import Tensor, nn
 
 from titn_lite.attention import MultiHeadAttention, attention_rollout, scaled_dot_product_attention
 from titn_lite.blocks import PatchEmbedding, PixelToPatch
-from titn_lite.losses import DistillationLoss
-from titn_lite.mixing import MixedBatch
+from titn_lite.losses import DistillationLoss, mixed_cross_entropy
+from titn_lite.mixing import MixedBatch, cutmix
+from titn_lite.models import ClassifierHeads, TokenSequence, mean_of_heads
+from titn_lite.training import train_step, warmup_cosine
 
 
 class CheckFailed(AssertionError):
@@ -42,6 +46,19 @@ class CheckFailed(AssertionError):
 
 def _close(a: object, b: Tensor, atol: float = 1e-5) -> bool:
     return isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol)
+
+
+def _name_the_mistake(got: object, diagnoses: list[tuple[Tensor, str]]) -> None:
+    """Fail with the message of the first common mistake (its result, its message) that
+    ``got`` equals; return when it equals none of them."""
+    for wrong, message in diagnoses:
+        if _close(got, wrong):
+            raise CheckFailed(message)
+
+
+def _shape(got: object) -> object:
+    """A tensor's shape, or the type of anything else, for a message."""
+    return tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
 
 
 # What a check forbids an answer to call while it runs: code object (Python) or callable
@@ -151,10 +168,8 @@ def _check_attention_once(attention, q: Tensor, k: Tensor, v: Tensor, mask: Tens
              "the softmax runs over the queries (dim -2); it must run over the keys (dim -1)"),
             ((scores / root).softmax(-1), "the weights are returned as the output: multiply them by V"),
         ]
-        for wrong, message in diagnoses:
-            if _close(output, wrong):
-                raise CheckFailed(message)
-        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+        _name_the_mistake(output, diagnoses)
+        shape = _shape(output)
         raise CheckFailed(f"the output differs from softmax(QK^T / sqrt(d_k)) V (got shape {shape}, "
                           f"expected {tuple(expected.shape)})")
     if not _close(weights, expected_weights):
@@ -207,7 +222,7 @@ def _check_patches_once(to_patches, images: Tensor, size: int) -> None:
     expected = rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=size, p2=size)
     patches = _run("your to_patches", lambda: to_patches(images, size))
     if not isinstance(patches, Tensor) or patches.shape != expected.shape:
-        shape = tuple(patches.shape) if isinstance(patches, Tensor) else type(patches).__name__
+        shape = _shape(patches)
         raise CheckFailed(f"patches should be shaped (batch, patches, channels x p x p) = {tuple(expected.shape)}, "
                           f"got {shape}")
     if not torch.equal(patches, expected):
@@ -243,7 +258,7 @@ def _check_pixel_to_patch_once(pixel_to_patch, batch: int, patches: int, num_pix
     expected = reference(pixels, batch_size=batch)
     result = _run("your pixel_to_patch", lambda: pixel_to_patch(pixels, reference.norm, reference.proj, batch))
     if not isinstance(result, Tensor) or result.shape != expected.shape:
-        shape = tuple(result.shape) if isinstance(result, Tensor) else type(result).__name__
+        shape = _shape(result)
         raise CheckFailed(f"expected shape (batch, 1 + patches + 1, patch dim) = {tuple(expected.shape)}, got {shape}")
     if not torch.all(result[:, 0] == 0):
         raise CheckFailed("the class-token row is not zero: pad one zero row in front (the class token has no pixels)")
@@ -318,7 +333,7 @@ def _check_cutmix_result(result: Any, images: Tensor, labels: Tensor, partner: T
         raise CheckFailed("return five things: mixed images, labels, partner labels, lambda drawn, lambda corrected")
     mixed, own, other, drawn, lam = result
     if not isinstance(mixed, Tensor) or mixed.shape != images.shape:
-        shape = tuple(mixed.shape) if isinstance(mixed, Tensor) else type(mixed).__name__
+        shape = _shape(mixed)
         raise CheckFailed(f"the mixed images should have the batch's shape {tuple(images.shape)}, got {shape}")
     if not (torch.equal(torch.as_tensor(own), labels) and torch.equal(torch.as_tensor(other), labels[partner])):
         raise CheckFailed("the labels are wrong: return the images' own labels and their partners' labels")
@@ -388,7 +403,7 @@ class _FixedTeacher(nn.Module):
 
 
 def check_hard_distillation(loss_fn: Callable[..., Tensor], *, hidden: bool = False) -> None:
-    """Exercise 07: ``loss_fn(class_logits, distill_logits, batch, teacher_logits, alpha)`` (eq. 10)."""
+    """Exercise 07a: ``loss_fn(class_logits, distill_logits, batch, teacher_logits, alpha)`` (eq. 10)."""
     _forbid(titn_lite__losses__DistillationLoss=(DistillationLoss.forward,))
     torch.manual_seed(0)
     _check_hard_distillation_once(loss_fn, 8, 5, 0.7, (0.5, 0.3))
@@ -418,9 +433,7 @@ def _check_hard_distillation_once(loss_fn, size: int, classes: int, lam: float, 
             (alpha * cutmix_term + (1 - alpha) * F.cross_entropy(class_logits, teacher_logits.argmax(1)),
              "the teacher's labels train the class head; they belong to the distillation head"),
         ]
-        for wrong, message in diagnoses:
-            if _close(loss, wrong):
-                raise CheckFailed(message)
+        _name_the_mistake(loss, diagnoses)
         shown = f"{float(loss):.4f}" if isinstance(loss, Tensor) and loss.numel() == 1 else repr(loss)[:40]
         raise CheckFailed(f"the loss is {shown} where eq. 10 gives {float(expected):.4f} (alpha = {alpha})")
 
@@ -467,7 +480,7 @@ def _check_rollout_once(rollout_fn, layers: list[Tensor]) -> None:
 
 
 def check_distillation_token_parameters(count_fn: Callable[[int, int], int], *, hidden: bool = False) -> None:
-    """Exercise 04: ``count_fn(dim, num_classes)``: the parameters TITN's distillation token
+    """Exercise 04a: ``count_fn(dim, num_classes)``: the parameters TITN's distillation token
     adds to TNT: the token, its position, its head's LayerNorm and Linear layer."""
     from titn_lite import create_model
 
@@ -497,6 +510,352 @@ def check_distillation_token_parameters(count_fn: Callable[[int, int], int], *, 
                                              f"{expected:,}: the token, its position, and its head (LayerNorm and "
                                              f"Linear)"))
     _passed("the distillation token's parameters")
+
+
+def check_distillation_token(add_token: Callable[..., Tensor], two_heads: Callable[..., Any], *,
+                              hidden: bool = False) -> None:
+    """Exercise 04b, two parts of half the points each:
+
+    - ``add_token(patch_tokens, class_token, distill_token, pos_embedding)``: patch tokens
+      (B, P, D), the two learned tokens (1, 1, D), positions (1, P + 2, D) -> the outer
+      sequence (B, P + 2, D), class token first, distillation token last, positions added;
+    - ``two_heads(tokens, class_head, distill_head, training)``: tokens (B, T, D) after the
+      blocks -> ``(class_logits, distill_logits)`` in training, their mean at evaluation.
+    """
+    _forbid(titn_lite__models__TokenSequence=(TokenSequence.forward,),
+            titn_lite__models__ClassifierHeads=(ClassifierHeads.forward,),
+            titn_lite__models__mean_of_heads=(mean_of_heads,))
+    cases = [(2, 4, 8, 5)] + ([(3, 9, 6, 7), (1, 16, 12, 3)] if hidden else [])
+    generator = torch.Generator().manual_seed(404)
+    sequence_failure = heads_failure = None
+    for batch, patches, dim, classes in cases:
+        try:
+            _check_token_sequence_once(add_token, batch, patches, dim, generator)
+        except CheckFailed as failure:
+            sequence_failure = sequence_failure or failure
+        try:
+            _check_two_heads_once(two_heads, batch, patches + 2, dim, classes, generator)
+        except CheckFailed as failure:
+            heads_failure = heads_failure or failure
+    if sequence_failure and heads_failure:
+        raise CheckFailed(f"both parts are wrong. The sequence: {sequence_failure} The heads: {heads_failure}")
+    if sequence_failure or heads_failure:
+        part = "the sequence" if sequence_failure else "the heads"
+        raise CheckFailed(f"{part}: {sequence_failure or heads_failure} (the other part is right: half the points)",
+                          credit=0.5)
+    _passed("the distillation token and the two heads")
+
+
+def _check_token_sequence_once(add_token, batch: int, patches: int, dim: int, generator: torch.Generator) -> None:
+    patch_tokens = torch.randn(batch, patches, dim, generator=generator)
+    class_token, distill_token = torch.randn(2, 1, 1, dim, generator=generator).unbind(0)
+    positions = torch.randn(1, patches + 2, dim, generator=generator)
+    got = _run("your add_distillation_token", lambda: add_token(patch_tokens, class_token, distill_token, positions))
+    first, last = class_token.expand(batch, -1, -1), distill_token.expand(batch, -1, -1)
+    expected = torch.cat([first, patch_tokens, last], dim=1) + positions
+    if _close(got, expected):
+        return
+    diagnoses = [
+        (torch.cat([first, last, patch_tokens], dim=1) + positions,
+         "the distillation token is second, as in DeiT's code; TITN puts it last (§3.2: \"The first and last rows, "
+         "for the class token and distillation token, respectively\"), where pixel-to-patch leaves a zero row for it"),
+        (torch.cat([last, patch_tokens, first], dim=1) + positions,
+         "the class and distillation tokens are swapped: the class token comes first, the distillation token last"),
+        (torch.cat([first, patch_tokens, last], dim=1),
+         "the positions are not added: add pos_embedding to the whole sequence"),
+        (torch.cat([first, patch_tokens + positions[:, 1:-1], last], dim=1),
+         "positions are added to the patches only: the two tokens have positions of their own (rows 0 and -1)"),
+    ]
+    _name_the_mistake(got, diagnoses)
+    shape = _shape(got)
+    raise CheckFailed(f"the sequence differs from [class token, patches, distillation token] + positions (got "
+                      f"{shape}, expected {tuple(expected.shape)})")
+
+
+def _check_two_heads_once(two_heads, batch: int, tokens_count: int, dim: int, classes: int,
+                          generator: torch.Generator) -> None:
+    tokens = torch.randn(batch, tokens_count, dim, generator=generator)
+    class_head, distill_head = (nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, classes)) for _ in range(2))
+    for head in (class_head, distill_head):
+        nn.init.normal_(head[1].weight, generator=generator)
+    with torch.no_grad():
+        class_logits, distill_logits = class_head(tokens[:, 0]), distill_head(tokens[:, -1])
+        mean = (class_logits + distill_logits) / 2
+        trained = _run("your two_heads in training", lambda: two_heads(tokens, class_head, distill_head, True))
+        if not (isinstance(trained, tuple) and len(trained) == 2 and _close(trained[0], class_logits)
+                and _close(trained[1], distill_logits)):
+            _diagnose_training_heads(trained, tokens, class_head, distill_head, class_logits, distill_logits, mean)
+        evaluated = _run("your two_heads at evaluation", lambda: two_heads(tokens, class_head, distill_head, False))
+    if _close(evaluated, mean):
+        return
+    diagnoses = [
+        (class_logits, "at evaluation only the class head is read: the kit predicts the mean of both heads' logits"),
+        ((class_logits.softmax(1) + distill_logits.softmax(1)) / 2,
+         "the heads' probabilities are averaged (DeiT's paper adds softmax outputs); the kit averages their logits, "
+         "as DeiT's released code does: (class_logits + distill_logits) / 2"),
+        (class_logits + distill_logits, "the logits are summed: the prediction is their mean, divided by 2"),
+        (torch.cat([class_logits, distill_logits], dim=1),
+         "the heads are concatenated (Algorithm 1's Concat needs one head over both tokens); the kit averages its "
+         "two heads' logits"),
+    ]
+    _name_the_mistake(evaluated, diagnoses)
+    if isinstance(evaluated, tuple):
+        raise CheckFailed("at evaluation return one prediction, the mean of the two heads' logits, not a pair")
+    raise CheckFailed("at evaluation the prediction differs from the mean of the two heads' logits")
+
+
+def _diagnose_training_heads(trained: object, tokens: Tensor, class_head: nn.Module, distill_head: nn.Module,
+                             class_logits: Tensor, distill_logits: Tensor, mean: Tensor) -> None:
+    if _close(trained, mean):
+        raise CheckFailed("in training the heads are averaged: return the pair (class_logits, distill_logits), "
+                          "since each head has its own loss (eq. 10); the mean is for evaluation")
+    if not (isinstance(trained, tuple) and len(trained) == 2):
+        raise CheckFailed("in training return a pair: (class_logits, distill_logits)")
+    first, second = trained
+    diagnoses = [
+        (_close(first, distill_logits) and _close(second, class_logits),
+         "the pair is (distillation, class): return (class_logits, distill_logits)"),
+        (_close(second, distill_head(tokens[:, 1])),
+         "the distillation head reads row 1, the first patch: the distillation token is the last row, tokens[:, -1]"),
+        (_close(second, distill_head(tokens[:, 0])),
+         "the distillation head reads the class token (row 0): it reads the distillation token, tokens[:, -1]"),
+        (_close(first, class_head(tokens.mean(dim=1))),
+         "the class head reads the mean of all tokens: it reads the class token, tokens[:, 0]"),
+        (_close(second, class_head(tokens[:, -1])),
+         "the distillation token goes through the class head: it has a head of its own, distill_head"),
+    ]
+    for wrong, message in diagnoses:
+        if wrong:
+            raise CheckFailed(message)
+    raise CheckFailed("in training the pair differs from (class_head(tokens[:, 0]), distill_head(tokens[:, -1]))")
+
+
+class _BatchNormTeacher(nn.Module):
+    """A tiny CNN with BatchNorm, as the kit's teachers have: in training mode its labels
+    depend on the batch and its running statistics move, so a teacher left there shows."""
+
+    def __init__(self, in_chans: int, classes: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(in_chans, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                                    nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, classes))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.layers(images)
+
+
+class _SeededCutMix:
+    """The check's ``mix``: notebook 05's CutMix under a fixed seed, so every call (the
+    student's step, the engine's, the check's own) mixes the batch the same way."""
+
+    def __init__(self, seed: int, alpha: float) -> None:
+        self.seed, self.alpha, self.calls = seed, alpha, 0
+
+    def __call__(self, images: Tensor, labels: Tensor) -> MixedBatch:
+        self.calls += 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return cutmix(images, labels, alpha=self.alpha)
+
+
+@dataclass(frozen=True)
+class _StepCase:
+    """One case of the training-step check: a tiny TITN after one step (so its optimizer has
+    state and its parameters still hold that step's gradients), a teacher, a batch."""
+
+    student: nn.Module
+    teacher: nn.Module
+    optimizer_kind: str
+    optimizer_state: dict
+    scheduler_state: dict
+    gradients: list[Tensor]
+    images: Tensor
+    labels: Tensor
+    mix_seed: int
+    alpha: float
+
+    def fresh(self) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        """New copies of everything a step changes, in the case's state."""
+        student, teacher = copy.deepcopy(self.student).train(), copy.deepcopy(self.teacher).train()
+        optimizer, scheduler = _step_optimizer(student, self.optimizer_kind)
+        optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
+        scheduler.load_state_dict(self.scheduler_state)
+        for parameter, gradient in zip(student.parameters(), self.gradients):
+            parameter.grad = gradient.clone()
+        return student, teacher, optimizer, scheduler
+
+    def mixed(self) -> MixedBatch:
+        return _SeededCutMix(self.mix_seed, 1.0)(self.images, self.labels)
+
+
+def _step_optimizer(model: nn.Module, kind: str) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    optimizer = (torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9) if kind == "sgd"
+                 else torch.optim.AdamW(model.parameters(), lr=0.02))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(3, 10))  # lr moves every step
+
+
+def _step_case(seed: int, batch: int, classes: int, optimizer_kind: str, alpha: float) -> _StepCase:
+    from titn_lite.models import create_model
+
+    torch.manual_seed(seed)
+    student = create_model("titn", num_classes=classes, in_chans=1, img_size=16, depth=1, patch_size=8,
+                           patch_dim=16, outer_heads=2, pixel_size=4, pixel_dim=4, inner_heads=1)
+    teacher = _BatchNormTeacher(1, classes)
+    with torch.no_grad():
+        teacher(torch.randn(64, 1, 16, 16) * 2 + 0.5)  # running statistics unlike any one batch's
+    images, labels = torch.randn(batch, 1, 16, 16), torch.randint(classes, (batch,))
+    optimizer, scheduler = _step_optimizer(student, optimizer_kind)
+    train_step(student.train(), images.flip(0), labels.flip(0), mix=_no_mixing,
+               loss_fn=DistillationLoss(None, "none"), optimizer=optimizer, scheduler=scheduler)  # the step before
+    mix_seed = next(s for s in range(seed, seed + 100)  # a box that mixes a fair share, not none or all
+                    if 0.3 < _SeededCutMix(s, 1.0)(images, labels).lam < 0.8)
+    return _StepCase(student, teacher, optimizer_kind, copy.deepcopy(optimizer.state_dict()),
+                     scheduler.state_dict(), [p.grad.clone() for p in student.parameters()], images, labels,
+                     mix_seed, alpha)
+
+
+def _no_mixing(images: Tensor, labels: Tensor) -> MixedBatch:
+    return MixedBatch(images, labels, labels, 1.0)
+
+
+def check_training_step(step_fn: Callable[..., object], *, hidden: bool = False) -> None:
+    """Exercise 07b: ``step_fn(student, teacher, images, labels, mix, optimizer, scheduler,
+    alpha)``, one optimizer step of Algorithm 2 as the kit reads it. From the same weights,
+    optimizer state and batch, it must leave the weights the engine's
+    ``titn_lite.training.train_step`` leaves, step the schedule once, and return the loss;
+    any order of operations that does so passes."""
+    _forbid(titn_lite__training__train_step=(train_step,),
+            titn_lite__losses__DistillationLoss=(DistillationLoss.forward,))
+    cases = [(0, 8, 5, "sgd", 0.5)] + ([(7, 6, 4, "adamw", 0.3), (11, 10, 6, "sgd", 0.8)] if hidden else [])
+    for seed, batch, classes, optimizer_kind, alpha in cases:
+        _check_training_step_once(step_fn, _step_case(seed, batch, classes, optimizer_kind, alpha))
+    _passed("one training step of Algorithm 2")
+
+
+def _weights(model: nn.Module) -> Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _same_step(after: Tensor, expected: Tensor, before: Tensor) -> bool:
+    """Whether two steps from ``before`` moved the weights alike, to float rounding: judged on
+    the updates, relative to the largest (AdamW's update of a parameter whose gradient is
+    near zero is a ratio of two tiny numbers, so its rounding is larger than the weights')."""
+    update = expected - before
+    return torch.allclose(after - before, update, rtol=1e-3, atol=1e-3 * float(update.abs().max()) + 1e-9)
+
+
+def _check_training_step_once(step_fn, case: _StepCase) -> None:
+    student, teacher, optimizer, scheduler = case.fresh()
+    before, schedule_before = _weights(student), scheduler.last_epoch
+    mix = _SeededCutMix(case.mix_seed, 1.0)
+    teacher_calls: list[tuple[bool, Tensor, bool]] = []  # (in training mode, input, built a graph)
+    student_inputs: list[Tensor] = []
+    teacher.register_forward_hook(lambda module, inputs, output: teacher_calls.append(
+        (module.training, inputs[0].detach().clone(), isinstance(output, Tensor) and output.requires_grad)))
+    student.register_forward_pre_hook(lambda module, inputs: student_inputs.append(inputs[0].detach().clone()))
+    returned = _run("your step", lambda: step_fn(student, teacher, case.images, case.labels, mix, optimizer,
+                                                 scheduler, case.alpha))
+    batch = case.mixed()
+    _check_step_calls(mix, teacher_calls, student_inputs, teacher, batch, case)
+    steps = scheduler.last_epoch - schedule_before
+    if steps != 1:
+        raise CheckFailed("the learning-rate schedule did not step: the kit's schedule moves after every optimizer "
+                          "step (per step, not per epoch), so call scheduler.step() in the step" if steps == 0 else
+                          f"the schedule stepped {steps} times: once per step, after optimizer.step()")
+    expected_loss, expected = _engine_step(case)
+    after = _weights(student)
+    if not _same_step(after, expected, before):
+        _diagnose_step(case, before, after)
+    try:
+        loss = float(returned.detach() if isinstance(returned, Tensor) else returned)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CheckFailed(f"the weights are right, but the step returns {type(returned).__name__}: return the "
+                          "loss (a number or a 0-d tensor), which the epoch loop draws") from None
+    if not math.isclose(loss, expected_loss, rel_tol=1e-4, abs_tol=1e-6):
+        raise CheckFailed(f"the weights are right, but the step returns {loss:.4f} where the loss was "
+                          f"{expected_loss:.4f}: return the loss the step took its gradients from")
+
+
+def _check_step_calls(mix: _SeededCutMix, teacher_calls: list, student_inputs: list[Tensor], teacher: nn.Module,
+                      batch: MixedBatch, case: _StepCase) -> None:
+    """What the step's calls show before any weight is compared: the mixing, the teacher's
+    mode, gradients and input, and the student's input."""
+    if mix.calls == 0:
+        raise CheckFailed("the step never mixes the batch: call mix(images, labels) first (notebook 05's CutMix)")
+    if not teacher_calls:
+        raise CheckFailed("the step never asks the teacher: its argmax labels train the distillation head (eq. 10)")
+    if any(training for training, _, _ in teacher_calls):
+        raise CheckFailed("the teacher ran in training mode: its BatchNorm then normalises with this batch's "
+                          "statistics and updates its running ones; call teacher.eval() before it labels the batch")
+    if any(graph for _, _, graph in teacher_calls) or any(p.grad is not None for p in teacher.parameters()):
+        raise CheckFailed("gradients flow into the teacher: its forward built an autograd graph (memory and time "
+                          "for nothing, and a soft loss would train the teacher); label under torch.no_grad()")
+    if not any(torch.equal(seen, batch.images) for _, seen, _ in teacher_calls):
+        if any(torch.equal(seen, case.images) for _, seen, _ in teacher_calls):
+            raise CheckFailed("the teacher labels the unmixed images. That is another reading of Algorithm 2, which "
+                              "does not say whether its x is mixed; the kit reads it as DeiT's code does: the teacher "
+                              "labels the mixed images the student sees (batch.images)")
+        raise CheckFailed("the teacher never sees the mixed images: give it batch.images, what the student sees")
+    if not any(torch.equal(seen, batch.images) for seen in student_inputs):
+        if any(torch.equal(seen, case.images) for seen in student_inputs):
+            raise CheckFailed("the labels are mixed but the images are not: the student must see the mixed images, "
+                              "batch.images, for the mixed labels to describe them")
+        raise CheckFailed("the student never sees the mixed images (batch.images)")
+
+
+def _engine_step(case: _StepCase, **mistake: str) -> tuple[float, Tensor]:
+    """The engine's step from the case's state (``train_step``), or with ``mistake`` one of
+    the common mistakes made on purpose; returns the loss and the weights after."""
+    student, teacher, optimizer, scheduler = case.fresh()
+    if not mistake:
+        result = train_step(student, case.images, case.labels, mix=_SeededCutMix(case.mix_seed, 1.0),
+                            loss_fn=DistillationLoss(teacher, "hard", alpha=case.alpha), optimizer=optimizer,
+                            scheduler=scheduler)
+        return float(result.loss), _weights(student)
+    batch = case.mixed()
+    class_logits, distill_logits = student(batch.images)
+    if mistake.get("heads") == "averaged":
+        class_logits = distill_logits = (class_logits + distill_logits) / 2
+    with torch.no_grad():
+        teacher_labels = teacher.eval()(batch.images).argmax(dim=1)
+    own_label_only = mistake.get("labels") == "unmixed"
+    class_term = F.cross_entropy(class_logits, batch.labels) if own_label_only else mixed_cross_entropy(class_logits, batch)
+    alpha = 1 - case.alpha if mistake.get("alpha") == "swapped" else case.alpha
+    loss = alpha * class_term + (1 - alpha) * F.cross_entropy(distill_logits, teacher_labels)
+    if mistake.get("zero_grad") != "missing":
+        optimizer.zero_grad()
+    loss.backward()
+    if mistake.get("schedule") == "first":
+        scheduler.step()
+    optimizer.step()
+    if mistake.get("schedule") != "first":
+        scheduler.step()
+    return loss.item(), _weights(student)
+
+
+_STEP_MISTAKES = [
+    ({"zero_grad": "missing"}, "the gradients of the step before were added to this step's: call "
+                               "optimizer.zero_grad() before backward(), since backward() accumulates"),
+    ({"labels": "unmixed"}, "the images are mixed but the class head learns each image's own label only: use eq. 9 "
+                            "(lam * CE(labels) + (1 - lam) * CE(partner labels))"),
+    ({"heads": "averaged"}, "the heads are averaged in training: each head has its own loss (eq. 10), the class head "
+                            "on the labels, the distillation head on the teacher's"),
+    ({"schedule": "first"}, "the schedule stepped before the optimizer: the step used the next step's learning rate; "
+                            "call optimizer.step(), then scheduler.step()"),
+    ({"alpha": "swapped"}, "alpha weights the teacher's term: in eq. 10 alpha weights the class head's CutMix loss "
+                           "and 1 - alpha the teacher's"),
+]
+
+
+def _diagnose_step(case: _StepCase, before: Tensor, after: Tensor) -> None:
+    if torch.equal(after, before):
+        raise CheckFailed("the weights did not change: the step must call loss.backward() and optimizer.step()")
+    for mistake, message in _STEP_MISTAKES:
+        if _same_step(after, _engine_step(case, **mistake)[1], before):
+            raise CheckFailed(message)
+    gap = float((after - _engine_step(case)[1]).abs().max())
+    raise CheckFailed(f"after your step the weights differ from the engine's train_step by up to {gap:.2g}: compare "
+                      "each part with the list under the exercise (mixing, the two heads, the teacher's labels, "
+                      "eq. 9 and 10, zero_grad, backward, optimizer and schedule)")
 
 
 def check_most_confused(most_confused: Callable[[Tensor], tuple], confusion: Tensor | None = None,
@@ -549,7 +908,7 @@ def _best_keys(table: dict[str, float]) -> set[str]:
 
 def check_head_to_trust(head_to_trust: Callable[[dict, dict], str], top1: dict | None = None,
                         agreement: dict | None = None, *, hidden: bool = False) -> None:
-    """Exercise 07: ``head_to_trust(top1, agreement) -> row name``: the row of the
+    """Exercise 07c: ``head_to_trust(top1, agreement) -> row name``: the row of the
     two-head table (class head, distillation head, their mean) to trust for predicting the
     labels, from each row's top-1 and its agreement with the teacher. Then applied to the
     student's own run."""
@@ -657,7 +1016,8 @@ def check_interval_verdict(verdict: Callable[[float, float], int], intervals: li
     """Exercise 10: ``verdict(low, high) -> +1, -1 or 0``: the interval of a difference
     (change minus reference, in points): +1 where it shows the change helps (the whole
     interval above 0), -1 where it hurts (below 0), 0 where it cannot tell (0 inside).
-    Then applied to the student's own intervals."""
+    Then applied to the student's own intervals (``stats.Interval``), each printed with its
+    stated coverage."""
     cases = [(0.4, 2.1, 1), (-3.0, -0.2, -1), (-0.5, 2.5, 0), (-2.5, 0.5, 0)]
     if hidden:
         cases += [(1e-3, 0.8, 1), (-4.0, -1e-3, -1), (-0.01, 0.01, 0), (-6.0, 5.0, 0), (2.0, 9.0, 1)]
@@ -676,8 +1036,10 @@ def check_interval_verdict(verdict: Callable[[float, float], int], intervals: li
             raise CheckFailed("the sign is reversed: an interval above 0 means the change scored higher (+1)")
         raise CheckFailed(f"the interval {low:+.1f} to {high:+.1f} lies entirely on one side of 0: it shows a "
                           f"difference (return {right:+d})")
-    for low, high in intervals or []:
-        print(f"your run: interval {low:+.1f} to {high:+.1f} -> {verdict(low, high):+d}")
+    for interval in intervals or []:
+        low, high = interval
+        name = getattr(interval, "name", "interval (coverage not stated)")
+        print(f"your run: {name} {low:+.1f} to {high:+.1f} -> {verdict(low, high):+d}")
     _passed("the verdict from an interval")
 
 
@@ -685,7 +1047,9 @@ def check_ruled_out(ruled_out: Callable[[float, float, float], bool], intervals:
                     effect: float | None = None, *, hidden: bool = False) -> None:
     """Exercise 11: ``ruled_out(low, high, effect) -> bool``: whether an interval of a
     difference rules out an effect of that size (the effect lies outside the interval).
-    Then applied to the student's own intervals and the design's detectable difference."""
+    Then applied to the student's own intervals and the design's detectable difference: an
+    interval rules out only at its stated coverage (``stats.Interval.name``), so one without a
+    stated coverage is not read."""
     cases = [(-1.0, 3.0, 4.0, True), (-1.0, 3.0, 2.0, False), (-1.0, 3.0, -2.0, True), (0.5, 6.0, 0.0, True),
              (-3.0, 1.0, 2.0, True)]
     if hidden:
@@ -715,9 +1079,13 @@ def check_ruled_out(ruled_out: Callable[[float, float, float], bool], intervals:
         low, high, size, expected = next(c for c, a in zip(cases, answers) if c[3] != a)
         raise CheckFailed(f"an effect is ruled out exactly when it lies outside the interval: {size:+.1f} against "
                           f"{low:+.1f} to {high:+.1f} is {'ruled out' if expected else 'still possible'}")
-    for low, high in intervals or []:
-        if effect is not None:
+    for interval in intervals or []:
+        low, high = interval
+        name = getattr(interval, "name", None)
+        if effect is not None and name is None:
+            print(f"your run: the interval {low:+.1f} to {high:+.1f} states no coverage, so it rules out nothing")
+        elif effect is not None:
             gain, loss = ruled_out(low, high, abs(effect)), ruled_out(low, high, -abs(effect))
-            print(f"your run: the interval {low:+.1f} to {high:+.1f} rules out a gain of {abs(effect):.1f} points: "
-                  f"{'yes' if gain else 'no'}; a loss as large: {'yes' if loss else 'no'}")
+            print(f"your run: the {name} {low:+.1f} to {high:+.1f} rules out, at that coverage, a gain of "
+                  f"{abs(effect):.1f} points: {'yes' if gain else 'no'}; a loss as large: {'yes' if loss else 'no'}")
     _passed("what an interval rules out")

@@ -174,7 +174,39 @@ def _notebooks_run(args: argparse.Namespace) -> int:
     side_by_side = f" ({jobs} at once: {wall:.0f} s of wall clock)" if jobs > 1 else ""
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s"
           f"{side_by_side}; executed notebooks and summary.md in {args.out}")
+    if failed and _students_copies(folder):
+        print(f"{folder} holds students' copies (answers cleared): each stops at its first exercise. To check a "
+              f"set-up end to end, run the teacher's notebooks: --from path/to/clone/notebooks", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _students_copies(folder: Path) -> bool:
+    from titn_lite.notebooks import list_notebooks
+    from titn_lite.student import is_students_copy
+
+    return any(is_students_copy(p.read_text(encoding="utf-8")) for p in list_notebooks(folder))
+
+
+def _notebooks_prepare(args: argparse.Namespace) -> int:
+    from titn_lite.course import SHARED_ENV, Course
+    from titn_lite.notebooks import NOTEBOOK_DIR, check_jobs, default_jobs, prepare_class
+
+    jobs = default_jobs(args.device) if args.jobs is None else check_jobs(args.jobs)
+    course = Course(args.profile, device=args.device, artifacts=args.artifacts)
+    results = prepare_class(course, folder=args.source or NOTEBOOK_DIR, out_dir=args.out, jobs=jobs)
+    for result in results:
+        where = f" at cell {result.failed_cell}" if result.failed_cell else ""
+        detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
+        print(f"{result.notebook:<22} {result.status:<6} {result.seconds:7.1f} s{detail}")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        print(f"{len(failed)} of {len(results)} notebooks failed; the runs they train are missing from "
+              f"{course.artifacts}: fix and run prepare again (finished runs are kept)", file=sys.stderr)
+        return 1
+    print(f"the class's runs ({args.profile}) are in {course.artifacts}. For the students' servers set "
+          f"{SHARED_ENV}={course.artifacts} (read only to them; their own runs go to their own artifacts/); "
+          f"executed notebooks, with the answers, in {args.out}")
+    return 0
 
 
 def _notebooks_copy(args: argparse.Namespace) -> int:
@@ -226,13 +258,29 @@ def _book_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# titn_lite.assignments.DEFAULT_RELEASE, repeated: the CLI imports a command's module only when it runs.
+DEFAULT_RELEASE = "titn-release"
+
+
 def _assignments_build(args: argparse.Namespace) -> int:
     from titn_lite.assignments import build
 
-    exercises = build(args.out, only=_comma_list(args.only))
+    from titn_lite.notebooks import NOTEBOOK_DIR
+
+    exercises = build(args.out, only=_comma_list(args.only), folder=args.source or NOTEBOOK_DIR,
+                      nbgrader=args.nbgrader)
     notebooks = sorted({e.notebook for e in exercises})
+    width = max(len(e.notebook) for e in exercises)
+    grade_width = max(len(e.grade_id) for e in exercises)
+    print(f"{'notebook':<{width}}  {'grade id':<{grade_width}}  points")
+    for e in exercises:
+        print(f"{e.notebook:<{width}}  {e.grade_id:<{grade_width}}  {e.points:>6g}")
     print(f"{len(exercises)} exercises ({sum(e.points for e in exercises):g} points) in {len(notebooks)} student "
-          f"notebooks written to {args.out}: {', '.join(notebooks)}")
+          f"notebooks written to {args.out}")
+    if args.nbgrader:
+        print(f"the teacher's notebooks (answers between nbgrader's markers) written to {args.nbgrader}: run "
+              f"nbgrader generate_assignment {args.nbgrader.name}, then nbgrader release_assignment "
+              f"{args.nbgrader.name}, in the course folder")
     return 0
 
 
@@ -240,12 +288,21 @@ def _assignments_grade(args: argparse.Namespace) -> int:
     from titn_lite.assignments import grade
 
     grades = grade(args.submissions, args.release, args.out, cell_timeout=args.cell_timeout, profile=args.profile,
-                   jobs=args.jobs, feedback_dir=args.feedback, assignment=args.assignment)
+                   device=args.device, jobs=args.jobs, feedback_dir=args.feedback, assignment=args.assignment,
+                   force=args.force)
     for g in grades:
         print(f"{g.student:<20} {g.total:g} points" + (f"  ({len(g.errors)} problem(s))" if g.errors else ""))
-    feedback = grades[0].feedback.parent if grades and grades[0].feedback else args.feedback
+    feedback = grades[0].feedback_dir if grades else args.feedback
+    asked = args.feedback or args.out.parent / "feedback"
+    if feedback and Path(feedback) != Path(asked):
+        print(f"{asked} holds an earlier run's feedback, so this run's went to {feedback} "
+              f"(--force writes over {asked})")
     print(f"grade sheet: {args.out}; feedback (one HTML page per student, and the executed notebooks): {feedback}")
-    return 0
+    failed = [g for g in grades if g.feedback_error]
+    for g in failed:
+        print(f"feedback page for {g.student} could not be written ({g.feedback_error}); their grades are in "
+              f"{args.out}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,6 +365,21 @@ def _add_notebooks_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--from", dest="source", type=Path, metavar="DIR",
                      help="run the notebooks in DIR (default: the series installed with the package)")
     run.set_defaults(run=_notebooks_run)
+    prepare = notebook_commands.add_parser(
+        "prepare", help="train the runs the series shares, once, into a folder the students' copies read")
+    prepare.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(list_profiles())}")
+    prepare.add_argument("--artifacts", type=Path, required=True,
+                         help="the class's shared runs, e.g. /srv/titn-shared (students read it through "
+                              "TITN_LITE_SHARED_ARTIFACTS)")
+    prepare.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                         help="the teacher's notebooks, with their answers (default: the series installed with the "
+                              "package; from a wheel install that is the students' copy, so give a clone's or the "
+                              "sdist's notebooks/ folder)")
+    prepare.add_argument("--out", type=Path, default=Path("runs/prepare"),
+                         help="folder for the executed notebooks, which hold the answers (default: runs/prepare)")
+    prepare.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    prepare.add_argument("--jobs", metavar="N", help="notebooks run at once (default as for run)")
+    prepare.set_defaults(run=_notebooks_prepare)
     copy = notebook_commands.add_parser("copy", help="put the series into a folder of yours, ready for JupyterLab")
     copy.add_argument("dest", nargs="?", type=Path, default=Path("titn-lite-course"),
                       help="the folder (default: ./titn-lite-course); the notebooks go to DEST/notebooks")
@@ -343,19 +415,34 @@ def _add_assignments_commands(commands: argparse._SubParsersAction) -> None:
     assignments = commands.add_parser("assignments", help="student versions of the notebooks, and grading")
     assignment_commands = assignments.add_subparsers(dest="assignments_command", required=True)
     build = assignment_commands.add_parser("build", help="write the student versions (answers replaced by stubs)")
-    build.add_argument("--out", required=True, type=Path)
+    build.add_argument("--out", type=Path, default=Path(DEFAULT_RELEASE),
+                       help=f"default: ./{DEFAULT_RELEASE} (not release/, which nbgrader uses in a course folder)")
     build.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,05 (default: all with exercises)")
+    build.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                       help="the teacher's notebooks (default: the series installed with the package; from a "
+                            "wheel install that is the students' copy, so give a clone's notebooks/ folder)")
+    build.add_argument("--nbgrader", type=Path, metavar="SOURCE_DIR",
+                       help="also write the teacher's notebooks, answers between nbgrader's markers, into "
+                            "nbgrader's source folder (e.g. source/titn-lite in the course folder), for "
+                            "nbgrader generate_assignment to clear")
     build.set_defaults(run=_assignments_build)
     grade = assignment_commands.add_parser("grade", help="run and score a folder of submissions, write feedback")
     grade.add_argument("submissions", type=Path,
                        help="a folder with one folder per student holding the notebooks, or nbgrader's "
                             "submitted/ folder (STUDENT/ASSIGNMENT/*.ipynb) or the course folder above it")
-    grade.add_argument("--release", required=True, type=Path, help="the folder `assignments build` wrote")
+    grade.add_argument("--release", type=Path, default=Path(DEFAULT_RELEASE),
+                       help=f"the folder `assignments build` wrote (default: ./{DEFAULT_RELEASE})")
     grade.add_argument("--out", type=Path, default=Path("grades.csv"))
     grade.add_argument("--cell-timeout", type=float, default=120, help="seconds a cell may run")
-    grade.add_argument("--profile", default="smoke", help="profile the notebooks run at while grading")
+    grade.add_argument("--profile", default="smoke",
+                       help="profile every notebook runs at while grading, whatever its parameters cell says")
+    grade.add_argument("--device", default="cpu",
+                       help="device every notebook runs on while grading, whatever its parameters cell says "
+                            "(default: cpu; auto or cuda to use a GPU)")
     grade.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
-    grade.add_argument("--feedback", type=Path, help="folder for the feedback pages (default: feedback/ beside --out)")
+    grade.add_argument("--feedback", type=Path, help="folder for the feedback pages (default: feedback/ beside --out; "
+                                                     "when it holds an earlier run's, feedback-2/, ...)")
+    grade.add_argument("--force", action="store_true", help="write over the feedback folder of an earlier run")
     grade.add_argument("--assignment", help="in nbgrader's layout, the assignment folder to grade when a student "
                                             "has several")
     grade.set_defaults(run=_assignments_grade)

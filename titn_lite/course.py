@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,19 @@ from titn_lite.training import EpochCallback
 # Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
 # in a folder made by ``notebooks copy``, that folder.
 ARTIFACTS_DIR = Path("artifacts")
+# A folder of runs prepared for a class (``titn-lite notebooks prepare``), read where it is and
+# never written: set for students' servers by a hub's admin, while each student's own runs go to
+# their own artifacts folder. A course reads it from the environment, because the notebooks build
+# their course from their parameters cell, which a hub cannot edit in every student's copy.
+SHARED_ENV = "TITN_LITE_SHARED_ARTIFACTS"
+
+
+def shared_from_environment() -> Path | None:
+    """The prepared runs' folder that ``SHARED_ENV`` names, if any."""
+    value = os.environ.get(SHARED_ENV, "").strip()
+    return Path(value) if value else None
+
+
 # The notebooks' teacher at every profile: notebook 06 builds and trains it. (The paper
 # profile's own teacher, VGG16-BN, is what ``titn-lite train`` uses by default.)
 COURSE_TEACHER = "small_cnn"
@@ -72,12 +86,15 @@ class Course:
     device: str = "auto"
     artifacts: Path = field(default=ARTIFACTS_DIR)
     progress: bool = True
+    shared: Path | None = field(default_factory=shared_from_environment)  # prepared runs, read only
 
     def __post_init__(self) -> None:
         get_profile(self.profile)  # an unknown profile fails here, naming the valid ones
         check_device(self.device)
         # Absolute, so a notebook's "../artifacts" and the runner's absolute path are one folder.
         object.__setattr__(self, "artifacts", Path(self.artifacts).resolve())
+        if self.shared is not None:
+            object.__setattr__(self, "shared", Path(self.shared).resolve())
 
     @property
     def settings(self) -> Profile:
@@ -98,7 +115,17 @@ class Course:
             teacher = self.teacher(progress=progress).folder.checkpoint_path
             config = dataclasses.replace(config, teacher=str(teacher))
         resolved = config.resolved()
-        return resolved.at(self.runs_folder / f"{tag or model}-{resolved.key()}")
+        return resolved.at(self.run_folder(f"{tag or model}-{resolved.key()}"))
+
+    def run_folder(self, name: str) -> Path:
+        """Where the run ``name`` (``NAME-KEY``) lives: the shared folder's finished run, loaded
+        there and never written (a finished run is only read), else the course's own folder,
+        where it is made. Same key, same run: the folder a run sits in is not part of it."""
+        if self.shared is not None and self.shared != self.artifacts:
+            prepared = self.shared / self.profile / name
+            if RunFolder(prepared).is_complete:
+                return prepared
+        return self.runs_folder / name
 
     def run(self, model: str, *, tag: str | None = None, progress: bool | None = None,
             callbacks: list[EpochCallback] | None = None, **settings: Any) -> RunResult:

@@ -25,11 +25,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from titn_lite.checkpoints import write_atomic, write_json
-from titn_lite.course import Course
+from titn_lite.course import SHARED_ENV, Course
 from titn_lite.data import available_cores
 from titn_lite.packaged import series_folder
 from titn_lite.report import results_page_markdown
-from titn_lite.student import student_copy
+from titn_lite.student import is_students_copy, student_copy
 
 NOTEBOOK_DIR = series_folder()
 KERNEL_NAME = "titn-lite"
@@ -175,6 +175,41 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
         if page:
             write_atomic(out_dir / "results.md", page.encode())
     return results
+
+
+# The notebooks that train the runs the series shares (the timing table's "prepare before class",
+# and 02, whose ViT 08 reuses): run once by the teacher, they leave every run the other notebooks
+# load. 09 and 12 only load 07's TITN.
+TRAINING_NOTEBOOKS = ("02_vit", "06_teacher", "07_distillation", "08_comparison", "10_ablations",
+                      "11_unlabelled")
+
+
+def check_teachers_copies(notebooks: list[Path]) -> None:
+    """Refuse students' copies (answers cleared: each stops at its first exercise, before the
+    runs after it are trained), in one line that says where the teacher's are."""
+    cleared = [p.name for p in notebooks if is_students_copy(p.read_text(encoding="utf-8"))]
+    if cleared:
+        raise ValueError(f"{notebooks[0].parent} holds students' copies (answers cleared: {', '.join(cleared)}), "
+                         f"which stop at their first exercise; give the teacher's notebooks, a clone's or the "
+                         f"sdist's notebooks/ folder: --from path/to/clone/notebooks")
+
+
+def prepare_class(course: Course, *, folder: Path = NOTEBOOK_DIR, out_dir: str | Path = "runs/prepare",
+                  jobs: int = 1) -> list[NotebookResult]:
+    """Train the runs the series shares into ``course.artifacts`` by running the teacher's
+    ``TRAINING_NOTEBOOKS`` from ``folder`` (their answers in); the executed notebooks, which hold
+    the answers, go to ``out_dir``, never beside the runs students read."""
+    only = [name for name in TRAINING_NOTEBOOKS if (Path(folder) / f"{name}.ipynb").is_file()]
+    if not only:
+        raise ValueError(f"none of the notebooks that train ({', '.join(TRAINING_NOTEBOOKS)}) is in {folder}")
+    check_teachers_copies([Path(folder) / f"{name}.ipynb" for name in only])
+    out_dir = Path(out_dir).resolve()
+    if out_dir.is_relative_to(course.artifacts):
+        raise ValueError(f"--out {out_dir} is inside --artifacts {course.artifacts}, which students read: the "
+                         f"executed notebooks hold the answers, so write them elsewhere")
+    # The teacher's kernels write into the folder they prepare, whatever shared folder this shell names.
+    with kernel_environment(**{SHARED_ENV: str(course.artifacts)}):
+        return run_series(course, only=only, out_dir=out_dir, folder=folder, jobs=jobs)
 
 
 def _execute_notebook(notebook: Path, *, out_dir: Path, parameters: dict[str, Any], kernel: str, kernel_manager: Any,

@@ -170,9 +170,12 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 "extra L_Base); soft distillation is an ablation, and trained beside hard in notebook 11's few-labels "
                 "regime", True, "distill", "hard"),
     LedgerEntry("the soft term", "Algorithm 2, line 6: a \"CrossEntropyLoss\" between the student's prediction "
-                "and the teacher's output, with no argmax and no temperature; §3.6 speaks of the teacher's "
-                "\"soft label\"", "Alg. 2 line 6, §3.6", "stated",
-                "the soft variant (an ablation; the default is eq. 10's hard label) departs from line 6: "
+                "and the teacher's output, with no argmax and no temperature, which line 8 combines with the CutMix "
+                "loss into L_Base (what lines 9-10 then use); §3.6 speaks of the teacher's \"soft label\". That "
+                "line 6 is a soft distillation term is a reading: the paper does not call it one",
+                "Alg. 2 lines 6-10, §3.6", "open",
+                "the kit's reading: line 6 as a soft distillation term, trained as an ablation (the default is "
+                "eq. 10's hard label); the kit's soft variant departs from line 6: "
                 "KL(teacher ‖ student) at temperature 3, the KL per image (PyTorch's `batchmean`) times T^2 "
                 "(Hinton et al.'s). At T = 1 the KL and line 6's cross-entropy differ by the teacher's entropy, a "
                 "constant for the student, so only the temperature and its T^2 depart. DeiT's code divides the KL "

@@ -5,6 +5,11 @@ optional linear warm-up, CutMix or MixUp on every batch, and for distilled stude
 hard-distillation loss against a CNN teacher. Runs on a CPU, a GPU (AMP, torch.compile)
 or several GPUs/processes (``torchrun --nproc_per_node N -m titn_lite train ...``).
 
+The step itself is ``train_step`` (mix, the student's heads, the loss with the teacher's
+labels, backward, optimizer and schedule): the step notebook 07 writes by hand.
+``train_one_epoch`` runs it over an epoch's batches; ``fit`` wraps the epochs in what a
+long run needs (a run folder, checkpoints, exact resume, NaN and SIGTERM stops).
+
 The engine takes a run's settings (``config.ResolvedConfig``) and writes through
 ``RunWriter``, which ``config.RunFolder`` satisfies: it imports nothing from the run layer
 (``titn_lite.runs``, which starts, resumes and reuses runs and calls ``fit``). Its batches
@@ -39,7 +44,7 @@ from titn_lite.data import dataset_info
 from titn_lite.devices import all_reduce, amp_dtype, init_distributed, resolve_device
 from titn_lite.losses import UNLABELLED, DistillationLoss
 from titn_lite.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_hits
-from titn_lite.mixing import BatchMixer
+from titn_lite.mixing import BatchMixer, MixedBatch
 from titn_lite.models import mean_of_heads
 from titn_lite.pipeline import Batches, epoch_batches, seed_epoch
 from titn_lite.teachers import build_model
@@ -106,6 +111,11 @@ class _Run:
                                    optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
                                    history=self.history)
 
+    def on_device(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """A batch moved to the run's device (without waiting), channels-last for a CNN on a GPU."""
+        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        return (images.contiguous(memory_format=torch.channels_last) if self.channels_last else images), labels
+
     def evaluate(self) -> ClassificationMetrics:
         return evaluate(self.model, self.test_batches, dataset_info(self.cfg.dataset).num_classes,
                         device=self.device, amp=self.cfg.amp)
@@ -127,11 +137,11 @@ def fit(
     with _stop_on_sigterm() as stop:  # a scheduler's SIGTERM: finish the epoch, checkpoint it
         for epoch in range(run.start_epoch, cfg.epochs):
             started = time.perf_counter()
-            sums = _train_epoch(run, epoch, progress)
+            totals = train_one_epoch(run, epoch, progress)
             train_seconds = time.perf_counter() - started
             evaluated = (epoch + 1) % cfg.evaluate_every == 0 or epoch + 1 == cfg.epochs  # the last always
             metrics = run.evaluate() if evaluated else None
-            row = _history_row(epoch, run.scheduler.get_last_lr()[0], sums, metrics, train_seconds,
+            row = _history_row(epoch, run.scheduler.get_last_lr()[0], totals, metrics, train_seconds,
                                time.perf_counter() - started)
             run.history.append(row)
             saved = _write_epoch(run, epoch, stop.requested)
@@ -177,9 +187,11 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
         optimizer, warmup_cosine(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    run = _Run(cfg, writer, device, model, torch.compile(ddp_model) if cfg.compile else ddp_model, criterion,
-               BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob), optimizer, scheduler, scaler,
-               train_batches, test_batches, loader_rng, is_writer=rank == 0, channels_last=channels_last)
+    run = _Run(cfg=cfg, writer=writer, device=device, model=model,
+               step_model=torch.compile(ddp_model) if cfg.compile else ddp_model, criterion=criterion,
+               mixer=BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob), optimizer=optimizer,
+               scheduler=scheduler, scaler=scaler, train_batches=train_batches, test_batches=test_batches,
+               loader_rng=loader_rng, is_writer=rank == 0, channels_last=channels_last)
     if checkpoint is not None:
         _restore(run, checkpoint)
     if run.is_writer:
@@ -194,56 +206,122 @@ def _restore(run: _Run, checkpoint: dict[str, Any]) -> None:
                                                     scheduler=run.scheduler, scaler=run.scaler)
 
 
-def _train_epoch(run: _Run, epoch: int, progress: bool) -> Tensor:
-    """One epoch of optimizer steps; returns its sums, summed over processes: (loss x
-    images, top-1 hits, top-5 hits, labelled images, images), float64 on the CPU. They are
-    accumulated on the device and read on the host every ``steps_between_reads`` steps."""
-    cfg, device = run.cfg, run.device
-    seed_epoch(cfg.seed, epoch, run.loader_rng)
+@dataclass
+class StepResult:
+    """What one training step leaves besides the updated weights: its loss (a scalar), the
+    model's outputs on the mixed images (logits (B, classes), or a distilled student's pair)
+    and the mixed batch itself; all detached, still on the device."""
+
+    loss: Tensor
+    outputs: Tensor | tuple[Tensor, Tensor]
+    batch: MixedBatch
+
+
+def train_step(
+    model: nn.Module, images: Tensor, labels: Tensor, *, mix: Callable[[Tensor, Tensor], MixedBatch],
+    loss_fn: Callable[[Tensor | tuple[Tensor, Tensor], MixedBatch], Tensor], optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> StepResult:
+    """One optimizer step of Algorithm 2 as the kit reads it (notebook 07 writes it by hand).
+
+    images (B, C, H, W) and labels (B,) on the model's device; ``model`` in training mode.
+    ``mix``: CutMix (notebook 05; ``BatchMixer``) or no mixing. ``loss_fn``: a
+    ``DistillationLoss``, where the teacher, in eval mode and without gradients, labels the
+    same mixed images (eq. 9 on the class head, eq. 10's term on the distillation head).
+    ``scaler``: fp16's loss scaling (a disabled one changes nothing); ``autocast_dtype``:
+    bf16/fp16 autocast, or None for float32.
+    """
+    batch = mix(images, labels)  # 1. CutMix: mixed images, both labels and lambda
+    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        outputs = model(batch.images)  # 2. the student's heads (class, distillation) on the mixed images
+        loss = loss_fn(outputs, batch)  # 3. the teacher labels batch.images (eval mode, no gradients),
+        # and the loss is alpha * eq. 9 on the class head + (1 - alpha) * the teacher's term on the other
+    optimizer.zero_grad(set_to_none=True)  # 4. this batch's gradients only, then the update
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    scheduler.step()  # 5. the schedule moves every step, not every epoch
+    return StepResult(loss.detach(), _detached(outputs), batch)
+
+
+def _detached(outputs: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+    return tuple(o.detach() for o in outputs) if isinstance(outputs, tuple) else outputs.detach()  # type: ignore[return-value]
+
+
+@dataclass
+class EpochTotals:
+    """An epoch's sums over its training images, as plain numbers (summed over processes)."""
+
+    loss_sum: float  # each step's loss x its images
+    top1_hits: float
+    top5_hits: float
+    labelled: float  # images with a label (a few-labels run hides some)
+    images: float
+
+
+class RunningTotals:
+    """An epoch's running sums, kept on the device (adding them never waits for a GPU); the
+    host reads ``loss_sum`` every few steps and everything once, at the epoch's end."""
+
+    def __init__(self, device: torch.device) -> None:
+        zero = functools.partial(torch.zeros, (), dtype=torch.float64, device=device)
+        self.loss_sum, self.top1_hits, self.top5_hits, self.labelled = zero(), zero(), zero(), zero()
+        self.images = 0  # a host integer: no copy to the device per step
+
+    def add(self, step: StepResult, labels: Tensor) -> None:
+        """Count one step: its loss, its top-1/5 hits on the label holding the larger share of
+        each mixed image, and its labelled images (an ``UNLABELLED`` image is never a hit:
+        such runs are never mixed, so the labels are the batch's own)."""
+        hits = topk_hits(mean_of_heads(step.outputs).float(), step.batch.dominant_labels)
+        self.loss_sum += step.loss.double() * len(labels)
+        self.top1_hits += hits[0]
+        self.top5_hits += hits[1]
+        self.labelled += (labels != UNLABELLED).sum()
+        self.images += len(labels)
+
+    def running_top1(self) -> str:
+        """This epoch's training top-1 so far, for the progress bar (reads the device)."""
+        return f"{100 * float(self.top1_hits / self.labelled):.0f}%" if self.labelled else "-"
+
+    def summed_over_processes(self) -> EpochTotals:
+        sums = torch.stack([self.loss_sum, self.top1_hits, self.top5_hits, self.labelled,
+                            self.loss_sum.new_tensor(float(self.images))])
+        all_reduce(sums)  # on the device: NCCL reduces GPU tensors only
+        return EpochTotals(*sums.tolist())
+
+
+def train_one_epoch(run: _Run, epoch: int, progress: bool) -> EpochTotals:
+    """One epoch of ``train_step``s over the run's batches, in the order seeded by (seed,
+    epoch); the loss is checked for NaN every ``steps_between_reads`` steps."""
+    seed_epoch(run.cfg.seed, epoch, run.loader_rng)
     run.train_batches.sampler.set_epoch(epoch)
     run.step_model.train()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)
-    images_seen = 0  # counted on the host: no wait for the device
-    read_every = steps_between_reads(device)
-    tested = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
-    last = f" (test top-1 {100 * tested[-1]:.1f}%)" if tested else ""  # the latest evaluated epoch's
-    bar = tqdm(run.train_batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}{last}",
-               disable=not (progress and run.is_writer), leave=False, mininterval=_progress_interval())
+    totals = RunningTotals(run.device)
+    read_every = steps_between_reads(run.device)
+    bar = _progress_bar(run, epoch, progress)
     for step, (images, labels) in enumerate(bar):
-        loss, step_sums = _step(run, images, labels)
-        sums += step_sums
-        images_seen += len(labels)
+        images, labels = run.on_device(images, labels)
+        result = train_step(run.step_model, images, labels, mix=run.mixer, loss_fn=run.criterion,
+                            optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
+                            autocast_dtype=amp_dtype(run.cfg.amp))
+        totals.add(result, labels)
         if (step + 1) % read_every == 0 or step + 1 == len(run.train_batches):
-            _check_finite(run, sums[0], epoch, step)  # the running sum: a NaN in any step since the last read
-            running_top1 = f"{100 * float(sums[1] / sums[3]):.0f}%" if sums[3] else "-"  # this epoch's, so far
-            bar.set_postfix(loss=f"{float(loss):.3f}", top1=running_top1, refresh=False)  # at the bar's own pace
-    sums = torch.cat([sums, sums.new_tensor([images_seen])])
-    all_reduce(sums)  # on the device: NCCL reduces GPU tensors only
-    return sums.cpu()
+            _check_finite(run, totals.loss_sum, epoch, step)  # the running sum: a NaN in any step since the last read
+            bar.set_postfix(loss=f"{float(result.loss):.3f}", top1=totals.running_top1(), refresh=False)
+    return totals.summed_over_processes()
 
 
-def _step(run: _Run, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """One optimizer step on a batch; returns its loss and its sums (loss x images, top-1
-    hits, top-5 hits, labelled images), both still on the device."""
-    images, labels = images.to(run.device, non_blocking=True), labels.to(run.device, non_blocking=True)
-    if run.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    batch = run.mixer(images, labels)
-    dtype = amp_dtype(run.cfg.amp)
-    with torch.autocast(run.device.type, dtype=dtype, enabled=dtype is not None):
-        outputs = run.step_model(batch.images)
-        loss = run.criterion(outputs, batch)
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.scheduler.step()
-    logits = mean_of_heads(outputs).detach().float()
-    hits = topk_hits(logits, batch.dominant_labels)  # an UNLABELLED image is never a hit, nor counted:
-    # unlabelled images come only in unmixed runs (resolved() refuses mixing), so the labels are the batch's own.
-    labelled = (labels != UNLABELLED).sum()
-    return loss.detach(), torch.stack([loss.detach().double() * len(labels), hits[0].double(), hits[1].double(),
-                                       labelled.double()])
+def _progress_bar(run: _Run, epoch: int, progress: bool) -> tqdm:
+    """The epoch's bar, titled with the latest evaluated epoch's test top-1."""
+    tested = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
+    last = f" (test top-1 {100 * tested[-1]:.1f}%)" if tested else ""
+    return tqdm(run.train_batches, desc=f"{run.cfg.model} epoch {epoch + 1}/{run.cfg.epochs}{last}",
+                disable=not (progress and run.is_writer), leave=False, mininterval=_progress_interval())
 
 
 def _check_finite(run: _Run, loss: Tensor, epoch: int, step: int) -> None:
@@ -260,18 +338,18 @@ def _check_finite(run: _Run, loss: Tensor, epoch: int, step: int) -> None:
                            f"{kept}. Try a lower --lr, or --amp none.")
 
 
-def _history_row(epoch: int, lr: float, sums: Tensor, metrics: ClassificationMetrics | None,
+def _history_row(epoch: int, lr: float, totals: EpochTotals, metrics: ClassificationMetrics | None,
                  train_seconds: float, seconds: float) -> dict[str, float]:
     """One epoch's row: train loss and top-1/5 on labelled images (NaN: the epoch had none),
     test metrics (NaN: not evaluated this epoch, ``evaluate_every``), ``seconds`` with the
     evaluation, ``images_per_second`` training alone."""
-    labelled = float(sums[3])
-    return {"epoch": epoch + 1, "lr": lr, "train_loss": float(sums[0] / sums[4]),
-            "train_top1": float(sums[1]) / labelled if labelled else math.nan,
-            "train_top5": float(sums[2]) / labelled if labelled else math.nan,
+    labelled = totals.labelled
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": totals.loss_sum / totals.images,
+            "train_top1": totals.top1_hits / labelled if labelled else math.nan,
+            "train_top5": totals.top5_hits / labelled if labelled else math.nan,
             "val_loss": metrics.loss if metrics else math.nan, "val_top1": metrics.top1 if metrics else math.nan,
             "val_top5": metrics.top5 if metrics else math.nan, "seconds": seconds,
-            "images_per_second": float(sums[4]) / train_seconds}
+            "images_per_second": totals.images / train_seconds}
 
 
 def _write_epoch(run: _Run, epoch: int, stopping: bool) -> bool:

@@ -451,8 +451,9 @@ def plot_seed_comparison(results, *, title: str = "", xlabel: str = "top-1 %", a
 def plot_paired_differences(results, differences, *, detectable: float | None = None, title: str = "",
                             unit: str = "points", save_to: str | Path | None = None) -> Figure:
     """One row per tested pair: each seed's own difference (first minus second, the same seed
-    on both sides) as a dot, the mean as a bar, and the interval that agrees with the verdict
-    (``Difference.interval``: Holm-adjusted where the p-values were). ``results``:
+    on both sides) as a dot, the mean as a bar, and its interval with the coverage named in the
+    legend (``Difference.interval``: the simultaneous Bonferroni interval of a family tested
+    together, the plain 95% interval of a difference tested alone). ``results``:
     ``{label: stats.SeedResults}``; ``differences``: ``stats.Difference`` of those labels.
     ``detectable``: the smallest difference the design could call beyond the noise, shaded
     around 0. An interval that crosses the 0 line is the picture of "within the noise"."""
@@ -463,6 +464,8 @@ def plot_paired_differences(results, differences, *, detectable: float | None = 
         ax.axvspan(-detectable, detectable, color="0.9", zorder=0,
                    label=f"smaller than the design can detect (±{detectable:.1f})")
     ax.axvline(0, color="0.3", linewidth=1)
+    names = sorted({d.interval_name for d in differences if d.testable})  # each states its coverage
+    coverage = " or ".join(names) if names else "interval (none: untestable)"
     for y, d in enumerate(differences):
         gaps = [a - b for a, b in zip(results[d.first].values, results[d.second].values)]
         jitter = np.linspace(-0.15, 0.15, len(gaps)) if len(gaps) > 1 else np.zeros(1)
@@ -470,7 +473,7 @@ def plot_paired_differences(results, differences, *, detectable: float | None = 
                    label="each seed's difference" if y == 0 else None)
         low, high = d.interval if d.testable else (d.difference, d.difference)
         ax.errorbar(d.difference, y, xerr=[[d.difference - low], [high - d.difference]], fmt="D", color="black",
-                    capsize=5, markersize=6, label=f"mean and {d.interval_name}" if y == 0 else None)
+                    capsize=5, markersize=6, label=f"mean and {coverage}" if y == 0 else None)
     ax.set_yticks(range(len(differences)), [f"{d.first} − {d.second}" for d in differences])
     ax.invert_yaxis()
     ax.set(xlabel=f"difference in top-1 ({unit})", title=title)
@@ -480,7 +483,7 @@ def plot_paired_differences(results, differences, *, detectable: float | None = 
     pairs = _shorten([f"{d.first} − {d.second} {d.difference:+.1f}" for d in differences], 8)
     band = " and the band the design cannot detect" if detectable else ""
     return _finish(fig, save_to, f"{title + ': ' if title else ''}difference in top-1 ({unit}) for each tested pair, "
-                                 f"each seed's own difference a dot, the mean with its interval as a diamond and bar, "
+                                 f"each seed's own difference a dot, the mean with its {coverage} as a diamond and bar, "
                                  f"beside the zero line{band}; {pairs}.")
 
 
