@@ -113,9 +113,9 @@ def build(out_dir: str | Path, *, only: list[str] | None = None, folder: Path = 
     if out_dir.name == "release" and _is_nbgrader_course(out_dir.parent):
         raise ValueError(f"{out_dir} is nbgrader's own release folder in this course: build into "
                          f"{out_dir.with_name(DEFAULT_RELEASE)} instead")
-    if nbgrader is not None:  # first: a students' copy must stop the build before anything is written
-        write_nbgrader_source([p for p in select_notebooks(only, folder) if exercises_in(p)], Path(nbgrader))
     notebooks = [p for p in select_notebooks(only, folder) if exercises_in(p)]
+    if nbgrader is not None:  # first: a students' copy must stop the build before anything is written
+        write_nbgrader_source(notebooks, Path(nbgrader))
     if not notebooks:
         raise ValueError(f"no exercises in {', '.join(p.name for p in select_notebooks(only, folder))}")
     exercises: list[Exercise] = []

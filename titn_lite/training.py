@@ -302,13 +302,13 @@ def train_one_epoch(run: _Run, epoch: int, progress: bool) -> EpochTotals:
     run.train_batches.sampler.set_epoch(epoch)
     run.step_model.train()
     totals = RunningTotals(run.device)
-    read_every = steps_between_reads(run.device)
+    read_every, autocast_dtype = steps_between_reads(run.device), amp_dtype(run.cfg.amp)
     bar = _progress_bar(run, epoch, progress)
     for step, (images, labels) in enumerate(bar):
         images, labels = run.on_device(images, labels)
         result = train_step(run.step_model, images, labels, mix=run.mixer, loss_fn=run.criterion,
                             optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
-                            autocast_dtype=amp_dtype(run.cfg.amp))
+                            autocast_dtype=autocast_dtype)
         totals.add(result, labels)
         if (step + 1) % read_every == 0 or step + 1 == len(run.train_batches):
             _check_finite(run, totals.loss_sum, epoch, step)  # the running sum: a NaN in any step since the last read
