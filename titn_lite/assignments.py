@@ -14,10 +14,11 @@ cell with points runs the exercise's instant check from ``titn_lite.checks``.
   student's parameters cell sets the grader's profile and device, whatever the student
   left there (as papermill injects parameters). Just before each graded cell, a cell the
   grader adds saves what that cell checks (the student's function or class, with
-  ``cloudpickle``). Then a separate Python process, which has never run the student's
-  notebook, imports the teacher's checks afresh and judges each saved answer in a forked
-  child of its own, on the visible cases and on hidden ones (``hidden=True``: other
-  shapes, masks, seeds), watching that the answer does not call the kit's own
+  ``cloudpickle``). Then a separate Python process, the judge, which has never run the
+  student's notebook, runs the teacher's checks on the saved answers, on the visible
+  cases and on hidden ones drawn from a seed picked when grading (other shapes, masks,
+  seeds); the student's code runs only in children of the judge (``titn_lite.sandbox``),
+  which send back plain data and cannot reach the kit's own
   implementation. A kernel crash, an endless loop, a missing file or a file that is not
   a notebook costs the exercises it touches, never the run. Writes a CSV (points and
   reason per exercise, student ID, submission time) first, then, per student, a feedback
@@ -269,12 +270,14 @@ def find_submissions(root: str | Path, notebooks: list[str], assignment: str | N
 def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | Path, *,
           cell_timeout: float = 120, profile: str = "smoke", device: str = "cpu", jobs: int = 1,
           feedback_dir: str | Path | None = None, assignment: str | None = None,
-          force: bool = False) -> list[StudentGrade]:
+          force: bool = False, hidden_seed: int | None = None) -> list[StudentGrade]:
     """Grade every student folder in ``submissions_dir`` against the release built into
     ``release_dir``, every notebook at ``profile`` on ``device`` whatever its parameters
     cell says; write ``out_csv``, then the feedback (default: ``feedback/`` beside the
     CSV; a folder that holds an earlier run's feedback is replaced only with ``force``,
-    otherwise this run's goes to ``feedback-2/``, ...); return the grades."""
+    otherwise this run's goes to ``feedback-2/``, ...); return the grades. The hidden cases
+    are drawn from ``hidden_seed``, by default a seed drawn now (so no file of the release
+    holds them); every student of one run meets the same cases."""
     release_dir = Path(release_dir)
     manifest_path = release_dir / MANIFEST
     if not manifest_path.is_file():
@@ -293,11 +296,12 @@ def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | P
     feedback_dir = _fresh_folder(Path(feedback_dir) if feedback_dir else Path(out_csv).parent / "feedback", force)
     kernel = ensure_kernel()
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    hidden_seed = hidden_seed or secrets.randbits(31) | 1  # 0 would mean "no hidden cases"
     with tempfile.TemporaryDirectory(prefix="titn-lite-grading-") as workdir:
         def one(submission: Submission) -> tuple[StudentGrade, list[tuple[str, Path]]]:
             return _grade_student(submission, manifest["notebooks"], exercises, Path(workdir) / submission.student,
                                   kernel=kernel, cell_timeout=cell_timeout, profile=profile, device=device,
-                                  threads=threads)
+                                  threads=threads, hidden_seed=hidden_seed)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             graded = list(pool.map(one, submissions))
@@ -386,7 +390,7 @@ def _export_cell(exercise: Exercise, answer: Path):
 
 def _grade_student(submission: Submission, notebooks: list[str], exercises: list[Exercise], workdir: Path, *,
                    kernel: str, cell_timeout: float, profile: str, device: str,
-                   threads: int) -> tuple[StudentGrade, list[tuple[str, Path]]]:
+                   threads: int, hidden_seed: int) -> tuple[StudentGrade, list[tuple[str, Path]]]:
     """Run one student's notebooks and judge their answers: the grades, and the executed
     notebooks (saved in ``workdir``) for the feedback."""
     result = StudentGrade(submission.student, {e.grade_id: 0.0 for e in exercises},
@@ -409,7 +413,7 @@ def _grade_student(submission: Submission, notebooks: list[str], exercises: list
             result.notes.append(f"{name}: {problem}")
         _record_unsaved_answers(notebook.cells, expected, to_judge, problem, cell_timeout, result, causes)
         executed.append((name, _save_executed_notebook(notebook, workdir / "executed" / name)))
-    _judge_saved_answers(to_judge, answers, causes, cell_timeout, threads, result)
+    _judge_saved_answers(to_judge, answers, causes, cell_timeout, threads, hidden_seed, result)
     return result, executed
 
 
@@ -483,10 +487,10 @@ def _save_executed_notebook(notebook: NotebookNode, path: Path) -> Path:
 
 
 def _judge_saved_answers(to_judge: list[Exercise], answers: Path, causes: dict[str, str], cell_timeout: float,
-                         threads: int, result: StudentGrade) -> None:
+                         threads: int, hidden_seed: int, result: StudentGrade) -> None:
     """Judge every saved answer with no reason against it yet, and record its points and reason in ``result``."""
     ready = [e for e in to_judge if not result.reasons[e.grade_id] and (answers / f"{e.grade_id}.pkl").is_file()]
-    for exercise, verdict in zip(ready, _judge(ready, answers, cell_timeout, threads)):
+    for exercise, verdict in zip(ready, _judge(ready, answers, cell_timeout, threads, hidden_seed)):
         result.points[exercise.grade_id] = round(exercise.points * verdict["credit"], 2)
         result.reasons[exercise.grade_id] = verdict["message"]
         if verdict.get("missing") and exercise.grade_id in causes:
@@ -573,12 +577,13 @@ def _execute(notebook, workdir: Path, kernel: str, cell_timeout: float, env: dic
         return f"execution stopped: {type(error).__name__}"
 
 
-def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: int) -> list[dict]:
-    """Judge the saved answers in a fresh Python that never ran the student's notebook."""
+def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: int, hidden_seed: int) -> list[dict]:
+    """Judge the saved answers in a fresh Python that never ran the student's notebook and
+    never runs their code (``_judge_main``)."""
     if not exercises:
         return []
     nonce = secrets.token_hex(16)
-    request = {"nonce": nonce, "timeout": timeout,
+    request = {"nonce": nonce, "timeout": timeout, "hidden_seed": hidden_seed, "threads": threads,
                "jobs": [{"check": e.check, "answer": str(answers / f"{e.grade_id}.pkl"), "arguments": list(e.arguments)}
                         for e in exercises]}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -595,67 +600,40 @@ def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: in
 
 
 def _judge_main() -> None:
-    """``python -m titn_lite.assignments``, the judge: reads the jobs on stdin, runs each
-    check (hidden cases included) on the saved answer in a forked child, prints verdicts."""
-    import select
-    import signal
-    import time
-
+    """``python -m titn_lite.assignments``, the judge: reads the jobs on stdin, forks one
+    sandbox per saved answer before it computes anything (``titn_lite.sandbox``: the only
+    processes where the student's code runs), then runs each check here, hidden cases drawn
+    from the request's seed, and prints the verdicts."""
     request = json.loads(sys.stdin.read())
-    nonce, timeout = request["nonce"], float(request["timeout"])
-    import cloudpickle
+    nonce, timeout, seed = request["nonce"], float(request["timeout"]), int(request["hidden_seed"])
+    import torch
 
     import titn_lite.checks as checks
+    from titn_lite.sandbox import Sandbox
 
-    for index, job in enumerate(request["jobs"]):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: the student's code runs here, and only here
-            os.close(read_end)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            verdict = _judge_one(checks, cloudpickle, job)
-            os.write(write_end, json.dumps(verdict).encode())
-            os._exit(0)
-        os.close(write_end)
-        data, deadline, timed_out = b"", time.monotonic() + timeout, False
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                timed_out = True
-                break
-            if select.select([read_end], [], [], left)[0]:
-                chunk = os.read(read_end, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
-        if timed_out:
-            verdict = {"credit": 0.0, "message": "stopped after the time limit (an endless loop?)"}
-        else:
-            try:
-                verdict = json.loads(data)
-                verdict = {"credit": min(1.0, max(0.0, float(verdict["credit"]))), "message": str(verdict["message"]),
-                           "missing": str(verdict.get("missing") or "")}
-            except (ValueError, KeyError, TypeError):
-                verdict = {"credit": 0.0, "message": f"your answer ended the grader's process "
-                                                     f"(exit status {os.waitstatus_to_exitcode(status)})"}
+    sandboxes = [Sandbox(job["answer"], checks.forbidden_calls(job["check"]), timeout) for job in request["jobs"]]
+    torch.set_num_threads(int(request.get("threads", 1)))
+    for index, (job, sandbox) in enumerate(zip(request["jobs"], sandboxes)):
+        with sandbox:
+            verdict = _judge_one(checks, sandbox, job, seed)
+        verdict = {"credit": min(1.0, max(0.0, float(verdict["credit"]))), "message": str(verdict["message"]),
+                   "missing": str(verdict.get("missing") or "")}
         print(nonce + json.dumps({"index": index, **verdict}), flush=True)
 
 
-def _judge_one(checks, cloudpickle, job: dict) -> dict:
+def _judge_one(checks, sandbox, job: dict, seed: int) -> dict:
+    """One exercise: what the saved file holds, then the check, here, on the sandboxed answer."""
+    from titn_lite.sandbox import Refused, RemoteAnswer
+
     name = job["check"]
     try:
-        with open(job["answer"], "rb") as file:
-            saved = cloudpickle.load(file)
-        values, recorded = saved["values"], saved["check"]
-    except Exception as error:
-        return {"credit": 0.0, "message": f"your answer could not be loaded for grading "
-                                          f"({type(error).__name__}: {str(error)[:200]})"}
-    replaced = recorded != (None, None) and tuple(recorded) != ("titn_lite.checks", name)
+        saved = sandbox.manifest()
+    except Refused as error:
+        return {"credit": 0.0, "message": f"your answer could not be loaded for grading ({error})"}
+    if saved["error"]:
+        return {"credit": 0.0, "message": f"your answer could not be loaded for grading ({saved['error']})"}
+    recorded = saved["check"]
+    replaced = recorded is not None and tuple(recorded) != ("titn_lite.checks", name)
     note = (f"titn_lite.checks.{name} was replaced in your notebook; your answer was judged by the teacher's "
             f"check in a separate process: ") if replaced else ""
     if saved.get("missing"):
@@ -667,11 +645,15 @@ def _judge_one(checks, cloudpickle, job: dict) -> dict:
                     "missing": missing}
         return {"credit": 0.0, "message": note + f"your answer does not define what the graded cell checks "
                                                  f"({missing})", "missing": missing}
+    values = [RemoteAnswer(sandbox, index, what) if kind == "answer" else what
+              for index, (kind, what) in enumerate(saved["values"])]
     try:
-        getattr(checks, name)(*values, hidden=True)
+        getattr(checks, name)(*values, hidden=seed)
     except checks.CheckFailed as error:
         return {"credit": error.credit, "message": note + str(error)}
-    except BaseException as error:  # noqa: BLE001 (whatever the answer raised)
+    except Refused as error:
+        return {"credit": 0.0, "message": note + str(error)}
+    except Exception as error:  # noqa: BLE001 (the check met data it could not read)
         return {"credit": 0.0, "message": note + f"{type(error).__name__}: {str(error)[:200]}"}
     return {"credit": 1.0, "message": note.rstrip(": ") if note else ""}
 

@@ -5,18 +5,28 @@ Every check raises ``CheckFailed`` (an ``AssertionError``) with a diagnosis and 
 short confirmation when the answer is right. ``CheckFailed.credit`` is the share of the
 points still earned where an exercise has parts (attention right but its mask wrong, say).
 
-While a student's function runs, a check watches what it calls (``sys.setprofile``): an
-answer that calls the kit's own implementation of the exercise (or torch's, where torch
-has the whole exercise as one call) fails with a message that says so.
-``hidden=True`` adds cases the notebook never shows (other shapes, masks, seeds), so an
-answer that hard-codes the visible outputs fails; ``titn-lite assignments grade`` runs every
-check that way, in a fresh process of its own (``titn_lite.assignments``).
+Every call of the student's code goes through ``_run`` as a *driver* (``call_answer``, or
+a function of this module that calls the answer and gathers what the check looks at), so
+the same check judges an answer in two places:
+
+- in the notebook, where it watches what the answer calls (``sys.setprofile``): an answer
+  that calls the kit's own implementation of the exercise (or torch's, where torch has the
+  whole exercise as one call: ``forbidden_calls``) fails with a message that says so;
+- in the grader (``titn_lite.assignments``), where the answer is a ``sandbox.RemoteAnswer``:
+  the driver runs in a child process, only plain data comes back, and the comparison runs
+  in a process that never ran the student's code.
+
+``hidden`` adds cases the notebook never shows (other shapes, masks, seeds): ``True`` draws
+them from a fixed seed, an integer from that seed. The grader passes a seed it draws when it
+grades, so no file a student can read holds the hidden cases.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import operator
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +42,7 @@ from titn_lite.blocks import PatchEmbedding, PixelToPatch
 from titn_lite.losses import DistillationLoss, mixed_cross_entropy
 from titn_lite.mixing import MixedBatch, cutmix
 from titn_lite.models import ClassifierHeads, TokenSequence, mean_of_heads
+from titn_lite.sandbox import AnswerRaised, Refused, RemoteAnswer, call_answer
 from titn_lite.training import train_step, warmup_cosine
 
 
@@ -61,23 +72,46 @@ def _shape(got: object) -> object:
     return tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
 
 
-# What a check forbids an answer to call while it runs: code object (Python) or callable
-# (C) -> how to name it in the message. Set by each check through ``_forbid``.
+def forbidden_calls(check: str) -> dict[str, tuple]:
+    """What the answer to ``check`` may not call, as ``{label: (callables, ...)}``: the kit's
+    own version of the exercise (or torch's, where torch has it as one call)."""
+    from titn_lite import mixing, stats
+
+    torch_attention = {"torch.nn.MultiheadAttention": (nn.MultiheadAttention.forward, F.multi_head_attention_forward)}
+    kit_attention = {"titn_lite.MultiHeadAttention": (MultiHeadAttention.forward,)}
+    return {
+        "check_attention": {"titn_lite.scaled_dot_product_attention": (scaled_dot_product_attention,), **kit_attention,
+                            "torch.nn.functional.scaled_dot_product_attention": (F.scaled_dot_product_attention,),
+                            **torch_attention},
+        "check_multi_head": {**kit_attention, **torch_attention},
+        "check_patches": {"titn_lite.blocks.PatchEmbedding": (PatchEmbedding.__init__, PatchEmbedding.forward)},
+        "check_pixel_to_patch": {"titn_lite.blocks.PixelToPatch": (PixelToPatch.forward,)},
+        "check_cutmix": {"titn_lite.mixing.cutmix": (mixing.cutmix, mixing.cutmix_box, mixing.BatchMixer.__call__)},
+        "check_hard_distillation": {"titn_lite.losses.DistillationLoss": (DistillationLoss.forward,)},
+        "check_rollout": {"titn_lite.attention.attention_rollout": (attention_rollout,)},
+        "check_distillation_token": {"titn_lite.models.TokenSequence": (TokenSequence.forward,),
+                                     "titn_lite.models.ClassifierHeads": (ClassifierHeads.forward,),
+                                     "titn_lite.models.mean_of_heads": (mean_of_heads,)},
+        "check_training_step": {"titn_lite.training.train_step": (train_step,),
+                                "titn_lite.losses.DistillationLoss": (DistillationLoss.forward,),
+                                "the check's own reference step": (_engine_step,)},
+        "check_paired_difference": {"titn_lite.stats": (stats.compare, stats.compare_pairs, stats.paired_scatter,
+                                                        stats.holm)},
+    }.get(check, {})
+
+
+# While a check runs in a notebook: what its answer may not call, code object (Python) or
+# callable (C) -> how to name it in the message; set by each check through ``_forbid``.
 _forbidden: dict[object, str] = {}
 _called: list[str] = []
 
 
-def _kit_code(*targets: object) -> list[object]:
-    """The code objects (Python functions, methods) or the callables themselves (C functions)."""
-    return [getattr(t, "__code__", t) for t in targets]
-
-
-def _forbid(**named: tuple) -> None:
-    """``_forbid(label=(callable, ...))``: what the next student calls may not reach."""
+def _forbid(check: str) -> None:
+    """What the next student calls may not reach: ``forbidden_calls(check)``."""
     _forbidden.clear()
-    for label, targets in named.items():
-        for target in _kit_code(*targets):
-            _forbidden[target] = label.replace("__", ".")
+    for label, targets in forbidden_calls(check).items():
+        for target in targets:
+            _forbidden[getattr(target, "__code__", target)] = label
 
 
 def _watch(frame, event, arg) -> None:
@@ -94,15 +128,25 @@ def _watch(frame, event, arg) -> None:
         _called.append(label)
 
 
-def _run(what: str, call: Callable[[], object]) -> object:
-    """Call the student's code, watching what it calls; one-line diagnoses of a crash."""
+def _run(what: str, answer: Any, *args: Any, driver: Callable[..., Any] = call_answer, **kwargs: Any) -> Any:
+    """``driver(answer, *args, **kwargs)``: the student's code, watched (in a notebook) or in
+    its sandbox (in the grader); one-line diagnoses of a crash."""
+    if isinstance(answer, RemoteAnswer):
+        try:
+            return answer.drive(driver, *args, **kwargs)
+        except NotImplementedError:
+            raise CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code") from None
+        except AnswerRaised as error:
+            raise CheckFailed(f"{what} raised {error.kind}: {error}") from None
+        except Refused as error:
+            raise CheckFailed(str(error)) from None
     _called.clear()
     previous = sys.getprofile()
     failure: CheckFailed | None = None
     result = None
     sys.setprofile(_watch)
     try:
-        result = call()
+        result = driver(answer, *args, **kwargs)
     except NotImplementedError:
         failure = CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code")
     except Exception as error:  # the student's code crashed: say where, in one line
@@ -121,6 +165,18 @@ def _run(what: str, call: Callable[[], object]) -> object:
     return result
 
 
+HIDDEN_SEED = 20240611  # hidden=True: the cases a notebook or a test sees, the same each time
+
+
+def _draws(hidden: bool | int) -> random.Random:
+    """The hidden cases' random draws: from the grader's seed (an integer) or the fixed one."""
+    return random.Random(HIDDEN_SEED if hidden is True else int(hidden))
+
+
+def _generator(draws: random.Random) -> torch.Generator:
+    return torch.Generator().manual_seed(draws.randrange(2**31))
+
+
 def _in_words(n: int) -> str:
     return ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"][n] if n <= 8 else str(n)
 
@@ -132,20 +188,19 @@ def _passed(name: str) -> None:
 def check_attention(attention: Callable[..., tuple[Tensor, Tensor]], *, hidden: bool = False) -> None:
     """Exercise 01a: ``attention(q, k, v, mask=None) -> (output, weights)`` (eq. 1). Two parts:
     without a mask (half the points), with one (the other half)."""
-    _forbid(titn_lite__scaled_dot_product_attention=(scaled_dot_product_attention,),
-            titn_lite__MultiHeadAttention=(MultiHeadAttention.forward,),
-            torch__nn__functional__scaled_dot_product_attention=(F.scaled_dot_product_attention,),
-            torch__nn__MultiheadAttention=(nn.MultiheadAttention.forward, F.multi_head_attention_forward))
+    _forbid("check_attention")
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 2, 3, 5, 16).unbind(0)
     mask = torch.ones(5, 5, dtype=torch.bool).tril()
     _check_attention_once(attention, q, k, v, mask)
     if hidden:  # no batch dims, keys outnumber queries, d_v != d_k, a random mask
-        generator = torch.Generator().manual_seed(2024)
-        q = torch.randn(4, 8, generator=generator)
-        k = torch.randn(7, 8, generator=generator)
-        v = torch.randn(7, 3, generator=generator)
-        mask = torch.rand(4, 7, generator=generator) < 0.6
+        draws = _draws(hidden)
+        generator = _generator(draws)
+        queries, keys, d_k, d_v = draws.randint(2, 6), draws.randint(7, 11), draws.randint(6, 12), draws.randint(2, 5)
+        q = torch.randn(queries, d_k, generator=generator)
+        k = torch.randn(keys, d_k, generator=generator)
+        v = torch.randn(keys, d_v, generator=generator)
+        mask = torch.rand(queries, keys, generator=generator) < 0.6
         mask[:, 0] = True  # every query sees at least one key
         _check_attention_once(attention, q, k, v, mask)
     _passed("scaled dot-product attention")
@@ -153,7 +208,7 @@ def check_attention(attention: Callable[..., tuple[Tensor, Tensor]], *, hidden: 
 
 def _check_attention_once(attention, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> None:
     d_k = q.shape[-1]
-    result = _run("your attention", lambda: attention(q, k, v))
+    result = _run("your attention", attention, q, k, v)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise CheckFailed("attention must return a pair: (output, weights)")
     output, weights = result
@@ -174,7 +229,7 @@ def _check_attention_once(attention, q: Tensor, k: Tensor, v: Tensor, mask: Tens
                           f"expected {tuple(expected.shape)})")
     if not _close(weights, expected_weights):
         raise CheckFailed("the output is right but the returned weights are not softmax(QK^T / sqrt(d_k))")
-    masked = _run("your attention with a mask", lambda: attention(q, k, v, mask=mask))
+    masked = _run("your attention with a mask", attention, q, k, v, mask=mask)
     masked_output = masked[0] if isinstance(masked, tuple) and masked else masked
     if not _close(masked_output, scaled_dot_product_attention(q, k, v, mask)[0]):
         if _close(masked_output, expected):
@@ -186,20 +241,24 @@ def _check_attention_once(attention, q: Tensor, k: Tensor, v: Tensor, mask: Tens
 def check_multi_head(module_class: Callable[[int, int], nn.Module], *, hidden: bool = False) -> None:
     """Exercise 01b: ``module_class(dim, heads)`` with ``to_qkv`` and ``to_out`` Linear layers.
     One head right but several wrong earns half the points."""
-    _forbid(titn_lite__MultiHeadAttention=(MultiHeadAttention.forward,),
-            torch__nn__MultiheadAttention=(nn.MultiheadAttention.forward, F.multi_head_attention_forward))
+    _forbid("check_multi_head")
     torch.manual_seed(0)
-    cases = [(16, 1, 6), (16, 4, 6)] + ([(24, 1, 7), (24, 3, 7), (24, 6, 7)] if hidden else [])
+    cases = [(16, 1, 6), (16, 4, 6)]
+    if hidden:  # one head, then several, of another width
+        draws = _draws(hidden)
+        head_dim, tokens = draws.randint(3, 8), draws.randint(3, 9)
+        cases += [(head_dim * heads, heads, tokens) for heads in (1, draws.choice([2, 3, 5]), 6)]
     for dim, heads, tokens in cases:
         x = torch.randn(2, tokens, dim)
         reference = MultiHeadAttention(dim, heads)
-        ours = _run("building your module", lambda: module_class(dim, heads))
-        try:
-            ours.load_state_dict(reference.state_dict())
-        except RuntimeError as error:
+        result = _run("your multi-head attention", module_class, dim, heads, reference.state_dict(), x,
+                      driver=_build_and_apply)
+        if not isinstance(result, dict):
+            raise CheckFailed("your multi-head attention sent back something the check did not ask for")
+        if "load_error" in result:
             raise CheckFailed("your module's layers must be named to_qkv = Linear(dim, 3 * dim) and "
-                              f"to_out = Linear(dim, dim) ({str(error).splitlines()[0]})") from None
-        output = _run("your multi-head attention", lambda: ours(x))
+                              f"to_out = Linear(dim, dim) ({result['load_error']})")
+        output = result.get("output")
         if not _close(output, reference(x)):
             if heads > 1:
                 raise CheckFailed(f"one head works but {_in_words(heads)} do not: the split into heads is wrong; q, k and v "
@@ -209,18 +268,35 @@ def check_multi_head(module_class: Callable[[int, int], nn.Module], *, hidden: b
     _passed("multi-head attention")
 
 
+def _build_and_apply(module_class: Callable[[int, int], nn.Module], dim: int, heads: int, state: dict,
+                     x: Tensor) -> dict:
+    """Driver: build the student's module, give it the reference's weights, apply it to ``x``."""
+    module = module_class(dim, heads)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        return {"load_error": str(error).splitlines()[0]}
+    return {"output": module(x)}
+
+
 def check_patches(to_patches: Callable[[Tensor, int], Tensor], *, hidden: bool = False) -> None:
     """Exercise 02: ``to_patches(images, patch_size)``: (B, C, H, W) -> (B, P, C * p * p)."""
-    _forbid(titn_lite__blocks__PatchEmbedding=(PatchEmbedding.__init__, PatchEmbedding.forward))
+    _forbid("check_patches")
     _check_patches_once(to_patches, torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8), 4)
-    if hidden:  # not square, another patch size, one channel
-        _check_patches_once(to_patches, torch.randperm(3 * 1 * 6 * 10).float().reshape(3, 1, 6, 10), 2)
+    if hidden:  # not square, another patch size, another number of channels
+        draws = _draws(hidden)
+        batch, channels, size = draws.randint(1, 4), draws.choice([1, 2]), draws.choice([2, 3])
+        rows = draws.randint(2, 4)
+        columns = draws.choice([c for c in range(2, 6) if c != rows])
+        shape = (batch, channels, rows * size, columns * size)
+        images = torch.randperm(math.prod(shape), generator=_generator(draws)).float().reshape(shape)
+        _check_patches_once(to_patches, images, size)
     _passed("patches")
 
 
 def _check_patches_once(to_patches, images: Tensor, size: int) -> None:
     expected = rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=size, p2=size)
-    patches = _run("your to_patches", lambda: to_patches(images, size))
+    patches = _run("your to_patches", to_patches, images, size)
     if not isinstance(patches, Tensor) or patches.shape != expected.shape:
         shape = _shape(patches)
         raise CheckFailed(f"patches should be shaped (batch, patches, channels x p x p) = {tuple(expected.shape)}, "
@@ -241,11 +317,14 @@ def check_pixel_to_patch(pixel_to_patch: Callable[..., Tensor], *, hidden: bool 
     """Exercise 03: ``pixel_to_patch(pixels, norm, proj, batch_size)``: (B * P, n, d) ->
     (B, 1 + P + 1, D) with zero rows for the class (first) and distillation (last) tokens.
     Zero rows right but the patch rows wrong earns half the points."""
-    _forbid(titn_lite__blocks__PixelToPatch=(PixelToPatch.forward,))
+    _forbid("check_pixel_to_patch")
     torch.manual_seed(0)
     _check_pixel_to_patch_once(pixel_to_patch, 2, 9, 4, 6, 10)
     if hidden:
-        _check_pixel_to_patch_once(pixel_to_patch, 3, 5, 9, 4, 7)
+        draws = _draws(hidden)
+        torch.manual_seed(draws.randrange(2**31))
+        _check_pixel_to_patch_once(pixel_to_patch, draws.randint(1, 4), draws.randint(2, 9), draws.randint(2, 9),
+                                   draws.randint(2, 6), draws.randint(5, 12))
     _passed("pixel-to-patch")
 
 
@@ -256,7 +335,7 @@ def _check_pixel_to_patch_once(pixel_to_patch, batch: int, patches: int, num_pix
     nn.init.normal_(reference.norm.weight)
     pixels = torch.randn(batch * patches, num_pixels, pixel_dim)
     expected = reference(pixels, batch_size=batch)
-    result = _run("your pixel_to_patch", lambda: pixel_to_patch(pixels, reference.norm, reference.proj, batch))
+    result = _run("your pixel_to_patch", pixel_to_patch, pixels, reference.norm, reference.proj, batch)
     if not isinstance(result, Tensor) or result.shape != expected.shape:
         shape = _shape(result)
         raise CheckFailed(f"expected shape (batch, 1 + patches + 1, patch dim) = {tuple(expected.shape)}, got {shape}")
@@ -283,12 +362,17 @@ def check_cutmix(cutmix_fn: Callable[..., tuple], *, hidden: bool = False) -> No
     inside, the image's own outside, the input left as it was; the corrected lambda equal
     to the share of the image that is still its own. Everything right but the correction
     earns half the points. Hidden cases: another batch, image size, partner order and seeds."""
-    from titn_lite import mixing
-
-    _forbid(titn_lite__mixing__cutmix=(mixing.cutmix, mixing.cutmix_box, mixing.BatchMixer.__call__))
+    _forbid("check_cutmix")
     _check_cutmix_once(cutmix_fn, 6, 16, 24, torch.roll(torch.arange(6), 1), range(64))
     if hidden:
-        _check_cutmix_once(cutmix_fn, 5, 20, 12, torch.tensor([3, 0, 4, 1, 2]), range(1000, 1064))
+        draws = _draws(hidden)
+        batch, height = draws.randint(3, 7), draws.randint(10, 22)
+        width = draws.choice([w for w in range(10, 26) if w != height])
+        order = torch.randperm(batch, generator=_generator(draws))
+        partner = torch.empty_like(order)
+        partner[order] = torch.roll(order, 1)  # one cycle through the batch: nobody is their own partner
+        start = draws.randrange(1000, 10**6)
+        _check_cutmix_once(cutmix_fn, batch, height, width, partner, range(start, start + 64))
     _passed("CutMix")
 
 
@@ -300,9 +384,8 @@ def _check_cutmix_once(cutmix_fn, batch: int, height: int, width: int, partner: 
     original = images.clone()
     drawn_values, places = [], set()
     for seed in seeds:
-        torch.manual_seed(seed)
-        result = _run("your cutmix", lambda: cutmix_fn(images, labels, 1.0, partner))
-        if not torch.equal(images, original):
+        result, images_after = _run("your cutmix", cutmix_fn, seed, images, labels, 1.0, partner, driver=_seeded_call)
+        if not torch.equal(images_after, original):
             raise CheckFailed("your function changed the input images in place: paste into a copy "
                               "(mixed = images.clone()) so the batch you were given stays as it was")
         drawn, place = _check_cutmix_result(result, images, labels, partner)
@@ -320,11 +403,18 @@ def _check_cutmix_once(cutmix_fn, batch: int, height: int, width: int, partner: 
         raise CheckFailed(f"the box sat in only {len(places)} place(s) over 64 draws: draw its centre uniformly "
                           f"over the image")
     for seed in seeds[:16]:
-        torch.manual_seed(seed)
-        drawn = float(_run("your cutmix", lambda: cutmix_fn(images, labels, 50.0, partner))[3])
+        result, _ = _run("your cutmix", cutmix_fn, seed, images, labels, 50.0, partner, driver=_seeded_call)
+        drawn = float(result[3])
         if not 0.25 <= drawn <= 0.75:  # Beta(50, 50): 0.5 +- 0.05
             raise CheckFailed(f"with alpha = 50 lambda should stay near 0.5 (Beta(50, 50)), but one draw was "
                               f"{drawn:.3f}: draw lambda from Beta(alpha, alpha) with the alpha you are given")
+
+
+def _seeded_call(answer: Callable[..., Any], seed: int, images: Tensor, *args: Any) -> tuple[Any, Tensor]:
+    """Driver: the answer under ``torch.manual_seed(seed)``; its result and the images it was
+    given, as they are afterwards (an answer that pastes in place changes them)."""
+    torch.manual_seed(seed)
+    return answer(images, *args), images
 
 
 def _check_cutmix_result(result: Any, images: Tensor, labels: Tensor, partner: Tensor) -> tuple[float, tuple | None]:
@@ -404,11 +494,15 @@ class _FixedTeacher(nn.Module):
 
 def check_hard_distillation(loss_fn: Callable[..., Tensor], *, hidden: bool = False) -> None:
     """Exercise 07a: ``loss_fn(class_logits, distill_logits, batch, teacher_logits, alpha)`` (eq. 10)."""
-    _forbid(titn_lite__losses__DistillationLoss=(DistillationLoss.forward,))
+    _forbid("check_hard_distillation")
     torch.manual_seed(0)
     _check_hard_distillation_once(loss_fn, 8, 5, 0.7, (0.5, 0.3))
     if hidden:
-        _check_hard_distillation_once(loss_fn, 6, 7, 0.35, (0.8, 0.1))
+        draws = _draws(hidden)
+        torch.manual_seed(draws.randrange(2**31))
+        alphas = (round(draws.uniform(0.55, 0.95), 2), round(draws.uniform(0.05, 0.45), 2))
+        _check_hard_distillation_once(loss_fn, draws.randint(4, 10), draws.randint(3, 9),
+                                      round(draws.uniform(0.2, 0.8), 2), alphas)
     _passed("hard distillation loss")
 
 
@@ -418,7 +512,7 @@ def _check_hard_distillation_once(loss_fn, size: int, classes: int, lam: float, 
                        lam)
     for alpha in alphas:
         expected = DistillationLoss(_FixedTeacher(teacher_logits), "hard", alpha=alpha)((class_logits, distill_logits), batch)
-        loss = _run("your loss", lambda: loss_fn(class_logits, distill_logits, batch, teacher_logits, alpha))
+        loss = _run("your loss", loss_fn, class_logits, distill_logits, batch, teacher_logits, alpha)
         if _close(loss, expected):
             continue
         cutmix_term = batch.lam * F.cross_entropy(class_logits, batch.labels) + (1 - batch.lam) * F.cross_entropy(
@@ -440,17 +534,20 @@ def _check_hard_distillation_once(loss_fn, size: int, classes: int, lam: float, 
 
 def check_rollout(rollout_fn: Callable[[list[Tensor]], Tensor], *, hidden: bool = False) -> None:
     """Exercise 09: ``rollout_fn(layers)``, layers of (B, heads, T, T) -> (B, T, T)."""
-    _forbid(titn_lite__attention__attention_rollout=(attention_rollout,))
+    _forbid("check_rollout")
     torch.manual_seed(0)
     _check_rollout_once(rollout_fn, [torch.randn(2, 3, 5, 5).softmax(-1) for _ in range(3)])
     if hidden:
-        _check_rollout_once(rollout_fn, [torch.randn(3, 2, 7, 7).softmax(-1) for _ in range(4)])
+        draws = _draws(hidden)
+        generator, shape = _generator(draws), (draws.randint(1, 4), draws.randint(2, 4), *[draws.randint(4, 9)] * 2)
+        _check_rollout_once(rollout_fn, [torch.randn(shape, generator=generator).softmax(-1)
+                                         for _ in range(draws.randint(2, 5))])
     _passed("attention rollout")
 
 
 def _check_rollout_once(rollout_fn, layers: list[Tensor]) -> None:
     expected = attention_rollout(layers)
-    result = _run("your rollout", lambda: rollout_fn(layers))
+    result = _run("your rollout", rollout_fn, layers)
     if _close(result, expected):
         return
     identity = torch.eye(layers[0].shape[-1])
@@ -487,12 +584,16 @@ def check_distillation_token_parameters(count_fn: Callable[[int, int], int], *, 
     torch.manual_seed(0)
     titn, tnt = create_model("titn", num_classes=10, in_chans=1), create_model("tnt", num_classes=10, in_chans=1)
     measured = sum(p.numel() for p in titn.parameters()) - sum(p.numel() for p in tnt.parameters())
-    cases = [(192, 10, measured)] + ([(64, 100, None), (384, 1000, None), (24, 7, None)] if hidden else [])
+    cases = [(192, 10, measured)]
+    if hidden:
+        draws = _draws(hidden)
+        cases += [(draws.randrange(8, 512, 8), draws.choice([7, 10, 100, 1000]), None) for _ in range(3)]
+    _forbid("check_distillation_token_parameters")
     for dim, classes, expected in cases:
         expected = expected if expected is not None else 4 * dim + dim * classes + classes
-        got = _run("your count", lambda: count_fn(dim, classes))
+        got = _run("your count", count_fn, dim, classes)
         try:
-            got = int(got)
+            got = _whole_number(got)
         except (TypeError, ValueError):
             raise CheckFailed(f"return the count as a whole number, not {type(got).__name__}") from None
         if got == expected:
@@ -512,6 +613,16 @@ def check_distillation_token_parameters(count_fn: Callable[[int, int], int], *, 
     _passed("the distillation token's parameters")
 
 
+def _whole_number(value: object) -> int:
+    """``value`` as a plain int if it is a whole number (a one-element tensor, a float with
+    nothing after the point, or anything ``operator.index`` reads, numpy's integers included)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return int(operator.index(value))
+
+
 def check_distillation_token(add_token: Callable[..., Tensor], two_heads: Callable[..., Any], *,
                               hidden: bool = False) -> None:
     """Exercise 04b, two parts of half the points each:
@@ -522,11 +633,13 @@ def check_distillation_token(add_token: Callable[..., Tensor], two_heads: Callab
     - ``two_heads(tokens, class_head, distill_head, training)``: tokens (B, T, D) after the
       blocks -> ``(class_logits, distill_logits)`` in training, their mean at evaluation.
     """
-    _forbid(titn_lite__models__TokenSequence=(TokenSequence.forward,),
-            titn_lite__models__ClassifierHeads=(ClassifierHeads.forward,),
-            titn_lite__models__mean_of_heads=(mean_of_heads,))
-    cases = [(2, 4, 8, 5)] + ([(3, 9, 6, 7), (1, 16, 12, 3)] if hidden else [])
-    generator = torch.Generator().manual_seed(404)
+    _forbid("check_distillation_token")
+    cases = [(2, 4, 8, 5)]
+    if hidden:
+        draws = _draws(hidden)
+        cases += [(draws.randint(1, 4), draws.randint(3, 16), draws.randint(4, 12), draws.randint(2, 9))
+                  for _ in range(2)]
+    generator = torch.Generator().manual_seed(404 if not hidden else _draws(hidden).randrange(2**31))
     sequence_failure = heads_failure = None
     for batch, patches, dim, classes in cases:
         try:
@@ -550,7 +663,7 @@ def _check_token_sequence_once(add_token, batch: int, patches: int, dim: int, ge
     patch_tokens = torch.randn(batch, patches, dim, generator=generator)
     class_token, distill_token = torch.randn(2, 1, 1, dim, generator=generator).unbind(0)
     positions = torch.randn(1, patches + 2, dim, generator=generator)
-    got = _run("your add_distillation_token", lambda: add_token(patch_tokens, class_token, distill_token, positions))
+    got = _run("your add_distillation_token", add_token, patch_tokens, class_token, distill_token, positions)
     first, last = class_token.expand(batch, -1, -1), distill_token.expand(batch, -1, -1)
     expected = torch.cat([first, patch_tokens, last], dim=1) + positions
     if _close(got, expected):
@@ -581,11 +694,11 @@ def _check_two_heads_once(two_heads, batch: int, tokens_count: int, dim: int, cl
     with torch.no_grad():
         class_logits, distill_logits = class_head(tokens[:, 0]), distill_head(tokens[:, -1])
         mean = (class_logits + distill_logits) / 2
-        trained = _run("your two_heads in training", lambda: two_heads(tokens, class_head, distill_head, True))
+        trained = _run("your two_heads in training", two_heads, tokens, class_head, distill_head, True)
         if not (isinstance(trained, tuple) and len(trained) == 2 and _close(trained[0], class_logits)
                 and _close(trained[1], distill_logits)):
             _diagnose_training_heads(trained, tokens, class_head, distill_head, class_logits, distill_logits, mean)
-        evaluated = _run("your two_heads at evaluation", lambda: two_heads(tokens, class_head, distill_head, False))
+        evaluated = _run("your two_heads at evaluation", two_heads, tokens, class_head, distill_head, False)
     if _close(evaluated, mean):
         return
     diagnoses = [
@@ -723,9 +836,12 @@ def check_training_step(step_fn: Callable[..., object], *, hidden: bool = False)
     optimizer state and batch, it must leave the weights the engine's
     ``titn_lite.training.train_step`` leaves, step the schedule once, and return the loss;
     any order of operations that does so passes."""
-    _forbid(titn_lite__training__train_step=(train_step,),
-            titn_lite__losses__DistillationLoss=(DistillationLoss.forward,))
-    cases = [(0, 8, 5, "sgd", 0.5)] + ([(7, 6, 4, "adamw", 0.3), (11, 10, 6, "sgd", 0.8)] if hidden else [])
+    _forbid("check_training_step")
+    cases = [(0, 8, 5, "sgd", 0.5)]
+    if hidden:
+        draws = _draws(hidden)
+        cases += [(draws.randrange(1, 10**6), draws.randint(4, 10), draws.randint(3, 7), kind,
+                   round(draws.uniform(0.1, 0.9), 2)) for kind in ("adamw", "sgd")]
     for seed, batch, classes, optimizer_kind, alpha in cases:
         _check_training_step_once(step_fn, _step_case(seed, batch, classes, optimizer_kind, alpha))
     _passed("one training step of Algorithm 2")
@@ -743,60 +859,74 @@ def _same_step(after: Tensor, expected: Tensor, before: Tensor) -> bool:
     return torch.allclose(after - before, update, rtol=1e-3, atol=1e-3 * float(update.abs().max()) + 1e-9)
 
 
-def _check_training_step_once(step_fn, case: _StepCase) -> None:
+def _drive_step(step_fn: Callable[..., object], case: _StepCase) -> dict:
+    """Driver: the student's step from the case's state, watched; what the check looks at."""
     student, teacher, optimizer, scheduler = case.fresh()
-    before, schedule_before = _weights(student), scheduler.last_epoch
-    mix = _SeededCutMix(case.mix_seed, 1.0)
+    schedule_before, mix = scheduler.last_epoch, _SeededCutMix(case.mix_seed, 1.0)
     teacher_calls: list[tuple[bool, Tensor, bool]] = []  # (in training mode, input, built a graph)
     student_inputs: list[Tensor] = []
     teacher.register_forward_hook(lambda module, inputs, output: teacher_calls.append(
         (module.training, inputs[0].detach().clone(), isinstance(output, Tensor) and output.requires_grad)))
     student.register_forward_pre_hook(lambda module, inputs: student_inputs.append(inputs[0].detach().clone()))
-    returned = _run("your step", lambda: step_fn(student, teacher, case.images, case.labels, mix, optimizer,
-                                                 scheduler, case.alpha))
+    returned = step_fn(student, teacher, case.images, case.labels, mix, optimizer, scheduler, case.alpha)
+    return {"returned": returned, "weights": _weights(student), "schedule_steps": scheduler.last_epoch - schedule_before,
+            "teacher_calls": teacher_calls, "student_inputs": student_inputs, "mix_calls": mix.calls,
+            "teacher_gradients": any(p.grad is not None for p in teacher.parameters())}
+
+
+def _check_training_step_once(step_fn, case: _StepCase) -> None:
+    before = _weights(case.student)
+    seen = _run("your step", step_fn, case, driver=_drive_step)
+    if not isinstance(seen, dict):
+        raise CheckFailed("your step sent back something the check did not ask for")
     batch = case.mixed()
-    _check_step_calls(mix, teacher_calls, student_inputs, teacher, batch, case)
-    steps = scheduler.last_epoch - schedule_before
+    _check_step_calls(seen, batch, case)
+    steps = seen["schedule_steps"]
     if steps != 1:
         raise CheckFailed("the learning-rate schedule did not step: the kit's schedule moves after every optimizer "
                           "step (per step, not per epoch), so call scheduler.step() in the step" if steps == 0 else
                           f"the schedule stepped {steps} times: once per step, after optimizer.step()")
     expected_loss, expected = _engine_step(case)
-    after = _weights(student)
+    after, returned = seen["weights"], seen["returned"]
+    if not (type(after) is Tensor and after.shape == before.shape):
+        raise CheckFailed("your step sent back something the check did not ask for")
     if not _same_step(after, expected, before):
         _diagnose_step(case, before, after)
     try:
-        loss = float(returned.detach() if isinstance(returned, Tensor) else returned)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        loss = float(returned.detach() if isinstance(returned, Tensor) else returned) \
+            if isinstance(returned, (Tensor, float, int)) else float("nan")
+    except (TypeError, ValueError, RuntimeError):
+        loss = float("nan")
+    if math.isnan(loss):
         raise CheckFailed(f"the weights are right, but the step returns {type(returned).__name__}: return the "
-                          "loss (a number or a 0-d tensor), which the epoch loop draws") from None
+                          "loss (a number or a 0-d tensor), which the epoch loop draws")
     if not math.isclose(loss, expected_loss, rel_tol=1e-4, abs_tol=1e-6):
         raise CheckFailed(f"the weights are right, but the step returns {loss:.4f} where the loss was "
                           f"{expected_loss:.4f}: return the loss the step took its gradients from")
 
 
-def _check_step_calls(mix: _SeededCutMix, teacher_calls: list, student_inputs: list[Tensor], teacher: nn.Module,
-                      batch: MixedBatch, case: _StepCase) -> None:
+def _check_step_calls(seen: dict, batch: MixedBatch, case: _StepCase) -> None:
     """What the step's calls show before any weight is compared: the mixing, the teacher's
     mode, gradients and input, and the student's input."""
-    if mix.calls == 0:
+    teacher_calls, student_inputs = seen["teacher_calls"], seen["student_inputs"]
+    if seen["mix_calls"] == 0:
         raise CheckFailed("the step never mixes the batch: call mix(images, labels) first (notebook 05's CutMix)")
     if not teacher_calls:
         raise CheckFailed("the step never asks the teacher: its argmax labels train the distillation head (eq. 10)")
     if any(training for training, _, _ in teacher_calls):
         raise CheckFailed("the teacher ran in training mode: its BatchNorm then normalises with this batch's "
                           "statistics and updates its running ones; call teacher.eval() before it labels the batch")
-    if any(graph for _, _, graph in teacher_calls) or any(p.grad is not None for p in teacher.parameters()):
+    if any(graph for _, _, graph in teacher_calls) or seen["teacher_gradients"]:
         raise CheckFailed("gradients flow into the teacher: its forward built an autograd graph (memory and time "
                           "for nothing, and a soft loss would train the teacher); label under torch.no_grad()")
-    if not any(torch.equal(seen, batch.images) for _, seen, _ in teacher_calls):
-        if any(torch.equal(seen, case.images) for _, seen, _ in teacher_calls):
+    if not any(torch.equal(images, batch.images) for _, images, _ in teacher_calls):
+        if any(torch.equal(images, case.images) for _, images, _ in teacher_calls):
             raise CheckFailed("the teacher labels the unmixed images. That is another reading of Algorithm 2, which "
                               "does not say whether its x is mixed; the kit reads it as DeiT's code does: the teacher "
                               "labels the mixed images the student sees (batch.images)")
         raise CheckFailed("the teacher never sees the mixed images: give it batch.images, what the student sees")
-    if not any(torch.equal(seen, batch.images) for seen in student_inputs):
-        if any(torch.equal(seen, case.images) for seen in student_inputs):
+    if not any(torch.equal(images, batch.images) for images in student_inputs):
+        if any(torch.equal(images, case.images) for images in student_inputs):
             raise CheckFailed("the labels are mixed but the images are not: the student must see the mixed images, "
                               "batch.images, for the mixed labels to describe them")
         raise CheckFailed("the student never sees the mixed images (batch.images)")
@@ -863,16 +993,21 @@ def check_most_confused(most_confused: Callable[[Tensor], tuple], confusion: Ten
     """Exercise 06: ``most_confused(confusion) -> (true class, predicted class)``: the
     largest off-diagonal cell of a confusion matrix whose rows are the true classes.
     Then applied to the student's own teacher, whose answer it prints."""
+    _forbid("check_most_confused")
     cases = [torch.tensor([[50, 2, 9], [1, 40, 0], [3, 12, 45]])]
-    if hidden:
-        generator = torch.Generator().manual_seed(7)
-        cases += [torch.randint(0, 30, (5, 5), generator=generator) + 200 * torch.eye(5, dtype=torch.long),
-                  torch.tensor([[5, 0, 1, 0], [7, 90, 0, 0], [0, 0, 80, 2], [0, 30, 0, 1]])]
+    if hidden:  # matrices of other sizes, the largest mix-up in a random cell, one of them above a diagonal entry
+        draws = _draws(hidden)
+        for size in (draws.randint(4, 7), draws.randint(3, 5)):
+            matrix = torch.randint(0, 30, (size, size), generator=_generator(draws)) + 200 * torch.eye(size,
+                                                                                                    dtype=torch.long)
+            true, predicted = draws.sample(range(size), 2)
+            matrix[true, predicted] = 31 + draws.randrange(300)  # the one largest: any correct answer names it
+            cases.append(matrix)
     for matrix in cases:
         off = matrix.clone()
         off.fill_diagonal_(-1)
         best = int(off.max())
-        answer = _run("your most_confused", lambda: most_confused(matrix.clone()))
+        answer = _run("your most_confused", most_confused, matrix.clone())
         try:
             true, predicted = (int(x) for x in answer)
         except (TypeError, ValueError):
@@ -894,7 +1029,7 @@ def check_most_confused(most_confused: Callable[[Tensor], tuple], confusion: Ten
                           f"off-diagonal cell holds {best}: find the largest count off the diagonal")
     if confusion is not None:
         confusion = torch.as_tensor(confusion)
-        true, predicted = (int(x) for x in _run("your most_confused", lambda: most_confused(confusion.clone())))
+        true, predicted = (int(x) for x in _run("your most_confused", most_confused, confusion.clone()))
         names = class_names or [str(i) for i in range(confusion.shape[0])]
         print(f"your teacher's most frequent mistake: {names[true]} taken for {names[predicted]} "
               f"({int(confusion[true, predicted])} test images)")
@@ -913,13 +1048,19 @@ def check_head_to_trust(head_to_trust: Callable[[dict, dict], str], top1: dict |
     labels, from each row's top-1 and its agreement with the teacher. Then applied to the
     student's own run."""
     rows = ("class head", "distillation head", "mean (what TITN predicts)")
+    _forbid("check_head_to_trust")
     cases = [((61.0, 62.5, 63.0), (70.0, 88.0, 80.0))]
-    if hidden:
-        cases += [((71.5, 74.0, 73.0), (69.0, 90.0, 84.0)), ((55.0, 49.0, 53.5), (52.0, 47.0, 70.0)),
-                  ((50.0, 52.0, 54.0), (80.0, 60.0, 70.0))]
+    if hidden:  # each row the best once, in random order; agreement highest somewhere else
+        draws = _draws(hidden)
+        for best in draws.sample(range(3), 3):
+            accuracy = [round(draws.uniform(40, 80), 1) for _ in range(3)]
+            accuracy[best] = max(accuracy) + round(draws.uniform(0.5, 3), 1)
+            agree = [round(draws.uniform(40, 95), 1) for _ in range(3)]
+            agree[(best + 1) % 3] = max(agree) + 1.0
+            cases.append((tuple(accuracy), tuple(agree)))
     for accuracy, agree in cases:
         top1_case, agree_case = dict(zip(rows, accuracy)), dict(zip(rows, agree))
-        answer = _run("your head_to_trust", lambda: head_to_trust(dict(top1_case), dict(agree_case)))
+        answer = _run("your head_to_trust", head_to_trust, dict(top1_case), dict(agree_case))
         if answer not in rows:
             raise CheckFailed(f"return one of the table's row names ({', '.join(rows)}), not {answer!r}")
         if answer in _best_keys(top1_case):
@@ -939,7 +1080,7 @@ def check_head_to_trust(head_to_trust: Callable[[dict, dict], str], top1: dict |
                               "highest, so trust it")
         raise CheckFailed(f"{answer!r} does not have the highest top-1 in {top1_case}")
     if top1 is not None:
-        answer = _run("your head_to_trust", lambda: head_to_trust(dict(top1), dict(agreement or {})))
+        answer = _run("your head_to_trust", head_to_trust, dict(top1), dict(agreement or {}))
         if answer not in _best_keys(top1):
             raise CheckFailed(f"on your run you chose {answer!r}, but {sorted(_best_keys(top1))} scored higher")
         print(f"on your run, trust: {answer} (top-1 {top1[answer]:.1f}%, one seed: notebook 08 asks whether "
@@ -964,17 +1105,18 @@ def check_paired_difference(paired_difference: Callable[[list, list], tuple], ac
     per-seed differences first - second and its standard error (sample standard deviation
     of the differences / sqrt(seeds)). The mean alone right earns half the points. Then
     applied to the student's own seed table."""
-    from titn_lite import stats
-
-    _forbid(titn_lite__stats=(stats.compare, stats.compare_pairs, stats.paired_scatter, stats.holm))
+    _forbid("check_paired_difference")
     cases = [([71.0, 68.5, 70.0, 72.5], [69.0, 67.0, 69.5, 70.0])]
-    if hidden:
-        cases += [([55.0, 61.0, 58.0], [57.5, 60.0, 60.0]), ([80.2, 79.1, 81.0, 78.4, 80.0], [79.0, 79.5, 79.9, 77.0, 78.1])]
+    if hidden:  # 3 to 6 seeds, the differences of either sign
+        draws = _draws(hidden)
+        for seeds in (3, draws.randint(4, 6)):
+            first = [round(draws.uniform(50, 85), 1) for _ in range(seeds)]
+            cases.append((first, [round(a - draws.uniform(-3, 3), 1) for a in first]))
     for first, second in cases:
         diffs = torch.tensor(first, dtype=torch.float64) - torch.tensor(second, dtype=torch.float64)
         n = len(first)
         mean, se = float(diffs.mean()), float(diffs.std() / math.sqrt(n))
-        got_mean, got_se = _as_numbers(_run("your paired_difference", lambda: paired_difference(list(first), list(second))),
+        got_mean, got_se = _as_numbers(_run("your paired_difference", paired_difference, list(first), list(second)),
                                        2, "a pair (mean difference, standard error)")
         if abs(got_mean + mean) < 1e-6 and abs(mean) > 1e-6:
             raise CheckFailed("the difference has the wrong sign: first minus second, seed by seed")
@@ -1004,7 +1146,7 @@ def check_paired_difference(paired_difference: Callable[[list, list], tuple], ac
         if len(first) < 2:
             print(f"your run has {len(first)} seed per model: no spread to take a standard error of")
         else:
-            got_mean, got_se = _as_numbers(_run("your paired_difference", lambda: paired_difference(first, second)),
+            got_mean, got_se = _as_numbers(_run("your paired_difference", paired_difference, first, second),
                                            2, "a pair (mean difference, standard error)")
             print(f"your run, {first_name} - {second_name}: {got_mean:+.2f} ± {got_se:.2f} points over "
                   f"{len(first)} seeds (the table above: the same mean)")
@@ -1018,11 +1160,17 @@ def check_interval_verdict(verdict: Callable[[float, float], int], intervals: li
     interval above 0), -1 where it hurts (below 0), 0 where it cannot tell (0 inside).
     Then applied to the student's own intervals (``stats.Interval``), each printed with its
     stated coverage."""
+    _forbid("check_interval_verdict")
     cases = [(0.4, 2.1, 1), (-3.0, -0.2, -1), (-0.5, 2.5, 0), (-2.5, 0.5, 0)]
-    if hidden:
-        cases += [(1e-3, 0.8, 1), (-4.0, -1e-3, -1), (-0.01, 0.01, 0), (-6.0, 5.0, 0), (2.0, 9.0, 1)]
+    if hidden:  # near 0 on either side, and wide ones
+        draws = _draws(hidden)
+        for _ in range(6):
+            low = draws.choice([draws.uniform(1e-3, 0.05), draws.uniform(-6, 6)])
+            high = low + draws.uniform(0.01, 9)
+            cases.append((low, high, 1 if low > 0 else -1 if high < 0 else 0))
+            cases.append((-high, -low, 1 if -high > 0 else -1 if -low < 0 else 0))
     for low, high, right in cases:
-        got = _run("your verdict", lambda: verdict(low, high))
+        got = _run("your verdict", verdict, low, high)
         if got not in (1, 0, -1) or isinstance(got, bool):
             raise CheckFailed(f"return +1, -1 or 0, not {got!r}")
         if got == right:
@@ -1039,7 +1187,7 @@ def check_interval_verdict(verdict: Callable[[float, float], int], intervals: li
     for interval in intervals or []:
         low, high = interval
         name = getattr(interval, "name", "interval (coverage not stated)")
-        print(f"your run: {name} {low:+.1f} to {high:+.1f} -> {verdict(low, high):+d}")
+        print(f"your run: {name} {low:+.1f} to {high:+.1f} -> {_run('your verdict', verdict, low, high):+d}")
     _passed("the verdict from an interval")
 
 
@@ -1050,13 +1198,19 @@ def check_ruled_out(ruled_out: Callable[[float, float, float], bool], intervals:
     Then applied to the student's own intervals and the design's detectable difference: an
     interval rules out only at its stated coverage (``stats.Interval.name``), so one without a
     stated coverage is not read."""
+    _forbid("check_ruled_out")
     cases = [(-1.0, 3.0, 4.0, True), (-1.0, 3.0, 2.0, False), (-1.0, 3.0, -2.0, True), (0.5, 6.0, 0.0, True),
              (-3.0, 1.0, 2.0, True)]
-    if hidden:
-        cases += [(-5.0, -1.0, -3.0, False), (-5.0, -1.0, 1.0, True), (-2.0, 2.0, 0.0, False), (1.0, 2.0, 2.5, True)]
+    if hidden:  # an effect inside, below and above intervals on either side of 0
+        draws = _draws(hidden)
+        for _ in range(3):
+            low = round(draws.uniform(-6, 3), 1)
+            high = round(low + draws.uniform(0.5, 5), 1)
+            for size in (round(draws.uniform(low + 0.1, high - 0.1), 2), low - 1.5, high + 1.5):
+                cases.append((low, high, size, not low <= size <= high))
     answers = []
     for low, high, size, _ in cases:
-        got = _run("your ruled_out", lambda: ruled_out(low, high, size))
+        got = _run("your ruled_out", ruled_out, low, high, size)
         if not isinstance(got, (bool, int)) or got not in (True, False):
             raise CheckFailed(f"return True or False, not {got!r}")
         answers.append(bool(got))
@@ -1085,7 +1239,7 @@ def check_ruled_out(ruled_out: Callable[[float, float, float], bool], intervals:
         if effect is not None and name is None:
             print(f"your run: the interval {low:+.1f} to {high:+.1f} states no coverage, so it rules out nothing")
         elif effect is not None:
-            gain, loss = ruled_out(low, high, abs(effect)), ruled_out(low, high, -abs(effect))
+            gain, loss = (_run("your ruled_out", ruled_out, low, high, size) for size in (abs(effect), -abs(effect)))
             print(f"your run: the {name} {low:+.1f} to {high:+.1f} rules out, at that coverage, a gain of "
                   f"{abs(effect):.1f} points: {'yes' if gain else 'no'}; a loss as large: {'yes' if loss else 'no'}")
     _passed("what an interval rules out")
