@@ -25,11 +25,12 @@ from titn_lite.notebooks import NOTEBOOK_DIR, QUIET_KERNEL, copy_series, ensure_
 ASSIGNMENT = "titn-lite"
 
 
-def nbgrader(course: Path, *args: str) -> None:
+def nbgrader(course: Path, *args: str, force: bool = True) -> None:
     """nbgrader's command line in ``course`` (its config there); alembic, which nbgrader starts for
     its gradebook, is found beside this Python."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    run = subprocess.run([sys.executable, "-m", "nbgrader", *args, ASSIGNMENT, "--force"], cwd=course, env=env,
+    run = subprocess.run([sys.executable, "-m", "nbgrader", *args, ASSIGNMENT, *(["--force"] if force else [])],
+                         cwd=course, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -110,3 +111,76 @@ def test_the_cli_writes_the_teachers_source_beside_the_release(tmp_path, capsys)
     assert all(not c.get("outputs") for c in source["cells"] if c["cell_type"] == "code")
     assert "BEGIN SOLUTION" not in (tmp_path / "rel" / "01_attention.ipynb").read_text()
     assert "nbgrader generate_assignment" in capsys.readouterr().out
+
+
+# ---- a class through nbgrader's whole route: fetch, submit, collect, then the kit's grader
+
+TENSOR_SUBCLASS = '''class AlwaysClose(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def attention_from_scratch(q, k, v, mask=None):
+    return q.as_subclass(AlwaysClose), q.as_subclass(AlwaysClose)'''
+ALLCLOSE_IN_THE_BODY = '''def attention_from_scratch(q, k, v, mask=None):
+    import titn_lite.checks
+    torch.allclose = lambda *args, **kwargs: True
+    titn_lite.checks._close = lambda *args, **kwargs: True
+    return q, q'''
+KIT_WITH_THE_PROFILER_OFF = '''import sys
+import titn_lite
+
+
+def attention_from_scratch(q, k, v, mask=None):
+    sys.setprofile(None)
+    return titn_lite.scaled_dot_product_attention(q, k, v, mask)'''
+
+
+def test_a_class_through_nbgraders_route_is_graded_by_behaviour(released, tmp_path):
+    from test_assignments import ANOTHER_WAY, read_rows
+
+    from titn_lite.assignments import grade
+
+    course = released.parents[2].parent / "course"
+    teacher = solution_cells(NOTEBOOK_DIR / "01_attention.ipynb")
+    answers = {
+        "alice": teacher,  # the teacher's answers
+        "bob": {**teacher, "attention": ANOTHER_WAY},  # right, in another style
+        "carol": {},  # blank: hands in what was fetched
+        "dave": {**teacher, "attention": TENSOR_SUBCLASS},
+        "erin": {**teacher, "attention": ALLCLOSE_IN_THE_BODY},
+        "frank": {**teacher, "attention": KIT_WITH_THE_PROFILER_OFF},
+    }
+    for student, cells in answers.items():
+        home = tmp_path / student
+        home.mkdir()
+        (home / "nbgrader_config.py").write_text(  # on a hub, nbgrader takes the ID from the login
+            f"c = get_config()\nc.CourseDirectory.course_id = 'titn'\nc.CourseDirectory.student_id = {student!r}\n"
+            f"c.Exchange.root = {str(released.parents[2])!r}\n")
+        nbgrader(home, "fetch_assignment", force=False)
+        path = home / ASSIGNMENT / "01_attention.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in cells:
+                cell.source = cells[grade_id]
+        nbformat.write(notebook, path)
+        nbgrader(home, "submit", force=False)
+    nbgrader(course, "collect", force=False)
+
+    grade(course / "submitted", released.parents[2].parent / "titn-release", tmp_path / "grades.csv", jobs=2,
+          cell_timeout=60)
+    rows = read_rows(tmp_path / "grades.csv")
+    assert set(rows) == set(answers)
+    assert rows["alice"]["total"] == rows["alice"]["max"] == rows["bob"]["total"] == "4", (rows["alice"], rows["bob"])
+    assert rows["carol"]["total"] == "0" and "not written yet" in rows["carol"]["attention_check reason"]
+    assert rows["dave"]["attention_check"] == "0"
+    assert "returned a __main__.AlwaysClose, a subclass of Tensor" in rows["dave"]["attention_check reason"]
+    assert rows["erin"]["attention_check"] == "0"
+    assert rows["erin"]["attention_check reason"].startswith("the output differs from softmax")
+    assert rows["frank"]["attention_check"] == "0"
+    assert "calls titn_lite.scaled_dot_product_attention" in rows["frank"]["attention_check reason"]
+    assert all(rows[s]["submitted"] for s in answers)  # nbgrader's timestamps came through

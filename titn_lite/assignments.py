@@ -10,7 +10,9 @@ cell with points runs the exercise's instant check from ``titn_lite.checks``.
   (every graded cell, its points, the check it calls with what, and a checksum of its
   source, so tampering is caught).
 - ``grade``: for each student (several at once with ``jobs``), runs their notebooks from
-  clean cells with a time limit per cell, at the grader's settings: a cell added after the
+  clean cells, one after another in one kernel (its namespace cleared between them), with
+  a time limit per cell, reading runs prepared for the class where given, at the grader's
+  settings: a cell added after the
   student's parameters cell sets the grader's profile and device, whatever the student
   left there (as papermill injects parameters). Just before each graded cell, a cell the
   grader adds saves what that cell checks (the student's function or class, with
@@ -21,7 +23,8 @@ cell with points runs the exercise's instant check from ``titn_lite.checks``.
   which send back plain data and cannot reach the kit's own
   implementation. A kernel crash, an endless loop, a missing file or a file that is not
   a notebook costs the exercises it touches, never the run. Writes a CSV (points and
-  reason per exercise, student ID, submission time) first, then, per student, a feedback
+  reason per exercise, student ID, submission time; rewritten as each student is graded,
+  before that student's feedback) and, per student, a feedback
   page (the executed notebooks as HTML, the grades on top) and the executed notebooks; a
   page that fails to render is reported, never fatal, and an earlier run's feedback is
   never overwritten without ``force``.
@@ -43,9 +46,12 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,14 +276,17 @@ def find_submissions(root: str | Path, notebooks: list[str], assignment: str | N
 def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | Path, *,
           cell_timeout: float = 120, profile: str = "smoke", device: str = "cpu", jobs: int = 1,
           feedback_dir: str | Path | None = None, assignment: str | None = None,
-          force: bool = False, hidden_seed: int | None = None) -> list[StudentGrade]:
+          force: bool = False, hidden_seed: int | None = None,
+          shared_runs: str | Path | None = None) -> list[StudentGrade]:
     """Grade every student folder in ``submissions_dir`` against the release built into
     ``release_dir``, every notebook at ``profile`` on ``device`` whatever its parameters
     cell says; write ``out_csv``, then the feedback (default: ``feedback/`` beside the
     CSV; a folder that holds an earlier run's feedback is replaced only with ``force``,
     otherwise this run's goes to ``feedback-2/``, ...); return the grades. The hidden cases
     are drawn from ``hidden_seed``, by default a seed drawn now (so no file of the release
-    holds them); every student of one run meets the same cases."""
+    holds them); every student of one run meets the same cases. ``shared_runs``: a folder of
+    runs prepared for the class at ``profile`` (``notebooks prepare``), read by every
+    student's notebooks instead of training the same runs again (06's teacher, ...)."""
     release_dir = Path(release_dir)
     manifest_path = release_dir / MANIFEST
     if not manifest_path.is_file():
@@ -297,24 +306,28 @@ def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | P
     kernel = ensure_kernel()
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     hidden_seed = hidden_seed or secrets.randbits(31) | 1  # 0 would mean "no hidden cases"
+    graded: dict[int, StudentGrade] = {}
+    sheet = threading.Lock()
     with tempfile.TemporaryDirectory(prefix="titn-lite-grading-") as workdir:
-        def one(submission: Submission) -> tuple[StudentGrade, list[tuple[str, Path]]]:
-            return _grade_student(submission, manifest["notebooks"], exercises, Path(workdir) / submission.student,
-                                  kernel=kernel, cell_timeout=cell_timeout, profile=profile, device=device,
-                                  threads=threads, hidden_seed=hidden_seed)
-
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            graded = list(pool.map(one, submissions))
-        grades = [result for result, _ in graded]
-        # The sheet first: it is what the run is for, and no feedback page can cost it.
-        _write_grades(out_csv, grades, exercises)
-        for result, executed in graded:
+        def one(numbered: tuple[int, Submission]) -> None:
+            number, submission = numbered
+            result, executed = _grade_student(submission, manifest["notebooks"], exercises,
+                                              Path(workdir) / submission.student, kernel=kernel,
+                                              cell_timeout=cell_timeout, profile=profile, device=device,
+                                              threads=threads, hidden_seed=hidden_seed, shared_runs=shared_runs)
+            with sheet:  # the sheet before the page: it is what the run is for, and no page can cost it
+                graded[number] = result
+                _write_grades(out_csv, [graded[n] for n in sorted(graded)], exercises)
+            # The page now, while the other jobs' kernels run: one student's pages take seconds.
             result.feedback_dir = feedback_dir
             try:
                 result.feedback = _write_feedback(feedback_dir, result, exercises, executed)
             except Exception as error:  # noqa: BLE001 (nbconvert on a student's outputs: anything)
                 result.feedback_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
-    return grades
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(one, enumerate(submissions)))
+    return [graded[n] for n in sorted(graded)]
 
 
 def _fresh_folder(folder: Path, force: bool) -> Path:
@@ -329,10 +342,14 @@ def _fresh_folder(folder: Path, force: bool) -> Path:
     return candidate
 
 
-def _kernel_env(workdir: Path, profile: str, threads: int) -> dict[str, str]:
-    env = dict(os.environ)
+def _kernel_env(workdir: Path, profile: str, threads: int, shared_runs: str | Path | None = None) -> dict[str, str]:
+    from titn_lite.course import SHARED_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != SHARED_ENV}
     env.update(TITN_LITE_PROFILE=profile, TITN_LITE_ARTIFACTS=str(workdir / "artifacts"),
                PYDEVD_DISABLE_FILE_VALIDATION="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if shared_runs:
+        env[SHARED_ENV] = str(Path(shared_runs).resolve())
     return env
 
 
@@ -389,8 +406,8 @@ def _export_cell(exercise: Exercise, answer: Path):
 
 
 def _grade_student(submission: Submission, notebooks: list[str], exercises: list[Exercise], workdir: Path, *,
-                   kernel: str, cell_timeout: float, profile: str, device: str,
-                   threads: int, hidden_seed: int) -> tuple[StudentGrade, list[tuple[str, Path]]]:
+                   kernel: str, cell_timeout: float, profile: str, device: str, threads: int, hidden_seed: int,
+                   shared_runs: str | Path | None = None) -> tuple[StudentGrade, list[tuple[str, Path]]]:
     """Run one student's notebooks and judge their answers: the grades, and the executed
     notebooks (saved in ``workdir``) for the feedback."""
     result = StudentGrade(submission.student, {e.grade_id: 0.0 for e in exercises},
@@ -399,16 +416,19 @@ def _grade_student(submission: Submission, notebooks: list[str], exercises: list
     answers.mkdir(parents=True, exist_ok=True)
     to_judge: list[Exercise] = []
     causes: dict[str, str] = {}  # grade_id -> what failed before its graded cell, in case its answer is missing
-    executed: list[tuple[str, Path]] = []
+    ready: list[tuple[str, dict[str, Exercise], NotebookNode]] = []
     for name in notebooks:
         expected = {e.grade_id: e for e in exercises if e.notebook == name}
         notebook = _read_submitted_notebook(submission.folder / name, name, expected, result)
-        if notebook is None:
-            continue
-        notebook.cells = _with_export_cells(notebook.cells, expected, answers, result, to_judge)
-        notebook.cells = _with_grader_parameters(notebook.cells,
-                                                 _grader_parameters_cell(profile, device, workdir / "artifacts"))
-        problem = _execute(notebook, workdir / "notebooks", kernel, cell_timeout, _kernel_env(workdir, profile, threads))
+        if notebook is not None:
+            notebook.cells = _with_export_cells(notebook.cells, expected, answers, result, to_judge)
+            notebook.cells = _with_grader_parameters(notebook.cells,
+                                                     _grader_parameters_cell(profile, device, workdir / "artifacts"))
+            ready.append((name, expected, notebook))
+    problems = _execute([notebook for _, _, notebook in ready], workdir / "notebooks", kernel, cell_timeout,
+                        _kernel_env(workdir, profile, threads, shared_runs))
+    executed: list[tuple[str, Path]] = []
+    for (name, expected, notebook), problem in zip(ready, problems):
         if problem:
             result.notes.append(f"{name}: {problem}")
         _record_unsaved_answers(notebook.cells, expected, to_judge, problem, cell_timeout, result, causes)
@@ -555,70 +575,174 @@ def _unsaved_answer(error: str) -> str:
     return f"your answer could not be saved for grading ({error})"
 
 
-def _execute(notebook, workdir: Path, kernel: str, cell_timeout: float, env: dict[str, str]) -> str | None:
-    """Run the notebook in ``workdir``, from clean cells; say what stopped it, if anything.
-    A code cell that ran has an execution count afterwards."""
+# Run before each notebook in a student's kernel: the notebook before's names and figures go
+# (its modules stay imported, which is what one kernel per student is for).
+_CLEAR_NAMESPACE = "%reset -f\nimport sys as _sys\n'matplotlib.pyplot' in _sys.modules and _sys.modules['matplotlib.pyplot'].close('all')\ndel _sys"
+
+
+def _execute(notebooks: list, workdir: Path, kernel: str, cell_timeout: float, env: dict[str, str]) -> list[str | None]:
+    """Run one student's notebooks in ``workdir``, from clean cells, one after another in one
+    kernel (at the grading profile most of a notebook's time is starting a kernel and
+    importing torch), its namespace cleared between them; a kernel that dies is started
+    again for the next notebook. Per notebook, what stopped it, if anything. A code cell
+    that ran has an execution count afterwards."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    for cell in notebook.cells:  # a submission's own outputs must not count as a run
-        if cell.cell_type == "code":
-            cell.execution_count, cell.outputs = None, []
+    for notebook in notebooks:  # a submission's own outputs must not count as a run
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.execution_count, cell.outputs = None, []
     workdir.mkdir(parents=True, exist_ok=True)
-    client = NotebookClient(notebook, kernel_name=kernel, timeout=cell_timeout, allow_errors=True,
-                            interrupt_on_timeout=True, extra_arguments=list(QUIET_KERNEL),
-                            resources={"metadata": {"path": str(workdir)}})
-    try:
-        client.execute(env=env)
-        return None
-    except DeadKernelError:
-        return "the kernel died (a crash, or memory ran out)"
-    except Exception as error:
-        return f"execution stopped: {type(error).__name__}"
+    problems: list[str | None] = []
+    while len(problems) < len(notebooks):
+        client = NotebookClient(notebooks[len(problems)], kernel_name=kernel, timeout=cell_timeout,
+                                allow_errors=True, interrupt_on_timeout=True, extra_arguments=list(QUIET_KERNEL),
+                                resources={"metadata": {"path": str(workdir)}})
+        try:
+            with client.setup_kernel(env=env):
+                while len(problems) < len(notebooks):
+                    _run_cells(client, notebooks[len(problems)])
+                    problems.append(None)
+        except DeadKernelError:
+            problems.append("the kernel died (a crash, or memory ran out)")
+        except Exception as error:  # noqa: BLE001 (nbclient or the kernel failed: that notebook stops)
+            problems.append(f"execution stopped: {type(error).__name__}")
+    return problems[:len(notebooks)]
+
+
+def _run_cells(client, notebook) -> None:
+    """Every cell of ``notebook`` in ``client``'s running kernel, after clearing its namespace."""
+    client.nb = notebook
+    client.reset_execution_trackers()
+    client.wait_for_reply(client.kc.execute(_CLEAR_NAMESPACE, silent=True, store_history=False))
+    for index, cell in enumerate(notebook.cells):
+        client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+    client.set_widgets_metadata()
 
 
 def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: int, hidden_seed: int) -> list[dict]:
-    """Judge the saved answers in a fresh Python that never ran the student's notebook and
-    never runs their code (``_judge_main``)."""
+    """Judge the saved answers in a process that never ran the student's notebook and never
+    runs their code (``_judge_in_child``), forked by a judge server that has imported torch
+    and the checks once (``_JudgeServer``)."""
     if not exercises:
         return []
-    nonce = secrets.token_hex(16)
-    request = {"nonce": nonce, "timeout": timeout, "hidden_seed": hidden_seed, "threads": threads,
+    verdicts_path = answers / "verdicts.json"
+    request = {"timeout": timeout, "hidden_seed": hidden_seed, "threads": threads, "verdicts": str(verdicts_path),
+               "deadline": 60 + timeout * len(exercises),
                "jobs": [{"check": e.check, "answer": str(answers / f"{e.grade_id}.pkl"), "arguments": list(e.arguments)}
                         for e in exercises]}
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    server = _JudgeServer.borrow(threads)
     try:
-        run = subprocess.run([sys.executable, "-m", "titn_lite.assignments"], input=json.dumps(request),
-                             capture_output=True, text=True, env=env, cwd=answers,
-                             timeout=60 + timeout * len(exercises))
-        lines = [json.loads(line[len(nonce):]) for line in run.stdout.splitlines() if line.startswith(nonce)]
-    except subprocess.TimeoutExpired:
-        lines = []
-    verdicts = {v["index"]: v for v in lines}
+        server.judge(request)
+    finally:
+        _JudgeServer.give_back(server)
+    try:
+        verdicts = {v["index"]: v for v in json.loads(verdicts_path.read_text())}
+    except (OSError, ValueError):
+        verdicts = {}
     return [verdicts.get(i, {"credit": 0.0, "message": "the grader could not judge this answer"})
             for i in range(len(exercises))]
 
 
-def _judge_main() -> None:
-    """``python -m titn_lite.assignments``, the judge: reads the jobs on stdin, forks one
-    sandbox per saved answer before it computes anything (``titn_lite.sandbox``: the only
-    processes where the student's code runs), then runs each check here, hidden cases drawn
-    from the request's seed, and prints the verdicts."""
-    request = json.loads(sys.stdin.read())
-    nonce, timeout, seed = request["nonce"], float(request["timeout"]), int(request["hidden_seed"])
+class _JudgeServer:
+    """A Python process that imports torch and the checks once (seconds) and then, for each
+    student, forks a judge (``_judge_in_child``). It computes nothing itself, so the judges
+    it forks may fork sandboxes. One per grading thread, kept until the process ends."""
+
+    _idle: list[_JudgeServer] = []
+    _lock = threading.Lock()
+
+    def __init__(self, threads: int) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from titn_lite.assignments import _judge_server; _judge_server()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            start_new_session=True)
+
+    @classmethod
+    def borrow(cls, threads: int) -> _JudgeServer:
+        with cls._lock:
+            while cls._idle:
+                server = cls._idle.pop()
+                if server.process.poll() is None:
+                    return server
+        return cls(threads)
+
+    @classmethod
+    def give_back(cls, server: _JudgeServer) -> None:
+        if server.process.poll() is None:
+            with cls._lock:
+                cls._idle.append(server)
+
+    def judge(self, request: dict) -> None:
+        """Judge one student's answers; returns when the server says it is done (it stops the
+        judge at the request's deadline). A server that died is stopped and not reused."""
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            if self.process.stdout.readline().strip() == "done":
+                return
+        except OSError:
+            pass
+        self.process.kill()
+        self.process.wait()
+
+
+def _judge_server() -> None:
+    """The judge server's loop: a request per line on stdin; for each, fork a judge, stop it
+    (with its sandboxes) at the request's deadline, answer "done"."""
+    import torch  # noqa: F401 (imported once here, for every judge forked below)
+
+    import titn_lite.checks  # noqa: F401
+    import titn_lite.sandbox  # noqa: F401
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _judge_in_child(request)
+            finally:
+                os._exit(0)
+        deadline = time.monotonic() + float(request["deadline"])
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # the judge and any sandbox still running
+                except ProcessLookupError:
+                    pass
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.02)
+        print("done", flush=True)
+
+
+def _judge_in_child(request: dict) -> None:
+    """The judge: forks one sandbox per saved answer before it computes anything
+    (``titn_lite.sandbox``: the only processes where the student's code runs), then runs
+    each check here, hidden cases drawn from the request's seed, and writes the verdicts
+    (after each one, so that a judge stopped at its deadline keeps those it reached)."""
+    os.setpgid(0, 0)  # a group of its own, which the server stops whole at the deadline
+    os.chdir(Path(request["verdicts"]).parent)  # what an answer writes stays in the student's folder
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the checks print what a notebook shows
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     import torch
 
     import titn_lite.checks as checks
     from titn_lite.sandbox import Sandbox
 
+    timeout, seed = float(request["timeout"]), int(request["hidden_seed"])
     sandboxes = [Sandbox(job["answer"], checks.forbidden_calls(job["check"]), timeout) for job in request["jobs"]]
     torch.set_num_threads(int(request.get("threads", 1)))
+    verdicts = []
     for index, (job, sandbox) in enumerate(zip(request["jobs"], sandboxes)):
         with sandbox:
             verdict = _judge_one(checks, sandbox, job, seed)
-        verdict = {"credit": min(1.0, max(0.0, float(verdict["credit"]))), "message": str(verdict["message"]),
-                   "missing": str(verdict.get("missing") or "")}
-        print(nonce + json.dumps({"index": index, **verdict}), flush=True)
+        verdicts.append({"index": index, "credit": min(1.0, max(0.0, float(verdict["credit"]))),
+                         "message": str(verdict["message"]), "missing": str(verdict.get("missing") or "")})
+        write_json(request["verdicts"], verdicts)
 
 
 def _judge_one(checks, sandbox, job: dict, seed: int) -> dict:
@@ -726,5 +850,3 @@ def list_exercises(folder: Path = NOTEBOOK_DIR) -> list[Exercise]:
     return [e for path in list_notebooks(folder) for e in exercises_in(path)]
 
 
-if __name__ == "__main__":
-    _judge_main()

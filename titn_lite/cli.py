@@ -292,7 +292,7 @@ def _assignments_grade(args: argparse.Namespace) -> int:
     hidden_seed = args.hidden_seed or secrets.randbits(31) | 1  # drawn now: no file of the release holds the cases
     grades = grade(args.submissions, args.release, args.out, cell_timeout=args.cell_timeout, profile=args.profile,
                    device=args.device, jobs=args.jobs, feedback_dir=args.feedback, assignment=args.assignment,
-                   force=args.force, hidden_seed=hidden_seed)
+                   force=args.force, hidden_seed=hidden_seed, shared_runs=args.runs)
     for g in grades:
         print(f"{g.student:<20} {g.total:g} points" + (f"  ({len(g.errors)} problem(s))" if g.errors else ""))
     feedback = grades[0].feedback_dir if grades else args.feedback
@@ -302,6 +302,9 @@ def _assignments_grade(args: argparse.Namespace) -> int:
               f"(--force writes over {asked})")
     print(f"grade sheet: {args.out}; feedback (one HTML page per student, and the executed notebooks): {feedback}")
     print(f"hidden cases drawn from seed {hidden_seed} (--hidden-seed {hidden_seed} grades on the same cases again)")
+    if args.runs is None:
+        print(f"each student's notebooks trained the class's runs again: `titn-lite notebooks prepare --profile "
+              f"{args.profile} --artifacts DIR` once, then `--runs DIR`, shares them (docs/teachers.md, section 4)")
     failed = [g for g in grades if g.feedback_error]
     for g in failed:
         print(f"feedback page for {g.student} could not be written ({g.feedback_error}); their grades are in "
@@ -447,6 +450,10 @@ def _add_assignments_commands(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--feedback", type=Path, help="folder for the feedback pages (default: feedback/ beside --out; "
                                                      "when it holds an earlier run's, feedback-2/, ...)")
     grade.add_argument("--force", action="store_true", help="write over the feedback folder of an earlier run")
+    grade.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                       help="runs prepared for the class at the grading profile (titn-lite notebooks prepare "
+                            "--profile smoke --artifacts DIR): every student's notebooks read them instead of "
+                            "training them again")
     grade.add_argument("--hidden-seed", type=int, default=None,
                        help="the seed of the hidden cases (default: drawn when you grade; the run prints it)")
     grade.add_argument("--assignment", help="in nbgrader's layout, the assignment folder to grade when a student "

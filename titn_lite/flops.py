@@ -33,11 +33,13 @@ def count_flops(model: nn.Module, *, img_size: int = 32, in_chans: int = 3, batc
 
     The CPU's fused attention kernel has no FLOP formula in ``torch.utils.flop_counter``
     and would count as zero, so attention runs on SDPA's MATH backend here: the same
-    matrix products, as ops the counter sees.
+    matrix products, as ops the counter sees. A model built on the ``meta`` device (shapes,
+    no numbers) is counted there: the counter needs only each op's shapes.
     """
     was_training = model.training
     model.eval()
-    images = torch.zeros(batch_size, in_chans, img_size, img_size)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    images = torch.zeros(batch_size, in_chans, img_size, img_size, device=device)
     counter = FlopCounterMode(display=False)
     try:
         # No torch.no_grad(): the counter's module tracker hooks the autograd graph.
@@ -79,8 +81,9 @@ def profile_models(
     for name in names:
         if name in list_models():
             model = create_model(name, num_classes=num_classes, img_size=img_size, in_chans=in_chans)
-        else:
-            model = create_teacher(name, num_classes=num_classes, in_chans=in_chans)
+        else:  # on the meta device: a teacher's random initialisation (seconds for VGG) counts nothing
+            with torch.device("meta"):
+                model = create_teacher(name, num_classes=num_classes, in_chans=in_chans)
         # The paper's figures are for its own setting only: 32x32 RGB, 100 classes.
         paper_setting = (num_classes, img_size, in_chans) == (100, 32, 3)
         rows.append(ProfileRow(

@@ -1,7 +1,7 @@
 """Where the grader runs a student's answer: a child process, apart from the process that
 judges it.
 
-The judge (``python -m titn_lite.assignments``) never runs student code. Before it computes
+The judge (``assignments._judge_in_child``) never runs student code. Before it computes
 anything it forks one child per saved answer (``Sandbox``); the child replaces the kit's
 own versions of the exercise with tripwires, then loads the answer (the only place its
 code runs) and waits. A check runs in the judge exactly as it runs in a notebook, except
