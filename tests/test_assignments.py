@@ -208,6 +208,8 @@ def test_the_cli_says_what_layout_it_expects_in_one_line(release, tmp_path, caps
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "grades.csv").exists()
     assert main(["assignments", "grade", str(tmp_path), "--release", str(release), "--jobs", "0"]) == 2
     assert "--jobs takes a whole number" in capsys.readouterr().err
+    assert main(["assignments", "grade", str(tmp_path), "--release", str(release), "--hidden-seed", "0"]) == 2
+    assert "--hidden-seed takes a whole number of 1 or more" in capsys.readouterr().err
 
 
 def _set_parameters(path, **values):

@@ -115,32 +115,9 @@ def test_the_cli_writes_the_teachers_source_beside_the_release(tmp_path, capsys)
 
 # ---- a class through nbgrader's whole route: fetch, submit, collect, then the kit's grader
 
-TENSOR_SUBCLASS = '''class AlwaysClose(torch.Tensor):
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if func in (torch.allclose, torch.equal):
-            return True
-        return super().__torch_function__(func, types, args, kwargs or {})
-
-
-def attention_from_scratch(q, k, v, mask=None):
-    return q.as_subclass(AlwaysClose), q.as_subclass(AlwaysClose)'''
-ALLCLOSE_IN_THE_BODY = '''def attention_from_scratch(q, k, v, mask=None):
-    import titn_lite.checks
-    torch.allclose = lambda *args, **kwargs: True
-    titn_lite.checks._close = lambda *args, **kwargs: True
-    return q, q'''
-KIT_WITH_THE_PROFILER_OFF = '''import sys
-import titn_lite
-
-
-def attention_from_scratch(q, k, v, mask=None):
-    sys.setprofile(None)
-    return titn_lite.scaled_dot_product_attention(q, k, v, mask)'''
-
-
 def test_a_class_through_nbgraders_route_is_graded_by_behaviour(released, tmp_path):
     from test_assignments import ANOTHER_WAY, read_rows
+    from test_sandbox import ALLCLOSE_IN_THE_BODY, KIT_WITH_THE_PROFILER_OFF, TENSOR_SUBCLASS
 
     from titn_lite.assignments import grade
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import inspect
 import re
+import time
 from pathlib import Path
 
 import cloudpickle
 import pytest
-import torch
 from einops import rearrange
 
 import test_step_checks
@@ -31,29 +31,43 @@ RIGHT_MULTI_HEAD = RIGHT_ATTENTION + "\n" + solutions("01_attention.ipynb")["mul
 RIGHT_CUTMIX = PRELUDE + solutions("05_cutmix.ipynb")["cutmix"]
 RIGHT_STEP = PRELUDE + inspect.getsource(test_step_checks.hard_distillation_loss) + inspect.getsource(
     test_step_checks.step_like_the_notebook)
-RIGHT_COUNT = "def count(dim, classes):\n    return 4 * dim + dim * classes + classes\n"
 
-CHEATS = {
-    # torch.allclose and the checks' own comparison patched inside the answer's body
-    "allclose_in_the_body": ("check_attention", ["attention"], PRELUDE + """
-def attention(q, k, v, mask=None):
-    torch.allclose = lambda *args, **kwargs: True
+# Cheats a teacher's trial found, as answer cells (tests/test_nbgrader_release.py hands them in too).
+ALLCLOSE_IN_THE_BODY = """def attention_from_scratch(q, k, v, mask=None):
     import titn_lite.checks
+    torch.allclose = lambda *args, **kwargs: True
     titn_lite.checks._close = lambda *args, **kwargs: True
     return q, q
-"""),
-    # a tensor subclass whose __torch_function__ makes every allclose true
-    "tensor_subclass": ("check_attention", ["attention"], PRELUDE + """
-class AlwaysClose(torch.Tensor):
+"""
+TENSOR_SUBCLASS = """class AlwaysClose(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         if func in (torch.allclose, torch.equal):
             return True
         return super().__torch_function__(func, types, args, kwargs or {})
 
-def attention(q, k, v, mask=None):
+
+def attention_from_scratch(q, k, v, mask=None):
     return q.as_subclass(AlwaysClose), q.as_subclass(AlwaysClose)
-"""),
+"""
+KIT_WITH_THE_PROFILER_OFF = """import sys
+import titn_lite
+
+
+def attention_from_scratch(q, k, v, mask=None):
+    previous = sys.getprofile()
+    sys.setprofile(None)
+    try:
+        return titn_lite.scaled_dot_product_attention(q, k, v, mask)
+    finally:
+        sys.setprofile(previous)
+"""
+
+CHEATS = {
+    # torch.allclose and the checks' own comparison patched inside the answer's body
+    "allclose_in_the_body": ("check_attention", ["attention_from_scratch"], PRELUDE + ALLCLOSE_IN_THE_BODY),
+    # a tensor subclass whose __torch_function__ makes every allclose true
+    "tensor_subclass": ("check_attention", ["attention_from_scratch"], PRELUDE + TENSOR_SUBCLASS),
     # an int subclass equal to everything
     "int_subclass": ("check_distillation_token_parameters", ["count"], """
 class EqualToEverything(int):
@@ -65,18 +79,8 @@ def count(dim, classes):
     return EqualToEverything(0)
 """),
     # the profiler switched off around a call to the kit
-    "profiler_off_around_the_kit": ("check_attention", ["attention"], PRELUDE + """
-import sys
-import titn_lite
-
-def attention(q, k, v, mask=None):
-    previous = sys.getprofile()
-    sys.setprofile(None)
-    try:
-        return titn_lite.scaled_dot_product_attention(q, k, v, mask)
-    finally:
-        sys.setprofile(previous)
-"""),
+    "profiler_off_around_the_kit": ("check_attention", ["attention_from_scratch"],
+                                    PRELUDE + KIT_WITH_THE_PROFILER_OFF),
     # the kit's function taken when the answer loads, called later
     "kit_taken_at_load": ("check_training_step", ["step"], PRELUDE + """
 from titn_lite.training import train_step as ready_made
@@ -87,6 +91,17 @@ def step(student, teacher, images, labels, mix, optimizer, scheduler, alpha=0.5)
                       optimizer=optimizer, scheduler=scheduler).loss
 """),
 }
+
+
+# An answer that starts a process of its own, which would outlive the answer's judging.
+LEAVES_A_PROCESS = """import os, time
+def attention(q, k, v, mask=None):
+    if os.fork() == 0:
+        time.sleep(2)
+        open({mark!r}, "w").write("still here")
+        os._exit(0)
+    return q, q
+"""
 
 
 def lookup_table_answer() -> str:
@@ -126,12 +141,16 @@ def verdicts(tmp_path_factory) -> dict[str, dict]:
         "lookup_table": ("check_distillation_token_parameters", ["count"], lookup_table_answer()),
         "crashes_the_process": ("check_attention", ["attention"], "import os\ndef attention(q, k, v, mask=None):\n"
                                                                   "    os._exit(9)\n"),
+        "leaves_a_process_behind": ("check_attention", ["attention"], LEAVES_A_PROCESS.format(mark=str(folder / "mark"))),
         **CHEATS,
     }
     exercises = [save_answer(folder, grade_id, source, names, check)
                  for grade_id, (check, names, source) in answers.items()]
     seed = 987654321  # the grader's draw for this run: not checks.HIDDEN_SEED
-    return {e.grade_id: v for e, v in zip(exercises, _judge(exercises, folder, 60, 1, seed))}
+    judged = {e.grade_id: v for e, v in zip(exercises, _judge(exercises, folder, 60, 1, seed))}
+    time.sleep(3)  # longer than the process it left behind waits
+    judged["mark"] = {"left": (folder / "mark").exists()}
+    return judged
 
 
 @pytest.mark.parametrize("grade_id", ["right_attention", "right_multi_head", "right_cutmix", "right_step"])
@@ -150,6 +169,11 @@ def test_correct_answers_score_full_marks_in_the_sandbox(verdicts, grade_id):
 def test_each_cheat_scores_zero_with_a_reason_that_names_it(verdicts, grade_id, reason):
     assert verdicts[grade_id]["credit"] == 0.0, verdicts[grade_id]
     assert re.search(reason, verdicts[grade_id]["message"]), verdicts[grade_id]
+
+
+def test_what_an_answer_starts_stops_with_its_sandbox(verdicts):
+    assert verdicts["leaves_a_process_behind"]["credit"] == 0.0
+    assert not verdicts["mark"]["left"]  # its process group was stopped when the answer was judged
 
 
 def test_the_lookup_table_would_pass_the_fixed_cases_it_was_built_from():

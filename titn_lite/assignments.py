@@ -36,6 +36,7 @@ Reads the kit's layout (``SUBMISSIONS/STUDENT/NN_name.ipynb``) and nbgrader's
 from __future__ import annotations
 
 import ast
+import atexit
 import copy
 import csv
 import hashlib
@@ -287,34 +288,34 @@ def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | P
     holds them); every student of one run meets the same cases. ``shared_runs``: a folder of
     runs prepared for the class at ``profile`` (``notebooks prepare``), read by every
     student's notebooks instead of training the same runs again (06's teacher, ...)."""
-    release_dir = Path(release_dir)
-    manifest_path = release_dir / MANIFEST
-    if not manifest_path.is_file():
-        suggested = release_dir.with_name(DEFAULT_RELEASE) if release_dir.name == "release" else release_dir
-        why = (f" ({release_dir.name}/ is where nbgrader keeps its own releases in a course folder)"
-               if release_dir.name == "release" else "")
-        raise ValueError(f"{release_dir} has no {MANIFEST}; build the assignment first with "
-                         f"titn-lite assignments build --out {suggested}, then grade with --release {suggested}{why}")
-    manifest = json.loads(manifest_path.read_text())
-    exercises = [Exercise(**{**e, "arguments": tuple(e.get("arguments", ()))}) for e in manifest["exercises"]]
-    if not all(e.check for e in exercises):
-        raise ValueError(f"{manifest_path} was written by an older titn-lite; build the assignment again")
+    if hidden_seed is not None and hidden_seed < 1:
+        raise ValueError(f"--hidden-seed takes a whole number of 1 or more, got {hidden_seed}")
+    manifest, exercises = _read_release(Path(release_dir))
     if jobs < 1:
         raise ValueError(f"--jobs takes a whole number of students graded at once, 1 or more; got {jobs}")
     submissions = find_submissions(submissions_dir, manifest["notebooks"], assignment)
     feedback_dir = _fresh_folder(Path(feedback_dir) if feedback_dir else Path(out_csv).parent / "feedback", force)
     kernel = ensure_kernel()
+    _check_torch_for_grading()
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     hidden_seed = hidden_seed or secrets.randbits(31) | 1  # 0 would mean "no hidden cases"
+    _JudgeServer.start(jobs, threads)  # before any student's notebook runs
     graded: dict[int, StudentGrade] = {}
     sheet = threading.Lock()
     with tempfile.TemporaryDirectory(prefix="titn-lite-grading-") as workdir:
         def one(numbered: tuple[int, Submission]) -> None:
             number, submission = numbered
-            result, executed = _grade_student(submission, manifest["notebooks"], exercises,
-                                              Path(workdir) / submission.student, kernel=kernel,
-                                              cell_timeout=cell_timeout, profile=profile, device=device,
-                                              threads=threads, hidden_seed=hidden_seed, shared_runs=shared_runs)
+            try:
+                result, executed = _grade_student(submission, manifest["notebooks"], exercises,
+                                                  Path(workdir) / submission.student, kernel=kernel,
+                                                  cell_timeout=cell_timeout, profile=profile, device=device,
+                                                  threads=threads, hidden_seed=hidden_seed, shared_runs=shared_runs)
+            except Exception as error:  # noqa: BLE001 (one submission must not stop the class's run)
+                result, executed = StudentGrade(submission.student, {e.grade_id: 0.0 for e in exercises},
+                                                {e.grade_id: "not graded: the grader failed on this submission"
+                                                 for e in exercises}, submitted=submission.submitted), []
+                result.notes.append(f"the grader failed on this submission ({type(error).__name__}: "
+                                    f"{str(error)[:200]}); grade it again, or tell the kit's maintainers")
             with sheet:  # the sheet before the page: it is what the run is for, and no page can cost it
                 graded[number] = result
                 _write_grades(out_csv, [graded[n] for n in sorted(graded)], exercises)
@@ -328,6 +329,33 @@ def grade(submissions_dir: str | Path, release_dir: str | Path, out_csv: str | P
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             list(pool.map(one, enumerate(submissions)))
     return [graded[n] for n in sorted(graded)]
+
+
+def _read_release(release_dir: Path) -> tuple[dict, list[Exercise]]:
+    """The release's manifest and its exercises; a clear error where there is none."""
+    manifest_path = release_dir / MANIFEST
+    if not manifest_path.is_file():
+        suggested = release_dir.with_name(DEFAULT_RELEASE) if release_dir.name == "release" else release_dir
+        why = (f" ({release_dir.name}/ is where nbgrader keeps its own releases in a course folder)"
+               if release_dir.name == "release" else "")
+        raise ValueError(f"{release_dir} has no {MANIFEST}; build the assignment first with "
+                         f"titn-lite assignments build --out {suggested}, then grade with --release {suggested}{why}")
+    manifest = json.loads(manifest_path.read_text())
+    exercises = [Exercise(**{**e, "arguments": tuple(e.get("arguments", ()))}) for e in manifest["exercises"]]
+    if not all(e.check for e in exercises):
+        raise ValueError(f"{manifest_path} was written by an older titn-lite; build the assignment again")
+    return manifest, exercises
+
+
+def _check_torch_for_grading() -> None:
+    """Grading reads what a student's code sends back with ``torch.load(weights_only=True)``,
+    which is safe against crafted bytes from torch 2.6 on (CVE-2025-32434 before)."""
+    import torch
+
+    version = tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2])
+    if version < (2, 6):
+        raise ValueError(f"grading needs torch 2.6 or later (this is {torch.__version__}): earlier versions can run "
+                         f"code hidden in what a student's answer sends back. pip install 'torch>=2.6'")
 
 
 def _fresh_folder(folder: Path, force: bool) -> Path:
@@ -461,6 +489,9 @@ def _with_export_cells(cells: list[NotebookNode], expected: dict[str, Exercise],
     """``cells`` with an export cell before each intact graded cell; changed or deleted ones score 0."""
     out, seen = [], set()
     for cell in cells:
+        tags = cell.metadata.get("tags", [])  # the grader's own tags, which a student's cell may not carry
+        if GRADER_TAG in tags or GRADER_PARAMETERS_TAG in tags:
+            cell.metadata["tags"] = [t for t in tags if t not in (GRADER_TAG, GRADER_PARAMETERS_TAG)]
         meta = _nbgrader_metadata(cell)
         grade_id = meta.get("grade_id")
         if cell.cell_type == "code" and meta.get("grade") and grade_id in expected and grade_id not in seen:
@@ -486,7 +517,8 @@ def _record_unsaved_answers(cells: list[NotebookNode], expected: dict[str, Exerc
         if GRADER_TAG in tags:
             grade_id = next(e.grade_id for e in to_judge if f"{e.grade_id}.pkl" in cell.source)
             if cell.get("execution_count") is None:
-                result.reasons[grade_id] = f"not run ({problem or 'the notebook stopped earlier'})"
+                result.reasons[grade_id] = (problem if problem and problem.startswith("cell ")  # a cell timed out
+                                            else f"not run ({problem or 'the notebook stopped earlier'})")
             elif error := _cell_error(cell):
                 result.reasons[grade_id] = _unsaved_answer(error)
             elif failures:
@@ -576,16 +608,30 @@ def _unsaved_answer(error: str) -> str:
 
 
 # Run before each notebook in a student's kernel: the notebook before's names and figures go
-# (its modules stay imported, which is what one kernel per student is for).
-_CLEAR_NAMESPACE = "%reset -f\nimport sys as _sys\n'matplotlib.pyplot' in _sys.modules and _sys.modules['matplotlib.pyplot'].close('all')\ndel _sys"
+# (its modules stay imported, which is what one kernel per student is for), and the process
+# state a notebook may change comes back to what a new kernel has.
+_CLEAR_NAMESPACE = """%reset -f
+import os as _os, sys as _sys
+_os.chdir({folder!r})
+if 'torch' in _sys.modules:
+    _sys.modules['torch'].set_grad_enabled(True)
+    _sys.modules['torch'].set_default_dtype(_sys.modules['torch'].float32)
+if 'matplotlib.pyplot' in _sys.modules:
+    _sys.modules['matplotlib.pyplot'].close('all')
+del _os, _sys"""
+
+
+class _CellTimedOut(Exception):
+    """A cell ran past the time limit: the kernel may still be busy with it, so the notebook
+    stops there and the next one gets a new kernel."""
 
 
 def _execute(notebooks: list, workdir: Path, kernel: str, cell_timeout: float, env: dict[str, str]) -> list[str | None]:
     """Run one student's notebooks in ``workdir``, from clean cells, one after another in one
     kernel (at the grading profile most of a notebook's time is starting a kernel and
-    importing torch), its namespace cleared between them; a kernel that dies is started
-    again for the next notebook. Per notebook, what stopped it, if anything. A code cell
-    that ran has an execution count afterwards."""
+    importing torch), its namespace cleared between them; after a kernel that dies or a
+    cell that runs past the limit, the next notebook gets a new kernel. Per notebook, what
+    stopped it, if anything. A code cell that ran has an execution count afterwards."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
@@ -598,12 +644,15 @@ def _execute(notebooks: list, workdir: Path, kernel: str, cell_timeout: float, e
     while len(problems) < len(notebooks):
         client = NotebookClient(notebooks[len(problems)], kernel_name=kernel, timeout=cell_timeout,
                                 allow_errors=True, interrupt_on_timeout=True, extra_arguments=list(QUIET_KERNEL),
+                                error_on_timeout={"ename": "TimeoutError", "evalue": TIME_LIMIT},
                                 resources={"metadata": {"path": str(workdir)}})
         try:
             with client.setup_kernel(env=env):
                 while len(problems) < len(notebooks):
-                    _run_cells(client, notebooks[len(problems)])
+                    _run_cells(client, notebooks[len(problems)], workdir, cell_timeout)
                     problems.append(None)
+        except _CellTimedOut as error:
+            problems.append(str(error))
         except DeadKernelError:
             problems.append("the kernel died (a crash, or memory ran out)")
         except Exception as error:  # noqa: BLE001 (nbclient or the kernel failed: that notebook stops)
@@ -611,36 +660,47 @@ def _execute(notebooks: list, workdir: Path, kernel: str, cell_timeout: float, e
     return problems[:len(notebooks)]
 
 
-def _run_cells(client, notebook) -> None:
+def _run_cells(client, notebook, workdir: Path, cell_timeout: float) -> None:
     """Every cell of ``notebook`` in ``client``'s running kernel, after clearing its namespace."""
     client.nb = notebook
     client.reset_execution_trackers()
-    client.wait_for_reply(client.kc.execute(_CLEAR_NAMESPACE, silent=True, store_history=False))
+    client.wait_for_reply(client.kc.execute(_CLEAR_NAMESPACE.format(folder=str(workdir)), silent=True,
+                                            store_history=False))
     for index, cell in enumerate(notebook.cells):
+        started = time.monotonic()
         client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+        if cell.cell_type == "code" and time.monotonic() - started >= cell_timeout:
+            raise _CellTimedOut(f"cell {cell.get('execution_count')} ran past the grader's {cell_timeout:g} s "
+                                f"limit; the cells after it did not run")
     client.set_widgets_metadata()
 
 
 def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: int, hidden_seed: int) -> list[dict]:
     """Judge the saved answers in a process that never ran the student's notebook and never
     runs their code (``_judge_in_child``), forked by a judge server that has imported torch
-    and the checks once (``_JudgeServer``)."""
+    and the checks once (``_JudgeServer``). The verdicts come back on the server's pipe, which
+    no process the student's code runs in holds."""
     if not exercises:
         return []
-    verdicts_path = answers / "verdicts.json"
-    request = {"timeout": timeout, "hidden_seed": hidden_seed, "threads": threads, "verdicts": str(verdicts_path),
-               "deadline": 60 + timeout * len(exercises),
+    nonce = secrets.token_hex(16)
+    request = {"nonce": nonce, "timeout": timeout, "hidden_seed": hidden_seed, "threads": threads,
+               "folder": str(answers), "deadline": 60 + timeout * len(exercises),
                "jobs": [{"check": e.check, "answer": str(answers / f"{e.grade_id}.pkl"), "arguments": list(e.arguments)}
                         for e in exercises]}
     server = _JudgeServer.borrow(threads)
     try:
-        server.judge(request)
+        lines = server.judge(request)
     finally:
         _JudgeServer.give_back(server)
-    try:
-        verdicts = {v["index"]: v for v in json.loads(verdicts_path.read_text())}
-    except (OSError, ValueError):
-        verdicts = {}
+    verdicts = {}
+    for line in lines:
+        try:
+            verdict = json.loads(line[len(nonce):])
+            index = int(verdict["index"])
+            verdicts[index] = {"credit": min(1.0, max(0.0, float(verdict["credit"]))),
+                               "message": str(verdict["message"])[:600], "missing": str(verdict.get("missing", ""))}
+        except (ValueError, KeyError, TypeError):
+            continue
     return [verdicts.get(i, {"credit": 0.0, "message": "the grader could not judge this answer"})
             for i in range(len(exercises))]
 
@@ -648,17 +708,31 @@ def _judge(exercises: list[Exercise], answers: Path, timeout: float, threads: in
 class _JudgeServer:
     """A Python process that imports torch and the checks once (seconds) and then, for each
     student, forks a judge (``_judge_in_child``). It computes nothing itself, so the judges
-    it forks may fork sandboxes. One per grading thread, kept until the process ends."""
+    it forks may fork sandboxes. One per grading thread, kept until this process ends; it
+    starts in a folder of its own, so no file a notebook leaves in the grader's folder is
+    imported in its place."""
 
     _idle: list[_JudgeServer] = []
+    _all: list[_JudgeServer] = []
     _lock = threading.Lock()
 
     def __init__(self, threads: int) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        self.folder = tempfile.mkdtemp(prefix="titn-lite-judge-")
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from titn_lite.assignments import _judge_server; _judge_server()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=self.folder,
             start_new_session=True)
+        with self._lock:
+            self._all.append(self)
+
+    @classmethod
+    def start(cls, count: int, threads: int) -> None:
+        """Start ``count`` servers now, before any student's notebook runs."""
+        with cls._lock:
+            missing = count - sum(s.process.poll() is None for s in cls._idle)
+        for _ in range(max(0, missing)):
+            cls.give_back(cls(threads))
 
     @classmethod
     def borrow(cls, threads: int) -> _JudgeServer:
@@ -675,74 +749,112 @@ class _JudgeServer:
             with cls._lock:
                 cls._idle.append(server)
 
-    def judge(self, request: dict) -> None:
-        """Judge one student's answers; returns when the server says it is done (it stops the
-        judge at the request's deadline). A server that died is stopped and not reused."""
+    @classmethod
+    def stop_all(cls) -> None:
+        with cls._lock:
+            servers, cls._all, cls._idle = list(cls._all), [], []
+        for server in servers:
+            server.stop()
+
+    def judge(self, request: dict) -> list[str]:
+        """One student's verdict lines (those that start with the request's nonce). The server
+        stops its judge at the request's deadline; a server that does not answer by then (and
+        a margin) is stopped and not used again."""
+        import select
+
+        deadline = time.monotonic() + float(request["deadline"]) + 30
+        lines, buffer = [], bytearray()
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
-            if self.process.stdout.readline().strip() == "done":
-                return
+            out = self.process.stdout.fileno()
+            while (left := deadline - time.monotonic()) > 0 and select.select([out], [], [], left)[0]:
+                chunk = os.read(out, 1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                *complete, rest = bytes(buffer).split(b"\n")
+                buffer = bytearray(rest)
+                for line in (c.decode(errors="replace") for c in complete):
+                    if line == request["nonce"] + "done":
+                        return lines
+                    if line.startswith(request["nonce"]):
+                        lines.append(line)
         except OSError:
             pass
-        self.process.kill()
+        self.stop()
+        return lines
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+atexit.register(_JudgeServer.stop_all)
 
 
 def _judge_server() -> None:
     """The judge server's loop: a request per line on stdin; for each, fork a judge, stop it
-    (with its sandboxes) at the request's deadline, answer "done"."""
+    and whatever it started at the request's deadline, answer "NONCEdone"."""
     import torch  # noqa: F401 (imported once here, for every judge forked below)
 
     import titn_lite.checks  # noqa: F401
     import titn_lite.sandbox  # noqa: F401
 
+    answers = os.fdopen(os.dup(1), "w")
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
+            exit_now = os._exit
             try:
-                _judge_in_child(request)
+                _judge_in_child(request, answers)
             finally:
-                os._exit(0)
+                exit_now(0)
         deadline = time.monotonic() + float(request["deadline"])
-        while os.waitpid(pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                try:
-                    os.killpg(pid, signal.SIGKILL)  # the judge and any sandbox still running
-                except ProcessLookupError:
-                    pass
-                os.waitpid(pid, 0)
-                break
+        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
             time.sleep(0.02)
-        print("done", flush=True)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the judge, if it ran out of time, and anything still in its group
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        answers.write(request["nonce"] + "done\n")
+        answers.flush()
 
 
-def _judge_in_child(request: dict) -> None:
+def _judge_in_child(request: dict, answers) -> None:
     """The judge: forks one sandbox per saved answer before it computes anything
-    (``titn_lite.sandbox``: the only processes where the student's code runs), then runs
-    each check here, hidden cases drawn from the request's seed, and writes the verdicts
-    (after each one, so that a judge stopped at its deadline keeps those it reached)."""
-    os.setpgid(0, 0)  # a group of its own, which the server stops whole at the deadline
-    os.chdir(Path(request["verdicts"]).parent)  # what an answer writes stays in the student's folder
-    devnull = os.open(os.devnull, os.O_WRONLY)  # the checks print what a notebook shows
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
+    (``titn_lite.sandbox``: the only processes where the student's code runs; they keep no
+    descriptor but their own channel), then runs each check here, hidden cases drawn from
+    the request's seed, and writes each verdict to ``answers`` as it comes."""
+    os.setpgid(0, 0)  # a group of its own, which the server stops whole
+    os.chdir(request["folder"])  # what an answer writes stays in the student's folder
+    devnull = os.open(os.devnull, os.O_RDWR)  # the checks print what a notebook shows; nothing reads stdin
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
     import torch
 
     import titn_lite.checks as checks
     from titn_lite.sandbox import Sandbox
 
-    timeout, seed = float(request["timeout"]), int(request["hidden_seed"])
+    timeout, seed, nonce = float(request["timeout"]), int(request["hidden_seed"]), request["nonce"]
     sandboxes = [Sandbox(job["answer"], checks.forbidden_calls(job["check"]), timeout) for job in request["jobs"]]
     torch.set_num_threads(int(request.get("threads", 1)))
-    verdicts = []
     for index, (job, sandbox) in enumerate(zip(request["jobs"], sandboxes)):
         with sandbox:
             verdict = _judge_one(checks, sandbox, job, seed)
-        verdicts.append({"index": index, "credit": min(1.0, max(0.0, float(verdict["credit"]))),
-                         "message": str(verdict["message"]), "missing": str(verdict.get("missing") or "")})
-        write_json(request["verdicts"], verdicts)
+        answers.write(nonce + json.dumps({"index": index, "credit": float(verdict["credit"]),
+                                          "message": str(verdict["message"]),
+                                          "missing": str(verdict.get("missing") or "")}) + "\n")
+        answers.flush()
 
 
 def _judge_one(checks, sandbox, job: dict, seed: int) -> dict:

@@ -77,11 +77,16 @@ def forbidden_calls(check: str) -> dict[str, tuple]:
     own version of the exercise (or torch's, where torch has it as one call)."""
     from titn_lite import mixing, stats
 
-    torch_attention = {"torch.nn.MultiheadAttention": (nn.MultiheadAttention.forward, F.multi_head_attention_forward)}
+    # torch's one-call versions, public and underscored (the latter: where this torch has them)
+    native = tuple(f for f in (getattr(torch, "_native_multi_head_attention", None),) if f is not None)
+    torch_attention = {"torch.nn.MultiheadAttention": (nn.MultiheadAttention.forward, F.multi_head_attention_forward,
+                                                       *native)}
+    math_attention = tuple(f for f in (getattr(torch, "_scaled_dot_product_attention_math", None),) if f is not None)
     kit_attention = {"titn_lite.MultiHeadAttention": (MultiHeadAttention.forward,)}
     return {
         "check_attention": {"titn_lite.scaled_dot_product_attention": (scaled_dot_product_attention,), **kit_attention,
-                            "torch.nn.functional.scaled_dot_product_attention": (F.scaled_dot_product_attention,),
+                            "torch.nn.functional.scaled_dot_product_attention": (F.scaled_dot_product_attention,
+                                                                                 *math_attention),
                             **torch_attention},
         "check_multi_head": {**kit_attention, **torch_attention},
         "check_patches": {"titn_lite.blocks.PatchEmbedding": (PatchEmbedding.__init__, PatchEmbedding.forward)},

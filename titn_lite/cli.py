@@ -289,7 +289,8 @@ def _assignments_grade(args: argparse.Namespace) -> int:
 
     from titn_lite.assignments import grade
 
-    hidden_seed = args.hidden_seed or secrets.randbits(31) | 1  # drawn now: no file of the release holds the cases
+    # Drawn now, so no file of the release holds the cases (grade() refuses a seed below 1).
+    hidden_seed = secrets.randbits(31) | 1 if args.hidden_seed is None else args.hidden_seed
     grades = grade(args.submissions, args.release, args.out, cell_timeout=args.cell_timeout, profile=args.profile,
                    device=args.device, jobs=args.jobs, feedback_dir=args.feedback, assignment=args.assignment,
                    force=args.force, hidden_seed=hidden_seed, shared_runs=args.runs)

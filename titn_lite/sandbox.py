@@ -20,7 +20,10 @@ the installed file, or re-imported) is the same as one copied from any textbook.
 
 from __future__ import annotations
 
+import collections.abc
+import decimal
 import io
+import numbers
 import os
 import pickle
 import re
@@ -91,10 +94,13 @@ class Sandbox:
         self._replies, write_replies = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the child: the student's code runs here, and only here
-            os.close(self._requests)
-            os.close(self._replies)
-            _serve(read_requests, write_replies, answer_path, forbidden)
-            os._exit(0)
+            exit_now = os._exit  # held here, where an answer that replaces os._exit cannot reach it
+            try:
+                os.setpgid(0, 0)  # a group of its own: close() stops whatever the answer starts
+                _keep_only(read_requests, write_replies)
+                _serve(read_requests, write_replies, answer_path, forbidden)
+            finally:
+                exit_now(0)
         os.close(read_requests)
         os.close(write_replies)
         self.deadline: float | None = None
@@ -116,8 +122,7 @@ class Sandbox:
             self.deadline = time.monotonic() + self.timeout
         try:
             payload = pickle.dumps(message)
-            os.write(self._requests, _HEADER.pack(len(payload)))
-            _write_all(self._requests, payload)
+            self._write(_HEADER.pack(len(payload)) + payload)
             reply = self._read_reply()
         except (BrokenPipeError, EOFError):
             self.ended = self._why_it_ended()
@@ -132,6 +137,21 @@ class Sandbox:
             raise AnswerRaised(str(kind), str(text))
         raise Refused(str(rest[0]))  # "refused": the child named what it could not send
 
+    def _write(self, data: bytes) -> None:
+        import select
+
+        view = memoryview(data)
+        while view:
+            left = (self.deadline or 0.0) - time.monotonic()
+            if left <= 0 or not select.select([], [self._requests], [], left)[1]:
+                self._time_is_up()
+            view = view[os.write(self._requests, view[:1 << 16]):]
+
+    def _time_is_up(self) -> None:
+        self.close()
+        self.ended = f"stopped after the time limit of {self.timeout:g} s (an endless loop?)"
+        raise Refused(self.ended)
+
     def _read_reply(self) -> bytes:
         header = self._read_exactly(_HEADER.size)
         return self._read_exactly(_HEADER.unpack(header)[0])
@@ -139,22 +159,28 @@ class Sandbox:
     def _read_exactly(self, size: int) -> bytes:
         import select
 
-        data = b""
+        data = bytearray()
         while len(data) < size:
             left = (self.deadline or 0.0) - time.monotonic()
             if left <= 0 or not select.select([self._replies], [], [], left)[0]:
-                self.close()
-                self.ended = f"stopped after the time limit of {self.timeout:g} s (an endless loop?)"
-                raise Refused(self.ended)
+                self._time_is_up()
             chunk = os.read(self._replies, min(size - len(data), 1 << 20))
             if not chunk:
                 raise EOFError
             data += chunk
-        return data
+        return bytes(data)
 
     def _why_it_ended(self) -> str:
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = 0
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        for _ in range(100):  # a process that is exiting closes its channel a moment before it ends
+            if pid:
+                break
+            time.sleep(0.01)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:  # it closed its end of the channel but runs on
+            self.close()
+            return "your answer closed the grader's channel to it; it scores 0"
+        self.close()
         code = os.waitstatus_to_exitcode(status)
         if TRIPPED <= code < TRIPPED + len(self.labels):
             return (f"your answer calls {self.labels[code - TRIPPED]}, the ready-made version of this exercise: the "
@@ -163,11 +189,15 @@ class Sandbox:
         return f"your answer ended the grader's process (exit status {code})"
 
     def close(self) -> None:
+        """Stop the child and whatever it started (its process group), and close the channel."""
         if self.pid:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
                 os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
+            except ChildProcessError:  # already reaped
                 pass
             self.pid = 0
         for fd in (self._requests, self._replies):
@@ -188,6 +218,20 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _keep_only(*kept: int) -> None:
+    """In a new child: close every file descriptor but ``kept`` and the standard three (so
+    nothing the answer starts can reach the judge's channels or files), and read nothing
+    from standard input."""
+    low = 3
+    for fd in sorted(kept):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.close(devnull)
 
 
 # ------------------------------------------------------------------ the judge's side: plain data only
@@ -271,8 +315,12 @@ def _plain(value: Any) -> Any:
         return tuple(value)
     if kind in (tuple, list):
         return kind(_plain(v) for v in value)
-    if kind is dict:
+    if kind is dict or isinstance(value, collections.abc.Mapping):
         return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (collections.abc.Iterator, range)):  # a generator of the pair, say
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, (int, float)):
+        return float(value)  # a Fraction or a Decimal
     return value
 
 
