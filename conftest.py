@@ -77,3 +77,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 _BEFORE = pytest.StashKey[dict]()
 _CHANGES = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The kit's wheel, built once per test run from a copy of what it is made of: setuptools
+    writes build/ and an egg-info beside the sources it builds, and a test writes nothing
+    into the clone."""
+    import subprocess
+    import sys
+
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("titn_lite", "notebooks", "assets"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(source)], check=True, capture_output=True)
+    return next(out.glob("titn_lite-*.whl"))

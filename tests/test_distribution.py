@@ -22,11 +22,8 @@ PACKAGE = ROOT / "titn_lite"
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True)
-    return next(out.glob("titn_lite-*.whl"))
+def wheel(built_wheel) -> Path:
+    return built_wheel
 
 
 def test_the_wheel_carries_the_data_and_the_notebooks_and_stays_small(wheel):
