@@ -42,7 +42,7 @@ from titn_lite.blocks import PatchEmbedding, PixelToPatch
 from titn_lite.losses import DistillationLoss, mixed_cross_entropy
 from titn_lite.mixing import MixedBatch, cutmix
 from titn_lite.models import ClassifierHeads, TokenSequence, mean_of_heads
-from titn_lite.sandbox import AnswerRaised, Refused, RemoteAnswer, call_answer
+from titn_lite.sandbox import AnswerRaised, Refused, RemoteAnswer, call_answer, calls_the_ready_made
 from titn_lite.training import train_step, warmup_cosine
 
 
@@ -139,10 +139,10 @@ def _run(what: str, answer: Any, *args: Any, driver: Callable[..., Any] = call_a
     if isinstance(answer, RemoteAnswer):
         try:
             return answer.drive(driver, *args, **kwargs)
-        except NotImplementedError:
-            raise CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code") from None
+        except NotImplementedError as error:
+            raise _crashed(what, "NotImplementedError", error) from None
         except AnswerRaised as error:
-            raise CheckFailed(f"{what} raised {error.kind}: {error}") from None
+            raise _crashed(what, error.kind, error) from None
         except Refused as error:
             raise CheckFailed(str(error)) from None
     _called.clear()
@@ -152,10 +152,8 @@ def _run(what: str, answer: Any, *args: Any, driver: Callable[..., Any] = call_a
     sys.setprofile(_watch)
     try:
         result = driver(answer, *args, **kwargs)
-    except NotImplementedError:
-        failure = CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code")
     except Exception as error:  # the student's code crashed: say where, in one line
-        failure = CheckFailed(f"{what} raised {type(error).__name__}: {error}")
+        failure = _crashed(what, type(error).__name__, error)
     finally:
         watching = sys.getprofile() is _watch
         sys.setprofile(previous)
@@ -163,11 +161,17 @@ def _run(what: str, answer: Any, *args: Any, driver: Callable[..., Any] = call_a
         raise CheckFailed("your answer switched off the check's watch on what it calls (sys.setprofile); "
                           "it scores 0")
     if _called:
-        raise CheckFailed(f"your answer calls {_called[0]}, the ready-made version of this exercise: the exercise "
-                          f"is to write it yourself, so it scores 0 (the notebook compares yours with it afterwards)")
+        raise CheckFailed(calls_the_ready_made(_called[0]))
     if failure:
         raise failure
     return result
+
+
+def _crashed(what: str, kind: str, error: object) -> CheckFailed:
+    """The one-line diagnosis of student code that raised an exception of type ``kind``."""
+    if kind == "NotImplementedError":
+        return CheckFailed(f"{what} is not written yet: replace `raise NotImplementedError()` with your code")
+    return CheckFailed(f"{what} raised {kind}: {error}")
 
 
 HIDDEN_SEED = 20240611  # hidden=True: the cases a notebook or a test sees, the same each time
@@ -639,12 +643,12 @@ def check_distillation_token(add_token: Callable[..., Tensor], two_heads: Callab
       blocks -> ``(class_logits, distill_logits)`` in training, their mean at evaluation.
     """
     _forbid("check_distillation_token")
-    cases = [(2, 4, 8, 5)]
+    cases, generator = [(2, 4, 8, 5)], torch.Generator().manual_seed(404)
     if hidden:
         draws = _draws(hidden)
         cases += [(draws.randint(1, 4), draws.randint(3, 16), draws.randint(4, 12), draws.randint(2, 9))
                   for _ in range(2)]
-    generator = torch.Generator().manual_seed(404 if not hidden else _draws(hidden).randrange(2**31))
+        generator = _generator(draws)
     sequence_failure = heads_failure = None
     for batch, patches, dim, classes in cases:
         try:
