@@ -53,7 +53,7 @@ def main() -> None:
     for split, per_class in PER_CLASS.items():
         sources = {kind: args.source / f"{split}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")}
         raw = {kind: gzip.decompress(path.read_bytes()) for kind, path in sources.items()}
-        for kind, path in sources.items():
+        for _kind, path in sources.items():
             manifest["source"][path.name] = sha256(path.read_bytes())
         images, labels = read_idx(raw["images-idx3"]), read_idx(raw["labels-idx1"])
         chosen = np.sort(np.concatenate(

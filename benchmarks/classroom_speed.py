@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from titn_lite.course import Course
-from titn_lite.models import list_models
-from titn_lite.config import RunFolder
+from titn_lite.classroom.course import Course
+from titn_lite.models.students import list_models
+from titn_lite.train.run_folder import RunFolder
 
 
 def curve(histories: list[list[dict]]) -> list[tuple[float, float]]:

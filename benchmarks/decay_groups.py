@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from titn_lite.course import ARTIFACTS_DIR, Course
-from titn_lite.stats import compare, format_differences, format_seed_table, seed_results
+from titn_lite.classroom.course import ARTIFACTS_DIR, Course
+from titn_lite.results.stats import compare, format_differences, format_seed_table, seed_results
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ ViT, TITN against TNT) with hard and with soft distillation, over the profile's 
 
 Prints, per regime and pair: both means ± std, the difference, the paired t-test's p (seed k
 of both sides starts from the same seed; where both train on the same images for as many
-epochs, they also see them in the same order) and Holm's p over every difference in the table, the seconds per run, how often the teacher's label differs from the truth on what
+epochs, they also see them in the same order) and Holm's p over every difference in the table,
+the seconds per run, how often the teacher's label differs from the truth on what
 the student trains on (its images as the student sees them: augmented, mixed, unlabelled),
 and convergence: the first epoch at which the distilled student's mean test accuracy reaches
 its twin's final one (the paper's faster-convergence claim, §3.6 and §4.4).
@@ -27,13 +28,15 @@ from typing import Any
 
 import torch
 
-from titn_lite.checkpoints import write_atomic
-from titn_lite.course import EMBEDDED_TRAINING_IMAGES as EMBEDDED_IMAGES, Course, FewLabels
-from titn_lite.mixing import BatchMixer
-from titn_lite.config import RunResult
-from titn_lite.stats import compare, first_epoch_reaching, holm, seed_results
-from titn_lite.teachers import label_disagreement
-from titn_lite.pipeline import training_batches
+from titn_lite.classroom.course import EMBEDDED_TRAINING_IMAGES as EMBEDDED_IMAGES
+from titn_lite.classroom.course import Course, FewLabels
+from titn_lite.data.mixing import BatchMixer
+from titn_lite.models.teachers import label_disagreement
+from titn_lite.results.stats import compare, first_epoch_reaching, holm, seed_results
+from titn_lite.system.files import write_atomic
+from titn_lite.train.pipeline import training_batches
+from titn_lite.train.run_folder import RunResult
+
 
 @dataclass(frozen=True)
 class Regime:
@@ -55,7 +58,7 @@ class Regime:
 
 def regimes(course: Course) -> dict[str, Regime]:
     """The regimes searched, at the course's profile (its training subset, epochs, teacher)."""
-    profile = course.settings
+    profile = course.profile
     images = profile.train_subset or EMBEDDED_IMAGES
     others = EMBEDDED_IMAGES - images  # the embedded images the profile's students never see
     # The profile's own warm-up, as when the search's tables were measured (notebook 11 shortens it).
@@ -177,7 +180,7 @@ def main() -> None:
                 print(f"   {distilled} {mode} − {plain}: {difference.describe()} "
                       f"[{time.perf_counter() - started:.0f} s so far]", flush=True)
 
-    lines = [f"# Distillation regimes ({args.profile} profile, {course.settings.seeds} seeds, paired by seed; "
+    lines = [f"# Distillation regimes ({args.profile} profile, {course.profile.seeds} seeds, paired by seed; "
              f"Holm over the {len(differences)} differences)", "",
              "| regime | teacher top-1 % | undistilled | distilled | difference | p | Holm p | verdict | s per run "
              "(undistilled / distilled) | teacher ≠ truth on what the student sees | distilled reaches the "

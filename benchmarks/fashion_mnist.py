@@ -33,16 +33,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from titn_lite.checkpoints import write_atomic
-from titn_lite.course import Course
-from titn_lite.data import BatchNormalisation, dataset_info, load_tensors
-from titn_lite.models import model_config
-from titn_lite.report import format_report, summarize_run
-from titn_lite.config import RunFolder, RunResult, TrainConfig
-from titn_lite.runs import train_or_load
-from titn_lite.stats import compare_pairs, first_epoch_reaching, format_differences, format_seed_table, seed_results
-from titn_lite.teachers import label_disagreement
+from titn_lite.classroom.course import Course
+from titn_lite.data.datasets import BatchNormalisation, dataset_info, load_tensors
+from titn_lite.models.students import model_config
+from titn_lite.models.teachers import label_disagreement
+from titn_lite.results.report import format_report, summarize_run
+from titn_lite.results.stats import (
+    compare_pairs,
+    first_epoch_reaching,
+    format_differences,
+    format_seed_table,
+    seed_results,
+)
+from titn_lite.system.files import write_atomic
+from titn_lite.train.config import TrainConfig
+from titn_lite.train.run_folder import RunFolder, RunResult
+from titn_lite.train.runs import train_or_load
 
 STUDENTS = ["vit", "deit", "tnt", "titn"]
 
@@ -147,7 +153,7 @@ def few_labels(args: argparse.Namespace) -> None:
     print(f"teacher small_cnn on {few.labelled} labelled images of {len(train)}: {100 * teacher.metrics.top1:.1f}% on "
           f"the 10,000 test images; wrong on {100 * wrong:.1f}% of the {few.unlabelled} unlabelled images "
           f"[{time.perf_counter() - started:.0f} s]", flush=True)
-    batch = course.settings.batch_size
+    batch = course.profile.batch_size
     steps_per_epoch = ((few.labelled + few.unlabelled) // batch, few.labelled // batch)
     values, pairs, reached = {}, [], []
     for pair in args.pairs.split(","):
@@ -164,7 +170,7 @@ def few_labels(args: argparse.Namespace) -> None:
     results = seed_results(values)
     table = "\n".join([
         f"# Fashion-MNIST, few labels ({few.labelled:,} labelled + {few.unlabelled:,} unlabelled of the 60,000 "
-        f"training images; 10,000 test images; classroom profile, {course.settings.seeds} seeds, paired)", "",
+        f"training images; 10,000 test images; classroom profile, {course.profile.seeds} seeds, paired)", "",
         f"Teacher: small_cnn, {few.teacher['epochs']} epochs on the labelled images, "
         f"{100 * teacher.metrics.top1:.1f}% top-1; its label is wrong on {100 * wrong:.1f}% of the unlabelled "
         f"images. Twins: {few.twin['epochs']} epochs on the labelled images (warm-up {few.twin['warmup_epochs']} "

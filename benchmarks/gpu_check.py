@@ -82,7 +82,8 @@ def train_figure(output: str) -> str:
 
 
 def throughput_figure(output: str) -> str:
-    rows = re.findall(r"^\| (\w+) \| [\d.]+ \| (\d+) \| [\d.]+ \| (\d+) \|(?: [\d.]+ \| [\d.]+ \|)?", output, flags=re.MULTILINE)
+    rows = re.findall(r"^\| (\w+) \| [\d.]+ \| (\d+) \| [\d.]+ \| (\d+) \|(?: [\d.]+ \| [\d.]+ \|)?", output,
+                      flags=re.MULTILINE)
     return "; ".join(f"{name} {train}/{infer}" for name, train, infer in rows) + (" img/s train/infer" if rows else "")
 
 
@@ -142,7 +143,8 @@ def run_check(check: Check) -> None:
         check.output = done.stdout + done.stderr
         check.status = "pass" if done.returncode == 0 else f"fail (exit {done.returncode})"
     except subprocess.TimeoutExpired as error:
-        check.output = (error.stdout or b"").decode(errors="replace") if isinstance(error.stdout, bytes) else (error.stdout or "")
+        check.output = ((error.stdout or b"").decode(errors="replace") if isinstance(error.stdout, bytes)
+                        else (error.stdout or ""))
         check.status = f"fail (over {check.timeout:.0f} s)"
     except OSError as error:
         check.output, check.status = str(error), "fail (did not start)"
@@ -154,14 +156,15 @@ def run_check(check: Check) -> None:
 
 
 def report(checks: list[Check], device: str, quick: bool) -> str:
-    where = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") and torch.cuda.is_available() \
-        else f"CPU, {os.cpu_count()} cores"
+    where = (torch.cuda.get_device_name(torch.device(device))
+             if device.startswith("cuda") and torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores")
     lines = [f"# GPU check{' (quick)' if quick else ''}", "",
              f"device {device} ({where}); torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", "",
              "| check | what | status | figure | seconds |", "|---|---|---|---|---:|"]
     lines += [f"| {c.name} | {c.what} | {c.status} | {c.result} | {c.seconds:.0f} |" for c in checks]
     failed = [c.name for c in checks if c.status != "pass"]
-    lines += ["", f"{len(checks) - len(failed)} of {len(checks)} checks passed" + (f"; failed: {', '.join(failed)}" if failed else "")]
+    lines += ["", f"{len(checks) - len(failed)} of {len(checks)} checks passed"
+              + (f"; failed: {', '.join(failed)}" if failed else "")]
     for check in checks:
         tail = "\n".join(check.output.strip().splitlines()[-25:])
         lines += ["", f"## {check.name}", "", "`" + " ".join(check.command) + "`", "", "```", tail, "```"]

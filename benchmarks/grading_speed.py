@@ -44,7 +44,8 @@ def write_class(release: Path, out: Path, students: int) -> dict[str, str]:
         "right": right,
         "mistake": {**right, "attention": right["attention"].replace(" / math.sqrt(q.shape[-1])", "")},
         "blank": {},
-        "replaced check": {**right, "attention": 'import titn_lite.checks as _c\n_c.check_attention = lambda f: None'},
+        "replaced check": {**right, "attention": 'import titn_lite.classroom.checks as _c\n'
+                                                 '_c.check_attention = lambda f: None'},
     }
     kinds = {}
     for index in range(students):

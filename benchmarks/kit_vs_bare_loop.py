@@ -21,14 +21,14 @@ from pathlib import Path
 
 import torch
 
-from titn_lite.data import dataset_info
-from titn_lite.losses import DistillationLoss
-from titn_lite.mixing import MixedBatch
-from titn_lite.profiles import get_profile
-from titn_lite.config import TrainConfig
-from titn_lite.runs import train
-from titn_lite.teachers import build_model
-from titn_lite.training import make_optimizer, parameter_groups
+from titn_lite.data.datasets import dataset_info
+from titn_lite.data.mixing import MixedBatch
+from titn_lite.models.registry import build_model
+from titn_lite.train.config import TrainConfig
+from titn_lite.train.engine import make_optimizer, parameter_groups
+from titn_lite.train.losses import DistillationLoss
+from titn_lite.train.profiles import get_profile
+from titn_lite.train.runs import train
 
 
 def bare_loop(model_name: str, profile: str, steps: int, compile: bool, fused: bool = False) -> float:

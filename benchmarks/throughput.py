@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 import titn_lite
-from titn_lite.flops import count_flops
+from titn_lite.results.flops import count_flops
 
 NUM_CLASSES = 100
 STUDENTS = ["vit", "deit", "tnt", "titn"]
@@ -133,8 +133,8 @@ class BatchedSeeds:
 
 def classroom(args: argparse.Namespace, device: torch.device) -> None:
     """The classroom table: eager, compiled (with its warm-up) and batched seeds per model."""
-    from titn_lite.data import dataset_info
-    from titn_lite.profiles import get_profile
+    from titn_lite.data.datasets import dataset_info
+    from titn_lite.train.profiles import get_profile
 
     settings = get_profile("classroom")
     info = dataset_info("fashion-mnist-mini")
@@ -216,7 +216,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(STUDENTS + ["timm_tnt"]),
                         help="comma-separated: vit, deit, tnt, titn, titn_large_patch, timm_tnt")
     parser.add_argument("--config", choices=("table1", "classroom"), default="table1",
-                        help="table1: the paper's sizes; classroom: the classroom profile's (eager, compiled, batched seeds)")
+                        help="table1: the paper's sizes; classroom: the classroom profile's "
+                             "(eager, compiled, batched seeds)")
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="the GPU's dense bf16 peak, for the fraction column (H100 SXM: 989)")
     args = parser.parse_args()

@@ -13,13 +13,14 @@ import pytest
 
 pytest.importorskip("nbgrader", reason='nbgrader is the "classroom" extra: pip install -e ".[classroom]"')
 
-from titn_lite.assignments import build, find_submissions, grade, list_exercises  # noqa: E402
-from titn_lite.notebooks import NOTEBOOK_DIR  # noqa: E402
+from titn_lite.classroom.assignments import build, find_submissions, grade, list_exercises  # noqa: E402
+from titn_lite.classroom.series import NOTEBOOK_DIR  # noqa: E402
 
 ONLY = ["01", "03", "05"]
 
-REPLACED_CHECKS = ('import titn_lite.checks as _c\n_c.check_attention = lambda f: print("✓ scaled dot-product '
-                   'attention: correct")\n_c.check_multi_head = lambda f: print("✓ multi-head attention: correct")')
+REPLACED_CHECKS = ('import titn_lite.classroom.checks as _c\n_c.check_attention = lambda f: print("✓ scaled '
+                   'dot-product attention: correct")\n'
+                   '_c.check_multi_head = lambda f: print("✓ multi-head attention: correct")')
 CALLS_THE_KIT = ("import titn_lite\n\ndef attention_from_scratch(q, k, v, mask=None):\n"
                  "    return titn_lite.scaled_dot_product_attention(q, k, v, mask)")
 ANOTHER_WAY = '''def attention_from_scratch(q, k, v, mask=None):
@@ -98,7 +99,8 @@ def test_grading_a_class(release, tmp_path, capfd):
     wrong["cutmix"] = right["cutmix"].replace("return mixed, labels, labels[partner], lam, corrected",
                                               "return mixed, labels, labels[partner], lam, lam")
     crashing = {**right, "attention": "import os\nos._exit(1)"}
-    looping = {**right, "cutmix": "def cutmix_from_scratch(images, labels, alpha, partner):\n    while True:\n        pass"}
+    looping = {**right, "cutmix": "def cutmix_from_scratch(images, labels, alpha, partner):\n    while True:\n"
+                                  "        pass"}
 
     submissions = tmp_path / "submissions"
     submit(release, submissions / "alice", right)
@@ -138,7 +140,8 @@ def test_grading_a_class(release, tmp_path, capfd):
     assert rows["frank"]["total"] == "8"  # right, written another way
     # The check replaced from an answer cell: judged elsewhere, it scores 0 and says why.
     assert (rows["mallory"]["attention_check"], rows["mallory"]["multi_head_check"]) == ("0", "0")
-    assert "titn_lite.checks.check_attention was replaced in your notebook" in rows["mallory"]["attention_check reason"]
+    assert ("titn_lite.classroom.checks.check_attention was replaced in your notebook"
+            in rows["mallory"]["attention_check reason"])
     assert "does not define" in rows["mallory"]["attention_check reason"]
     assert rows["oscar"]["attention_check"] == "0"
     assert "your answer calls titn_lite.scaled_dot_product_attention" in rows["oscar"]["attention_check reason"]
@@ -148,6 +151,9 @@ def test_grading_a_class(release, tmp_path, capfd):
     feedback = tmp_path / "feedback"
     page = (feedback / "bob.html").read_text()
     assert "Feedback for bob" in page and "scores are not divided by sqrt(d_k)" in page
+    # the grades are a Markdown table that nbconvert typesets: one row per exercise, points right-aligned
+    assert '<th style="text-align:right">points</th>' in page
+    assert '<td style="text-align:left"><code>attention_check</code></td>' in page
     assert (feedback / "bob" / "01_attention.ipynb").is_file()
     assert "titn-lite-grader" not in (feedback / "bob" / "01_attention.ipynb").read_text()
     out, err = capfd.readouterr()

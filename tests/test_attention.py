@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from titn_lite.attention import MultiHeadAttention, keeping_attention_weights, scaled_dot_product_attention
+from titn_lite.models.attention import MultiHeadAttention, keeping_attention_weights, scaled_dot_product_attention
 
 
 def test_written_out_attention_equals_torch_sdpa():

@@ -1,17 +1,35 @@
-"""The batch path of the paper's augmentation (titn_lite.augment) against the reference,
-train_transform(info, "paper") run one image at a time: fed the parameters torchvision drew,
-it gives the same images; over many draws its parameters follow torchvision's distributions."""
+"""The batch path of the paper's augmentation (titn_lite.data.augment) against the reference,
+train_transform(info, "paper") run one image at a time: its AutoAugment policy is
+torchvision's; fed the parameters torchvision drew, it gives the same images; over many draws
+its parameters follow torchvision's distributions. And the package uses torchvision's public
+API only, importing it lazily.
 
+The tests may look inside torchvision (its private policy table, its AutoAugment kernel's
+dispatch) to record and compare; the package itself may not."""
+
+import ast
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from scipy import stats
 from torchvision.transforms import v2
 
-from titn_lite import augment
-from titn_lite.augment import CifarDraw, MnistDraw, PaperAugmentation
-from titn_lite.data import TensorSplit, dataset_info, load_tensors, train_transform
+from titn_lite.data import augment
+from titn_lite.data.augment import CIFAR10_POLICY, CifarDraw, MnistDraw, PaperAugmentation
+from titn_lite.data.datasets import (
+    dataset_info,
+    flip_where,
+    load_tensors,
+    pad_and_crop,
+    random_crop_offsets,
+    random_flips,
+    train_transform,
+)
 
 CIFAR, MNIST = dataset_info("cifar10"), dataset_info("fashion-mnist-mini")
 
@@ -91,7 +109,7 @@ def _magnitude(slot):
 def cifar_draw_of(record, policies):
     chosen, done_ops = record["AutoAugment"]
     applied, negated = [], []
-    for policy, done in zip(chosen, done_ops):
+    for policy, done in zip(chosen, done_ops, strict=True):
         sub = policies[policy]
         if len(done) == 2:
             slots = [0, 1]
@@ -102,8 +120,9 @@ def cifar_draw_of(record, policies):
             slots = []
         applied.append([slot in slots for slot in (0, 1)])
         negated.append([False, False])
-        for slot, (_, magnitude) in zip(slots, done):
-            negated[-1][slot] = math.copysign(1.0, magnitude) < 0 and v2.AutoAugment._AUGMENTATION_SPACE[sub[slot][0]][1]
+        for slot, (_, magnitude) in zip(slots, done, strict=True):
+            signed = v2.AutoAugment._AUGMENTATION_SPACE[sub[slot][0]][1]
+            negated[-1][slot] = math.copysign(1.0, magnitude) < 0 and signed
     crops = record["RandomCrop"]
     return CifarDraw(torch.tensor(chosen), torch.tensor(applied), torch.tensor(negated),
                      torch.tensor([c["top"] for c in crops]), torch.tensor([c["left"] for c in crops]),
@@ -111,7 +130,8 @@ def cifar_draw_of(record, policies):
 
 
 def mnist_draw_of(record):
-    crops, rotations, affines, jitters = (record[k] for k in ("RandomCrop", "RandomRotation", "RandomAffine", "ColorJitter"))
+    crops, rotations, affines, jitters = (record[k] for k in
+                                          ("RandomCrop", "RandomRotation", "RandomAffine", "ColorJitter"))
     order = [p["fn_idx"].tolist().index(0) < p["fn_idx"].tolist().index(1) for p in jitters]
     return MnistDraw(torch.tensor([c["top"] for c in crops]), torch.tensor([c["left"] for c in crops]),
                      torch.tensor([r["angle"] for r in rotations], dtype=torch.float64),
@@ -119,6 +139,39 @@ def mnist_draw_of(record):
                      torch.tensor([a["scale"] for a in affines], dtype=torch.float64),
                      torch.tensor([p["brightness_factor"] for p in jitters], dtype=torch.float64),
                      torch.tensor([p["contrast_factor"] for p in jitters], dtype=torch.float64), torch.tensor(order))
+
+
+# --- the policy is torchvision's ----------------------------------------------------------------
+
+def test_the_cifar10_policy_table_is_torchvisions():
+    autoaugment = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    assert [tuple(map(tuple, sub)) for sub in autoaugment._policies] == list(CIFAR10_POLICY)
+    space = v2.AutoAugment._AUGMENTATION_SPACE
+    for name in space:  # every operation at every bin, on two image sizes (translations scale with the side)
+        assert augment.takes_a_sign(name) == space[name][1], name
+        for height, width in ((32, 32), (28, 40)):
+            values = space[name][0](augment.MAGNITUDE_BINS, height, width)
+            for magnitude_bin in range(augment.MAGNITUDE_BINS):
+                expected = 0.0 if values is None else float(values[magnitude_bin])
+                got = augment.operation_magnitude(name, magnitude_bin, height, width)
+                assert got == expected, (name, magnitude_bin, height, width)
+
+
+def test_each_operation_of_the_policy_is_torchvisions_kernel_on_a_batch(rgb):
+    """Every (operation, magnitude, sign) the policy can apply, on a batch at once, against
+    v2.AutoAugment's own kernel on each image."""
+    autoaugment = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    images = rgb[:6]
+    operations = {(name, magnitude_bin) for sub in CIFAR10_POLICY for name, _, magnitude_bin in sub}
+    assert len(operations) > 20
+    for name, magnitude_bin in sorted(operations, key=repr):
+        magnitude = augment.operation_magnitude(name, magnitude_bin, 32, 32)
+        for sign in (1.0, -1.0) if augment.takes_a_sign(name) else (1.0,):
+            got = augment.autoaugment_operation(images, name, sign * magnitude)
+            for image, out in zip(images, got, strict=True):
+                expected = autoaugment._apply_image_or_video_transform(
+                    image, name, sign * magnitude, interpolation=autoaugment.interpolation, fill=autoaugment._fill)
+                assert torch.equal(out, expected), (name, magnitude_bin, sign)
 
 
 # --- the same images for the same draw ---------------------------------------------------------
@@ -148,7 +201,7 @@ def test_crop_and_flip_are_torchvisions_on_the_pil_image(rgb):
 
     top, left = torch.tensor([0, 8, 3, 5]), torch.tensor([8, 0, 4, 1])
     flip = torch.tensor([True, False, True, False])
-    got = augment.flip_where(augment.crop_at(rgb[:4], 4, top, left), flip)
+    got = flip_where(pad_and_crop(rgb[:4], 4, top, left), flip)
     for i in range(4):
         pil = Image.fromarray(rgb[i].permute(1, 2, 0).numpy())
         pil = v2.functional.crop(v2.functional.pad(pil, [4]), int(top[i]), int(left[i]), 32, 32)
@@ -194,7 +247,8 @@ def same_categories(a, b):
 def image_outcomes(draw, policies):
     """Each image's sub-policy and the (operation, magnitude index, sign) it applied."""
     outcomes = []
-    for policy, applied, negated in zip(draw.policy.tolist(), draw.applied.tolist(), draw.negated.tolist()):
+    for policy, applied, negated in zip(draw.policy.tolist(), draw.applied.tolist(), draw.negated.tolist(),
+                                        strict=True):
         done = sorted(repr((policies[policy][s][0], policies[policy][s][2], negated[s])) for s in (0, 1) if applied[s])
         outcomes.append(repr((policy, done)))
     return outcomes
@@ -216,7 +270,8 @@ def test_cifar_draws_follow_torchvisions_distributions():
     for field in ("top", "left"):
         assert set(getattr(ours, field).tolist()) == set(range(9))
         assert same_categories(getattr(ours, field).tolist(), getattr(theirs, field).tolist()) > 1e-3
-    assert abs(ours.flip.float().mean() - 0.5) < 0.01 and same_categories(ours.flip.tolist(), theirs.flip.tolist()) > 1e-3
+    assert abs(ours.flip.float().mean() - 0.5) < 0.01
+    assert same_categories(ours.flip.tolist(), theirs.flip.tolist()) > 1e-3
     # The test has the power to see a wrong recipe: sub-policies drawn from the first 20 only, a wider crop.
     assert same_categories(ours.policy.remainder(20).tolist(), theirs.policy.tolist()) < 1e-6
     never_negated = CifarDraw(ours.policy, ours.applied, torch.zeros_like(ours.negated), ours.top, ours.left, ours.flip)
@@ -273,16 +328,21 @@ def test_a_generator_seed_fixes_the_draw_and_each_image_gets_its_own(info, grey,
         augmentation(images.float())
 
 
-def test_an_unsupported_recipe_is_refused(monkeypatch):
+@pytest.mark.parametrize("info, step, replacement", [
+    (MNIST, 4, lambda: v2.RandomAffine(degrees=0, translate=(0.1, 0.1), shear=5)),
+    (CIFAR, 2, lambda: v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)),  # the policy is ours, as data: CIFAR-10's
+    (CIFAR, 2, lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, interpolation=v2.InterpolationMode.BILINEAR)),
+], ids=["shear", "imagenet-policy", "bilinear"])
+def test_an_unsupported_recipe_is_refused(monkeypatch, info, step, replacement):
     original = augment.train_transform
 
-    def with_shear(info, augmentation):
+    def changed(info, augmentation):
         composed = original(info, augmentation)
-        composed.transforms[4] = v2.RandomAffine(degrees=0, translate=(0.1, 0.1), shear=5)
+        composed.transforms[step] = replacement()
         return composed
-    monkeypatch.setattr(augment, "train_transform", with_shear)
+    monkeypatch.setattr(augment, "train_transform", changed)
     with pytest.raises(NotImplementedError):
-        PaperAugmentation(MNIST)
+        PaperAugmentation(info)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -295,3 +355,124 @@ def test_the_same_draw_on_the_gpu_gives_the_same_images(info, grey, rgb):
     difference = (on_cpu.int() - on_gpu.int()).abs()
     # GPU float arithmetic (grid coordinates, blends) may round a few pixels differently
     assert (difference > 0).float().mean() < 1e-3
+
+
+# --- one crop and one flip for both recipes ----------------------------------------------------
+
+@pytest.mark.parametrize("info", [CIFAR, MNIST], ids=["cifar", "mnist"])
+def test_the_paper_recipe_draws_its_crop_and_flip_as_the_light_recipe_does(info):
+    # One random-number contract: the crop's offsets come first from the generator, in
+    # random_crop_offsets' order, and the flip is random_flips' coin.
+    augmentation = PaperAugmentation(info)
+    draw = augmentation.draw(500, torch.Generator().manual_seed(4))
+    top, left = random_crop_offsets(500, augmentation.padding, torch.Generator().manual_seed(4))
+    assert torch.equal(draw.top, top) and torch.equal(draw.left, left)
+    if info.recipe == "cifar":
+        stream = torch.Generator().manual_seed(4)
+        random_crop_offsets(500, augmentation.padding, stream)
+        torch.randint(25, (500,), generator=stream)  # the sub-policies,
+        torch.rand(500, 2, generator=stream), torch.rand(500, 2, generator=stream)  # their coins and signs
+        assert torch.equal(draw.flip, random_flips(500, 0.5, stream))
+
+
+# --- torchvision: public API only, imported lazily -------------------------------------------
+
+PACKAGE = Path(augment.__file__).resolve().parents[1]
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def python_generated_names() -> set[str]:
+    """Underscored names Python itself gives every namedtuple, enum, ABC or protocol class
+    (``_fields``, ``_asdict``, ...): their documented API, not torchvision's internals."""
+    import abc
+    import collections
+    import enum
+    import typing
+
+    class Protocol(typing.Protocol):
+        pass
+
+    class Abstract(abc.ABC):  # noqa: B024 (a probe: its abstract methods do not matter)
+        pass
+
+    class Enumeration(enum.Enum):
+        member = 1
+    probes = (collections.namedtuple("Probe", "field"), Protocol, Abstract, Enumeration)
+    return {name for probe in probes for name in dir(probe)}
+
+
+def torchvision_private_names() -> set[str]:
+    """Every private name (one leading underscore) of torchvision's modules, of the classes
+    they define and of the attributes their code sets on ``self`` (``_policies``), after
+    importing the parts the package uses."""
+    import torchvision.datasets  # noqa: F401
+    import torchvision.models  # noqa: F401
+    import torchvision.transforms.v2  # noqa: F401
+    names: set[str] = set()
+    for module_name, module in list(sys.modules.items()):
+        if module is None or module_name.split(".")[0] != "torchvision":
+            continue
+        names.update(filter(is_private, module_name.split(".")))
+        for name, value in vars(module).items():
+            names.update(filter(is_private, [name]))
+            if isinstance(value, type) and value.__module__.split(".")[0] == "torchvision":
+                names.update(filter(is_private, vars(value)))
+        if str(getattr(module, "__file__", "")).endswith(".py"):
+            tree = ast.parse(Path(module.__file__).read_text())
+            names.update(node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                         and isinstance(node.ctx, ast.Store) and is_private(node.attr))
+    return names - python_generated_names()
+
+
+def private_torchvision_uses(source: str, private: set[str]) -> list[str]:
+    """Where ``source`` reaches into torchvision's private names: imports from torchvision of
+    (or through) a private name, an attribute, a ``getattr``-style string or a dotted module
+    path naming one of ``private``. A name the source defines itself (a function, a class, an
+    attribute it sets) is its own, not torchvision's."""
+    tree = ast.parse(source)
+    own = {getattr(node, "name", None) or getattr(node, "attr", None) or getattr(node, "id", None)
+           for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+           or isinstance(node, (ast.Attribute, ast.Name)) and isinstance(node.ctx, ast.Store)}
+    private = private - own
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torchvision":
+            names = node.module.split(".") + [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [part for alias in node.names if alias.name.split(".")[0] == "torchvision"
+                     for part in alias.name.split(".")]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr] if node.attr in private else []
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = ([node.value] if node.value in private else []) + \
+                re.findall(r"\btorchvision(?:\.\w+)*?\.(_\w+)", node.value)
+        else:
+            continue
+        found += [f"line {node.lineno}: {name}" for name in names if is_private(name)]
+    return found
+
+
+def test_the_package_uses_no_private_torchvision_name():
+    private = torchvision_private_names()
+    assert {"_policies", "_AUGMENTATION_SPACE", "_apply_image_or_video_transform", "_functional_tensor"} <= private
+    uses = {str(path.relative_to(PACKAGE.parent)): private_torchvision_uses(path.read_text(), private)
+            for path in sorted(PACKAGE.rglob("*.py"))}
+    assert not {path: found for path, found in uses.items() if found}
+    # The check sees the ways the batch path used to reach in.
+    old_ways = ("self.policies = self.autoaugment._policies\n"
+                "fill = getattr(autoaugment, '_fill')\n"
+                "from torchvision.transforms import _functional_tensor\n"
+                "from torchvision.transforms.v2 import _auto_augment\n"
+                "import torchvision.transforms.v2._utils\n"
+                "module = importlib.import_module('torchvision.transforms._functional_tensor')\n")
+    assert len(private_torchvision_uses(old_ways, private)) == 6
+
+
+def test_importing_the_data_modules_does_not_import_torchvision():
+    code = ("import sys, titn_lite, titn_lite.data.augment, titn_lite.data.datasets; "
+            "print([m for m in sys.modules if m.startswith('torchvision')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from titn_lite.course import Course
+from titn_lite.classroom.course import Course
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def benchmark(name: str):
 def test_the_regime_search_trains_notebook_10s_few_labels_runs(tmp_path):
     regimes = benchmark("distillation_regimes").regimes(Course("classroom", artifacts=tmp_path))
     course = Course("classroom", artifacts=tmp_path)
-    few = course.few_labels(1000, 9000, warmup_epochs=course.settings.warmup_epochs)
+    few = course.few_labels(1000, 9000, warmup_epochs=course.profile.warmup_epochs)
     scarce = regimes["scarce-labels"]  # the regime the search measured, with the profile's warm-up
     assert (scarce.teacher, scarce.distilled, scarce.twin) == (few.teacher, few.distilled, few.twin)
     assert regimes["unlabelled-equal-steps"].twin == {"train_subset": 4000, "epochs": 10, "warmup_epochs": 2.5,
@@ -69,7 +69,7 @@ def test_the_budget_regime_trains_every_student_on_every_image_for_the_epochs_it
     epochs its own calibration run (through the kit's engine) says fill the budget. Whether the
     runs then take their budget is the benchmark's figure to print (docs/measurements.md), not a
     clock to assert in a test on a shared machine."""
-    from titn_lite.config import RunFolder
+    from titn_lite.train.run_folder import RunFolder
 
     monkeypatch.setenv("TITN_LITE_DATA", str(tmp_path / "cache"))
     data = tmp_path / "fashion-mnist"

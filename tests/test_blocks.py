@@ -1,7 +1,7 @@
 import torch
 from einops import rearrange
 
-from titn_lite.blocks import Block, PixelEmbedding, PixelLayerNorm, PixelToPatch, TNTBlock
+from titn_lite.models.blocks import Block, PixelEmbedding, PixelLayerNorm, PixelToPatch, TNTBlock
 
 
 def test_pixel_rearrange_equals_unfold_of_each_patch():

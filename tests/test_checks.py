@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from titn_lite import checks
-from titn_lite.checks import CheckFailed
+from titn_lite.classroom import checks
+from titn_lite.classroom.checks import CheckFailed
 
 
 def attention(q, k, v, mask=None, scale=True, dim=-1):
@@ -159,10 +159,10 @@ def cutmix_unclamped_start(images, labels, alpha, partner):
 
 
 @pytest.mark.parametrize("answer, message", [
-    (lambda i, l, a, p: _paste_for(i, l, p, 0.5), "^with alpha = 1 lambda should be uniform"),
+    (lambda i, labels, a, p: _paste_for(i, labels, p, 0.5), "^with alpha = 1 lambda should be uniform"),
     (cutmix_square_box, "^the box .* is too (large|small) for lambda drawn"),
     (cutmix_unclamped_start, "clamp the box's start at 0"),
-    (lambda i, l, a, p: (*cutmix(i, l, a, p)[:3], torch.full((6,), 0.5), torch.full((6,), 0.5)),
+    (lambda i, labels, a, p: (*cutmix(i, labels, a, p)[:3], torch.full((6,), 0.5), torch.full((6,), 0.5)),
      "^return one lambda drawn and one corrected for the whole batch"),
 ])
 def test_cutmix_check_names_the_subtler_mistakes(answer, message):
@@ -326,7 +326,8 @@ def hard_loss_by_hand(class_logits, distill_logits, batch, teacher_logits, alpha
     """Another correct answer: log-softmax and gathered log-probabilities instead of F.cross_entropy."""
     log_class, log_distill = class_logits.log_softmax(1), distill_logits.log_softmax(1)
     picked = lambda log_p, labels: -log_p.gather(1, labels[:, None]).mean()  # noqa: E731
-    cutmix_term = batch.lam * picked(log_class, batch.labels) + (1 - batch.lam) * picked(log_class, batch.partner_labels)
+    cutmix_term = (batch.lam * picked(log_class, batch.labels)
+                   + (1 - batch.lam) * picked(log_class, batch.partner_labels))
     return alpha * cutmix_term + (1 - alpha) * picked(log_distill, teacher_logits.argmax(dim=1))
 
 
@@ -369,7 +370,7 @@ def test_rollout_check_other_answer_and_remaining_mistakes():
 
 def test_interval_checks_print_each_run_interval_with_its_coverage(capsys):
     """A run's intervals are read with their stated coverage; one without a coverage rules out nothing."""
-    from titn_lite.stats import compare_pairs, seed_results
+    from titn_lite.results.stats import compare_pairs, seed_results
 
     results = seed_results({"ref": [80.0, 81.0, 82.0], "a": [81.1, 82.3, 83.0], "b": [79.0, 81.5, 81.0]})
     intervals = [d.interval for d in compare_pairs(results, [("a", "ref"), ("b", "ref")])]

@@ -8,12 +8,10 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
-
-import titn_lite.notebooks as notebooks
+import titn_lite.classroom.series as notebooks
+from titn_lite.classroom.course import SHARED_ENV, Course
+from titn_lite.classroom.series import TRAINING_NOTEBOOKS, NotebookResult, copy_series
 from titn_lite.cli import main
-from titn_lite.course import SHARED_ENV, Course
-from titn_lite.notebooks import TRAINING_NOTEBOOKS, NotebookResult, copy_series
 
 
 def _files(folder: Path) -> dict[str, float]:

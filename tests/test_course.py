@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from titn_lite.course import STUDENT_PAIRS, WARMUP_SHARE, Course, short_warmup
-from titn_lite.profiles import get_profile
-from titn_lite.stats import paired_scatter, seed_results
+from titn_lite.classroom.course import STUDENT_PAIRS, WARMUP_SHARE, Course, short_warmup
+from titn_lite.results.stats import paired_scatter, seed_results
+from titn_lite.train.profiles import get_profile
 
 
 def test_the_short_warm_up_is_at_most_an_eighth_of_the_run_and_never_longer_than_the_profiles():
@@ -34,3 +34,12 @@ def test_the_student_scatter_pools_notebook_08s_pairs_of_seed_runs(tmp_path, mon
     assert sorted(asked) == sorted((m, seed) for m in top1 for seed in range(3))  # each seed run asked for once
     # last to first: beside notebook 08, which goes first to last, each process trains what the other has not reached
     assert asked[0] == ("titn_large_patch", 2) and asked[-1] == ("vit", 0)
+
+
+def test_a_course_names_a_registered_profile_and_refuses_a_changed_copy(tmp_path):
+    import dataclasses
+
+    assert Course("smoke", artifacts=tmp_path).profile == get_profile("smoke")
+    assert Course(get_profile("smoke"), artifacts=tmp_path).profile.name == "smoke"
+    with pytest.raises(ValueError, match="was changed: name the profile instead"):
+        Course(dataclasses.replace(get_profile("smoke"), epochs=7), artifacts=tmp_path)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torchvision.datasets import cifar
 
-from titn_lite import data
-from titn_lite.data import DatasetNotFound, dataset_info, eval_transform, load_dataset, train_transform
+from titn_lite.data import datasets as data
+from titn_lite.data.datasets import DatasetNotFound, dataset_info, eval_transform, load_dataset, train_transform
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,8 @@ def test_cifar_pickles_load(tmp_path, monkeypatch, name):
 
 
 def test_missing_files_say_where_to_put_them(tmp_path, offline):
-    with pytest.raises(DatasetNotFound, match=r"fashion-mnist not found in .*put the four IDX files \(train-images-idx3-ubyte.gz.*apt-get install dataset-fashion-mnist"):
+    with pytest.raises(DatasetNotFound, match=r"fashion-mnist not found in .*put the four IDX files "
+                                              r"\(train-images-idx3-ubyte.gz.*apt-get install dataset-fashion-mnist"):
         load_dataset("fashion-mnist", train=True, data_dir=tmp_path)
     with pytest.raises(DatasetNotFound, match=r"cifar100 not found in .*unpack cifar-100-python.tar.gz into"):
         load_dataset("cifar100", train=True, data_dir=tmp_path)
@@ -134,15 +135,18 @@ def test_missing_files_say_where_to_put_them(tmp_path, offline):
 
 
 def test_unknown_dataset_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'; valid datasets: fashion-mnist-mini, fashion-mnist, mnist, cifar10, cifar100"):
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'; valid datasets: fashion-mnist-mini, "
+                                         "fashion-mnist, mnist, cifar10, cifar100"):
         load_dataset("svhn", train=True)
 
 
 def test_paper_transforms_are_the_papers():
     cifar_steps = [type(t).__name__ for t in train_transform(dataset_info("cifar10"), "paper").transforms]
-    assert cifar_steps == ["ToImage", "Resize", "AutoAugment", "RandomCrop", "RandomHorizontalFlip", "ToDtype", "Normalize"]
+    assert cifar_steps == ["ToImage", "Resize", "AutoAugment", "RandomCrop", "RandomHorizontalFlip", "ToDtype",
+                           "Normalize"]
     mnist_steps = [type(t).__name__ for t in train_transform(dataset_info("mnist"), "paper").transforms]
-    assert mnist_steps == ["ToImage", "Resize", "RandomCrop", "RandomRotation", "RandomAffine", "ColorJitter", "ToDtype", "Normalize"]
+    assert mnist_steps == ["ToImage", "Resize", "RandomCrop", "RandomRotation", "RandomAffine", "ColorJitter",
+                           "ToDtype", "Normalize"]
     with pytest.raises(ValueError, match="unknown augmentation 'heavy'"):
         train_transform(dataset_info("mnist"), "heavy")
 
@@ -177,25 +181,38 @@ def test_cifar_tensors_keep_their_channels(tmp_path, monkeypatch):
                       cls.meta["filename"], cls.meta["key"], 10)
     monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: True)
     split = data.load_tensors("cifar10", train=True, data_dir=tmp_path)
-    per_image = load_dataset("cifar10", train=True, data_dir=tmp_path, transform=eval_transform(dataset_info("cifar10")))
+    per_image = load_dataset("cifar10", train=True, data_dir=tmp_path,
+                             transform=eval_transform(dataset_info("cifar10")))
     assert split.images.shape[1:] == (3, 32, 32)
     assert torch.allclose(data.BatchNormalisation(dataset_info("cifar10"))(split.images[:2]),
                           torch.stack([per_image[i][0] for i in range(2)]), atol=1e-6)
 
 
-def test_each_image_of_a_batch_gets_its_own_crop_of_its_own_padded_self():
+@pytest.mark.parametrize("channels", [1, 3])
+def test_each_image_of_a_batch_gets_its_own_crop_of_its_own_padded_self(channels):
     torch.manual_seed(0)
-    images = torch.randint(1, 256, (64, 1, 6, 6), dtype=torch.uint8)  # no zeros: padding shows as 0
-    crops = data.random_crops(images, padding=2)
+    images = torch.randint(1, 256, (64, channels, 6, 7), dtype=torch.uint8)  # no zeros: padding shows as 0
+    top, left = data.random_crop_offsets(64, padding=2)
+    crops = data.pad_and_crop(images, 2, top, left)
     assert crops.shape == images.shape and crops.dtype == images.dtype
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
-    offsets = set()
-    for image, crop, source in zip(images, crops, padded):
-        found = [(top, left) for top in range(5) for left in range(5)
-                 if torch.equal(source[:, top:top + 6, left:left + 6], crop)]
-        assert found, "a crop is not a 6x6 window of its own padded image"
-        offsets.add(found[0])
-    assert len(offsets) > 10  # images of one batch are cropped at different offsets
+    for image_top, image_left, crop, source in zip(top.tolist(), left.tolist(), crops, padded, strict=True):
+        assert torch.equal(source[:, image_top:image_top + 6, image_left:image_left + 7], crop)
+    assert set(top.tolist()) == set(left.tolist()) == set(range(5))  # each image its own offsets, all of them used
+
+
+def test_the_light_recipe_draws_on_the_cpu_from_the_generator_it_is_given():
+    """One contract with the paper recipe's batch path: the crop's tops, then its lefts, then
+    the flips' coins, drawn on the CPU from the generator (the global one when none is given)."""
+    images = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    light = data.BatchAugmentation(dataset_info("cifar10"), "light")
+    stream = torch.Generator().manual_seed(5)
+    top, left = data.random_crop_offsets(50, 4, stream)
+    flipped = data.random_flips(50, 0.5, stream)
+    expected = light.normalise(data.flip_where(data.pad_and_crop(images, 4, top, left), flipped))
+    assert torch.equal(light(images, torch.Generator().manual_seed(5)), expected)
+    torch.manual_seed(5)
+    assert torch.equal(light(images), expected)
 
 
 def test_light_batch_augmentation_flips_cifar_per_image_and_never_mnist():
@@ -207,7 +224,7 @@ def test_light_batch_augmentation_flips_cifar_per_image_and_never_mnist():
     out = cifar_aug(batch)
     plain, mirrored = cifar_aug.normalise(image), cifar_aug.normalise(image.flip(-1))
     flipped = [torch.equal(o, mirrored[0]) for o in out]
-    assert all(f or torch.equal(o, plain[0]) for f, o in zip(flipped, out))
+    assert all(f or torch.equal(o, plain[0]) for f, o in zip(flipped, out, strict=True))
     assert 60 < sum(flipped) < 140  # about half, each image its own coin
     mnist = data.BatchAugmentation(dataset_info("fashion-mnist-mini"), "light")
     assert mnist.padding == 2 and not mnist.flip

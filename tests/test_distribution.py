@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from titn_lite.classroom.series import copy_series, list_notebooks
 from titn_lite.cli import main
-from titn_lite.notebooks import copy_series, list_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "titn_lite"
@@ -33,7 +33,7 @@ def test_the_wheel_carries_the_data_and_the_notebooks_and_stays_small(wheel):
     assert [Path(n).name for n in notebooks] == [p.name for p in list_notebooks()]
     data = {n for n in names if n.startswith("titn_lite/assets/fashion-mnist-mini/")}
     assert {Path(n).name for n in data} == {p.name for p in (ROOT / "assets" / "fashion-mnist-mini").iterdir()}
-    assert "titn_lite/checks.py" in names  # the assignments copy it next to the student notebooks
+    assert "titn_lite/classroom/checks.py" in names  # the assignments copy it next to the student notebooks
     assert wheel.stat().st_size < 6_000_000, f"{wheel.stat().st_size} bytes"
 
 
@@ -52,8 +52,8 @@ def test_the_installed_wheel_finds_its_data_and_notebooks_from_any_folder(wheel,
     probe = textwrap.dedent("""
         import json, titn_lite
         from pathlib import Path
-        from titn_lite.data import load_dataset
-        from titn_lite.notebooks import NOTEBOOK_DIR, list_notebooks
+        from titn_lite.data.datasets import load_dataset
+        from titn_lite.classroom.series import NOTEBOOK_DIR, list_notebooks
         test_set = load_dataset("fashion-mnist-mini", train=False)
         print(json.dumps({"package": titn_lite.__file__, "notebooks": [str(p) for p in list_notebooks()],
                           "test_images": len(test_set)}))
@@ -74,7 +74,7 @@ def test_nothing_in_the_package_reads_a_path_above_its_own_folder():
     """No `parents[...]`, `.parent.parent`, `..` or `os.pardir` in the package's code: what
     it reads at run time comes through importlib.resources or from the user."""
     offences = []
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             where = f"{path.name}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Attribute) and node.attr == "parents":

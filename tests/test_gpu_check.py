@@ -34,7 +34,8 @@ def test_quick_checks_are_every_check_at_its_smallest_size(gpu_check, tmp_path):
     full = {c.name: " ".join(c.command) for c in gpu_check.build_checks("cuda", False, "/data/fmnist", tmp_path)}
     assert "--dataset fashion-mnist --data-dir /data/fmnist" in full["titn"] and "--only" not in full["notebooks"]
     assert "--compile" in full["throughput"]
-    mini = {c.name: " ".join(c.command) for c in gpu_check.build_checks("cpu", False, "/data/fmnist", tmp_path, mini=True)}
+    mini = {c.name: " ".join(c.command)
+            for c in gpu_check.build_checks("cpu", False, "/data/fmnist", tmp_path, mini=True)}
     assert "--dataset fashion-mnist-mini" in mini["titn-loader"] and "--train-subset" not in mini["titn"]
 
 
@@ -68,7 +69,8 @@ def test_the_report_names_every_check_and_one_failure_stops_none(gpu_check, tmp_
     assert all(status[name] == "pass" for name in ("teacher", "titn", "titn-loader", "throughput", "pipeline"))
     summary_figures = {row.split(" | ")[0][2:]: row.split(" | ")[3] for row in rows}
     assert summary_figures["titn"] == "top-1 12.50%, 1234 img/s" and summary_figures["teacher"] == "top-1 10.00%"
-    assert "top-1 12.50%, 1234 img/s" in text and "vit 120/400 img/s" in text and "cifar batch 5000 vs DataLoader 1000" in text
+    assert ("top-1 12.50%, 1234 img/s" in text and "vit 120/400 img/s" in text
+            and "cifar batch 5000 vs DataLoader 1000" in text)
     assert "5 of 7 checks passed; failed: notebooks, titn-compiled" in text
     assert "broken" in text  # each check's output tail is in the report
 

@@ -11,8 +11,8 @@ from einops import rearrange
 from torch import nn
 
 import titn_lite
-from titn_lite import checks
-from titn_lite.checks import CheckFailed
+from titn_lite.classroom import checks
+from titn_lite.classroom.checks import CheckFailed
 
 
 def attention_right(q, k, v, mask=None):
@@ -113,8 +113,8 @@ def test_other_checks_pass_a_correct_answer_on_hidden_cases():
     checks.check_pixel_to_patch(lambda pixels, norm, proj, b: F.pad(
         proj(rearrange(norm(pixels), "(b p) n d -> b p (n d)", b=b)), (0, 0, 1, 1)), hidden=True)
     checks.check_rollout(_rollout, hidden=True)
-    with pytest.raises(CheckFailed, match="your answer calls titn_lite.attention.attention_rollout"):
-        checks.check_rollout(titn_lite.attention.attention_rollout, hidden=True)
+    with pytest.raises(CheckFailed, match="your answer calls titn_lite.models.attention.attention_rollout"):
+        checks.check_rollout(titn_lite.models.attention.attention_rollout, hidden=True)
 
 
 def _rollout(layers):
@@ -184,19 +184,20 @@ def test_paired_difference_with_partial_credit():
         return statistics.mean(d), statistics.stdev(d) / math.sqrt(len(d))
 
     checks.check_paired_difference(right, hidden=True)
-    assert _fails(checks.check_paired_difference, lambda a, b: (-right(a, b)[0], right(a, b)[1]), "wrong sign").credit == 0
+    assert _fails(checks.check_paired_difference, lambda a, b: (-right(a, b)[0], right(a, b)[1]),
+                  "wrong sign").credit == 0
     unpaired = _fails(checks.check_paired_difference, lambda a, b: (
         right(a, b)[0], math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))), "unpaired")
     assert unpaired.credit == 0.5
     _fails(checks.check_paired_difference, lambda a, b: (right(a, b)[0], right(a, b)[1] * math.sqrt(len(a))),
            "divide it by sqrt")
-    from titn_lite.stats import compare, seed_results
+    from titn_lite.results.stats import compare, seed_results
 
     def kit(a, b):
         d = compare(*seed_results({"a": a, "b": b}).values(), paired=True)
         return d.difference, d.standard_error
 
-    _fails(checks.check_paired_difference, kit, "your answer calls titn_lite.stats")
+    _fails(checks.check_paired_difference, kit, "your answer calls titn_lite.results.stats")
 
 
 def test_interval_verdict_and_what_an_interval_rules_out():
@@ -206,4 +207,5 @@ def test_interval_verdict_and_what_an_interval_rules_out():
     checks.check_ruled_out(lambda low, high, effect: not low <= effect <= high, hidden=True)
     _fails(checks.check_ruled_out, lambda low, high, effect: not low <= 0 <= high, "excludes 0")
     _fails(checks.check_ruled_out, lambda low, high, effect: effect > high, "only the upper end")
-    _fails(checks.check_ruled_out, lambda low, high, effect: abs(effect) > max(abs(low), abs(high)), "without their signs")
+    _fails(checks.check_ruled_out, lambda low, high, effect: abs(effect) > max(abs(low), abs(high)),
+           "without their signs")

@@ -9,7 +9,7 @@ pytest.importorskip("nbgrader", reason='nbgrader is the "classroom" extra: pip i
 
 from test_assignments import read_rows, solutions, submit  # noqa: E402
 
-from titn_lite.assignments import build, grade  # noqa: E402
+from titn_lite.classroom.assignments import build, grade  # noqa: E402
 
 
 def test_the_grader_judges_the_token_and_the_training_step(tmp_path):

@@ -4,9 +4,9 @@ import torch.nn.functional as F
 from sklearn.metrics import precision_recall_fscore_support
 from torchvision.transforms import v2
 
-from titn_lite.losses import DistillationLoss, mixed_cross_entropy
-from titn_lite.metrics import confusion_matrix, macro_scores, metrics_from_counts, topk_correct
-from titn_lite.mixing import BatchMixer, MixedBatch, cutmix, cutmix_box, mixup
+from titn_lite.data.mixing import BatchMixer, MixedBatch, cutmix, cutmix_box, mixup
+from titn_lite.train.losses import DistillationLoss, mixed_cross_entropy
+from titn_lite.train.metrics import confusion_matrix, macro_scores, metrics_from_counts, topk_correct
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -89,11 +89,13 @@ def test_hard_distillation_is_equation_10_on_the_mixed_images():
     teacher_logits = torch.randn(6, 4)
     teacher = FixedTeacher(teacher_logits)
     loss_fn = DistillationLoss(teacher, "hard", alpha=0.5)
-    batch = MixedBatch(torch.randn(6, 1, 2, 2), torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([1, 1, 1, 1, 1, 1]), 0.75)
+    batch = MixedBatch(torch.randn(6, 1, 2, 2), torch.tensor([0, 1, 2, 3, 0, 1]),
+                       torch.tensor([1, 1, 1, 1, 1, 1]), 0.75)
     class_logits, distill_logits = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4, requires_grad=True)
     loss_fn.train()  # a parent's .train() must not switch the teacher out of eval mode
     loss = loss_fn((class_logits, distill_logits), batch)
-    expected = 0.5 * mixed_cross_entropy(class_logits, batch) + 0.5 * F.cross_entropy(distill_logits, teacher_logits.argmax(1))
+    expected = (0.5 * mixed_cross_entropy(class_logits, batch)
+                + 0.5 * F.cross_entropy(distill_logits, teacher_logits.argmax(1)))
     torch.testing.assert_close(loss, expected)
     assert teacher.seen is batch.images
     loss.backward()
@@ -104,7 +106,8 @@ def test_soft_distillation_is_deits_kl():
     teacher_logits, distill_logits = torch.randn(5, 3), torch.randn(5, 3)
     batch = MixedBatch(torch.zeros(5, 1, 2, 2), torch.arange(5) % 3, torch.arange(5) % 3, 1.0)
     class_logits = torch.randn(5, 3)
-    loss = DistillationLoss(FixedTeacher(teacher_logits), "soft", alpha=0.25, temperature=2.0)((class_logits, distill_logits), batch)
+    loss = DistillationLoss(FixedTeacher(teacher_logits), "soft", alpha=0.25, temperature=2.0)(
+        (class_logits, distill_logits), batch)
     p_teacher = F.softmax(teacher_logits / 2, 1)
     kl = (p_teacher * (p_teacher.log() - F.log_softmax(distill_logits / 2, 1))).sum(1).mean() * 4
     torch.testing.assert_close(loss, 0.25 * F.cross_entropy(class_logits, batch.labels) + 0.75 * kl)

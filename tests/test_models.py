@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import titn_lite
-from titn_lite import models
-from titn_lite.models import MODEL_CONFIGS, capture_attention, create_model, list_models
-from titn_lite.paper import TABLE1_PARAMS_M
+from titn_lite.models import students as models
+from titn_lite.models.students import MODEL_CONFIGS, capture_attention, create_model, list_models
+from titn_lite.results.paper import TABLE1_PARAMS_M
 
 DISTILLED = ["deit", "titn", "titn_large_patch"]
 
@@ -117,13 +117,16 @@ def no_building(monkeypatch):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(name="vitt"), r"unknown model 'vitt'; valid models: vit, deit, tnt, titn, titn_large_patch"),
-    (dict(name="vit", img_size=30), r"image size 30 is not divisible by patch size 8; valid patch sizes for 30x30 images: \[1, 2, 3, 5, 6, 10, 15, 30\]"),
-    (dict(name="titn", pixel_size=3), r"patch size 8 is not divisible by pixel size 3; valid pixel sizes for patch size 8: \[1, 2, 4, 8\]"),
+    (dict(name="vit", img_size=30), r"image size 30 is not divisible by patch size 8; "
+                                    r"valid patch sizes for 30x30 images: \[1, 2, 3, 5, 6, 10, 15, 30\]"),
+    (dict(name="titn", pixel_size=3), r"patch size 8 is not divisible by pixel size 3; "
+                                      r"valid pixel sizes for patch size 8: \[1, 2, 4, 8\]"),
     (dict(name="deit", outer_heads=7), r"patch dim 192 is not divisible by outer_heads=7; valid outer_heads"),
-    (dict(name="tnt", inner_heads=5), r"pixel dim 12 is not divisible by inner_heads=5; valid inner_heads for pixel dim 12: \[1, 2, 3, 4, 6, 12\]"),
+    (dict(name="tnt", inner_heads=5), r"pixel dim 12 is not divisible by inner_heads=5; "
+                                      r"valid inner_heads for pixel dim 12: \[1, 2, 3, 4, 6, 12\]"),
     (dict(name="tnt", heads=4), r"unknown override\(s\) \['heads'\].*valid overrides: patch_size"),
     (dict(name="vit", pixel_size=2), r"only apply to the TNT family"),
-    (dict(name="vit", num_classes=0), r"num_classes must be a positive integer, got 0"),
+    (dict(name="vit", num_classes=0), r"num_classes must be a positive whole number, got 0"),
 ])
 def test_bad_configs_are_rejected_before_building(no_building, kwargs, message):
     kwargs.setdefault("num_classes", 10)
@@ -132,7 +135,8 @@ def test_bad_configs_are_rejected_before_building(no_building, kwargs, message):
 
 
 @pytest.mark.parametrize("shape,message", [
-    ((2, 1, 32, 32), r"images have 1 channel\(s\) but the model was built with in_chans=3; expected \(batch, 3, 32, 32\)"),
+    ((2, 1, 32, 32), r"images have 1 channel\(s\) but the model was built with in_chans=3; "
+                     r"expected \(batch, 3, 32, 32\)"),
     ((2, 3, 28, 28), r"images are 28x28 but the model was built with img_size=32; expected \(batch, 3, 32, 32\)"),
     ((3, 32, 32), r"expected a batch of images shaped \(batch, 3, 32, 32\), got \(3, 32, 32\)"),
 ])

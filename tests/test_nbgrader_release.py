@@ -18,9 +18,9 @@ import pytest
 
 pytest.importorskip("nbgrader", reason='nbgrader is the "classroom" extra: pip install -e ".[classroom]"')
 
-from titn_lite.assignments import build  # noqa: E402
+from titn_lite.classroom.assignments import build  # noqa: E402
+from titn_lite.classroom.series import NOTEBOOK_DIR, QUIET_KERNEL, copy_series, ensure_kernel  # noqa: E402
 from titn_lite.cli import main  # noqa: E402
-from titn_lite.notebooks import NOTEBOOK_DIR, QUIET_KERNEL, copy_series, ensure_kernel  # noqa: E402
 
 ASSIGNMENT = "titn-lite"
 
@@ -119,7 +119,7 @@ def test_a_class_through_nbgraders_route_is_graded_by_behaviour(released, tmp_pa
     from test_assignments import ANOTHER_WAY, read_rows
     from test_sandbox import ALLCLOSE_IN_THE_BODY, KIT_WITH_THE_PROFILER_OFF, TENSOR_SUBCLASS
 
-    from titn_lite.assignments import grade
+    from titn_lite.classroom.assignments import grade
 
     course = released.parents[2].parent / "course"
     teacher = solution_cells(NOTEBOOK_DIR / "01_attention.ipynb")

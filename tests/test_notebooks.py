@@ -8,12 +8,21 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from markdown_tables import alignment, header, row_starting, table_rows
 
-from titn_lite.course import Course
-from titn_lite.data import available_cores
-from titn_lite.notebooks import (CHECKED_MARK, check_jobs, default_jobs, kernel_threads, list_notebooks, run_series,
-                                 select_notebooks, side_by_side_order)
-from titn_lite.profiles import get_profile
+from titn_lite.classroom.course import Course
+from titn_lite.classroom.series import (
+    CHECKED_MARK,
+    check_jobs,
+    default_jobs,
+    kernel_threads,
+    list_notebooks,
+    run_series,
+    select_notebooks,
+    side_by_side_order,
+)
+from titn_lite.system.cpu import available_cores
+from titn_lite.train.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = list_notebooks()
@@ -95,7 +104,7 @@ def test_every_chapter_teaches_why_warns_sums_up_and_answers_its_exercises(path)
 
 
 def _published_figures() -> list[float]:
-    from titn_lite import paper
+    from titn_lite.results import paper
 
     results = [r for table in paper.RESULTS.values() for r in table.values()] + [paper.TITN_MIXUP_CIFAR100]
     figures = [r.top1 for r in results] + [r.top5 for r in results]
@@ -123,7 +132,7 @@ def test_prose_types_in_no_measured_share_or_factor(path):
     """A percentage or an "N times faster" in the prose is the paper's (one of its figures, or
     a sentence citing its section), the kit's noise level, confidence or power, or worked out in the same sentence
     (an "=" shows the arithmetic); anything a run measured is printed by a cell instead."""
-    from titn_lite.stats import NOISE_LEVEL, POWER
+    from titn_lite.results.stats import NOISE_LEVEL, POWER
 
     # The conventions a test is stated in (5%, its 95% interval, 80% power) are not measurements.
     published = _published_figures() + [100 * NOISE_LEVEL, 100 * (1 - NOISE_LEVEL), 100 * POWER]
@@ -165,7 +174,12 @@ def test_runner_keeps_going_past_a_failing_notebook_and_names_the_cell(tmp_path)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["notebooks"][0]["status"] == "failed"
     assert summary["machine"].startswith(("CPU (", "CUDA (")) and summary["finished"] > 0
-    assert "| 00_bad | failed |" in (tmp_path / "out" / "summary.md").read_text()
+    table = (tmp_path / "out" / "summary.md").read_text()
+    assert header(table) == ["notebook", "status", "seconds", "failing cell", "error"] and alignment(table) == "llrrl"
+    failed = row_starting(table, "00_bad")
+    assert failed[1] == "failed" and failed[3] == str(results[0].failed_cell)
+    assert failed[4].startswith("ZeroDivisionError")
+    assert row_starting(table, "**total**")[1] == "1/2 ok"
 
 
 def test_runner_at_two_jobs_gives_one_jobs_results_in_the_series_order(tmp_path, monkeypatch):
@@ -220,7 +234,7 @@ def test_the_runners_kernels_are_shut_down_without_an_interrupt(monkeypatch):
     in a message handler then logs an ERROR line on the series' stderr. The runner only asks."""
     import asyncio
 
-    from titn_lite.notebooks import _kernel_manager_class
+    from titn_lite.classroom.series import _kernel_manager_class
 
     manager = _kernel_manager_class()()
     signalled = []
@@ -240,7 +254,8 @@ def test_notebooks_run_refuses_a_bad_jobs_count_in_one_line(tmp_path, capsys, jo
 
     assert main(["notebooks", "run", "--profile", "smoke", "--only", "00", "--jobs", jobs, "--out",
                  str(tmp_path / "out"), "--artifacts", str(tmp_path / "artifacts")]) == 2
-    assert f"jobs must be a positive whole number of notebooks run at once (1: one after another), got {jobs!r}" \
+    said = int(jobs) if jobs.isdigit() else jobs  # a count the command line gave as digits is read as a number
+    assert f"jobs must be a positive whole number of notebooks run at once (1: one after another), got {said!r}" \
         in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
@@ -298,11 +313,13 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
                         "The teacher on images without labels (notebook 11)",
                         "Every difference on this page, tested together"]
     seeds = get_profile("smoke").seeds
+    rows = table_rows(results)
     for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix"):
-        row = next(line for line in results.splitlines() if line.startswith(f"| {name} |"))
-        assert len(row.split("|")[3].split(",")) == seeds, row  # one value per seed
-    assert "| deit − vit |" in results and "| no teacher − TITN (reference) |" in results
-    assert "| DeiT hard − ViT (twin) |" in results and "| DeiT soft − ViT (twin) |" in results
+        row = next(row for row in rows if row[0] == name)  # setting, mean ± std, each seed, paper
+        assert len(row[2].split(",")) == seeds, row  # one value per seed
+    compared = {row[0] for row in rows}
+    assert {"deit − vit", "no teacher − TITN (reference)"} <= compared
+    assert {"DeiT hard − ViT (twin)", "DeiT soft − ViT (twin)"} <= compared
     # The statistics chapters print their design's detectable difference beside their verdicts,
     # and no chapter ends a cell on a stray return value (a path, say).
     for name in ("10_ablations", "11_unlabelled"):
@@ -310,7 +327,7 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
         assert "Detectable difference of this design" in shown and "within the noise" in shown, name
     for executed in sorted((tmp_path / "out").glob("[0-9][0-9]_*.ipynb")):
         assert "PosixPath(" not in _outputs(executed), f"{executed.name} shows a stray path"
-    assert "| 74.71 |" in results  # Table 3's TITN beside ours
+    assert next(row for row in rows if row[0] == "titn")[3] == "74.71"  # Table 3's TITN beside ours
     print(f"smoke series: {summary['total_seconds']:.0f} s")
 
 
@@ -339,7 +356,7 @@ def test_without_a_jupyter_kernel_the_runner_says_which_extra_to_install(tmp_pat
 def test_kernel_environment_sets_variables_for_the_block_and_restores_them(monkeypatch):
     import os
 
-    from titn_lite.notebooks import kernel_environment
+    from titn_lite.classroom.series import kernel_environment
 
     monkeypatch.setenv("TITN_LITE_PROFILE", "classroom")
     monkeypatch.delenv("PYDEVD_DISABLE_FILE_VALIDATION", raising=False)

@@ -3,9 +3,9 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
@@ -96,14 +96,14 @@ def test_ci_runs_the_readmes_quick_start_block_itself(tmp_path):
 
 
 def test_module_entry_point_exits_2_on_bad_input():
-    result = subprocess.run([sys.executable, "-m", "titn_lite", "profile", "--models", "nope"],
+    result = subprocess.run([sys.executable, "-m", "titn_lite", "flops", "--models", "nope"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "unknown model or teacher 'nope'" in result.stderr
 
 
 def test_the_kit_cites_only_the_paper_and_public_sources():
     """The team's notes on the paper (a file outside the repository) are never cited."""
-    texts = [*ROOT.joinpath("titn_lite").glob("*.py"), *ROOT.joinpath("notebooks").glob("*.ipynb"),
+    texts = [*ROOT.joinpath("titn_lite").rglob("*.py"), *ROOT.joinpath("notebooks").glob("*.ipynb"),
              *ROOT.joinpath("docs").glob("*.md"), ROOT / "README.md"]
     cited = [p.name for p in texts if re.search(r"\bSPEC(\.md)?\b", p.read_text())]
     assert not cited, f"these cite a document outside the repository: {cited}"

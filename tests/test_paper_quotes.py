@@ -4,8 +4,8 @@ and every chapter opens on the chapter, not on set-up code.
 The convention the notebooks follow: words put in the paper's mouth are quoted and followed by
 where they stand, ``"The batch size is 1024" (§4.1)`` or ``"..." (Table 6)``; an ellipsis
 (``…`` or ``...``) or an editorial ``[insertion]`` inside the quotation splits it into pieces,
-each of which must occur. The paper's text is read from ``../shared/seed`` beside the clone,
-where the team keeps it; where it is absent (an installed wheel), the quotation test skips.
+each of which must occur. The paper's text is ``tests/data/paper.txt``, so the quotations are
+checked in any clone.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from titn_lite import paper
-from titn_lite.notebooks import list_notebooks
+from titn_lite.classroom.series import list_notebooks
+from titn_lite.results import paper
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_TEXT = ROOT.parent / "shared" / "seed" / "000_c3ac8d53c2f719a5.txt"
+# The TITN paper's text (Rahman et al., "A Transformer-in-Transformer Network Utilizing Knowledge
+# Distillation for Image Recognition"), kept as test data so quotations are checked in any clone.
+PAPER_TEXT = ROOT / "tests" / "data" / "paper.txt"
 NOTEBOOKS = list_notebooks()
 
 # A quotation followed by a pointer into the paper: "..." (§3.5.2), "..." (Table 3), "..." (Algorithm 2, line 6).
@@ -55,8 +57,6 @@ def test_the_quotation_pattern_finds_what_it_is_for():
 
 @pytest.fixture(scope="module")
 def paper_text() -> str:
-    if not PAPER_TEXT.is_file():
-        pytest.skip(f"the paper's text is not beside this clone ({PAPER_TEXT})")
     return normalise(PAPER_TEXT.read_text(encoding="utf-8"))
 
 

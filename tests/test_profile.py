@@ -1,11 +1,12 @@
 import pytest
 import torch
+from markdown_tables import alignment, header, row_starting
 from torch.utils.flop_counter import FlopCounterMode
 
-from titn_lite.attention import keeping_attention_weights
 from titn_lite.cli import main
-from titn_lite.models import create_model
-from titn_lite.flops import count_flops, format_table, profile_models
+from titn_lite.models.attention import keeping_attention_weights
+from titn_lite.models.students import create_model
+from titn_lite.results.flops import count_flops, format_table, measure_models
 
 
 def test_flops_of_a_linear_layer_count_multiply_add_as_two():
@@ -26,28 +27,31 @@ def test_attention_flops_are_counted(name):
 
 
 def test_profile_matches_the_papers_table_3_within_two_percent():
-    rows = {row.name: row for row in profile_models(["vit", "titn", "titn_large_patch"])}
+    rows = {row.name: row for row in measure_models(["vit", "titn", "titn_large_patch"])}
     for row in rows.values():
         assert abs(row.gflops_per_512 / row.paper_gflops_per_512 - 1) < 0.02
         assert abs(row.params / 1e6 / row.paper_params_m - 1) < 0.01
     table = format_table(list(rows.values()))
-    assert "| titn | 5.853 | 5.85 | 1.000 |" in table
+    assert header(table) == ["model", "params (M)", "paper (M)", "ratio", "GFLOPs / image", "GFLOPs / 512",
+                             "paper / 512", "ratio"]
+    assert alignment(table) == "lrrrrrrr"
+    assert row_starting(table, "titn")[:4] == ["titn", "5.853", "5.85", "1.000"]
 
 
 def test_paper_figures_are_left_out_outside_the_papers_setting():
-    (row,) = profile_models(["titn"], num_classes=10)
-    assert row.paper_params_m is None and "| titn | 5.818 | - | - |" in format_table([row])
+    (row,) = measure_models(["titn"], num_classes=10)
+    assert row.paper_params_m is None and row_starting(format_table([row]), "titn")[:4] == ["titn", "5.818", "-", "-"]
 
 
 def test_cli_profile_prints_the_table(capsys):
-    assert main(["profile", "--models", "tnt,small_cnn"]) == 0
+    assert main(["flops", "--models", "tnt,small_cnn"]) == 0
     out = capsys.readouterr().out
-    assert "| tnt | 5.832 | 5.83 | 1.000 |" in out and "| small_cnn |" in out
+    assert row_starting(out, "tnt")[:4] == ["tnt", "5.832", "5.83", "1.000"] and row_starting(out, "small_cnn")
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["profile", "--models", "vit,foo"], "unknown model or teacher 'foo'; valid: vit, deit"),
-    (["profile", "--models", "vit", "--img-size", "30"], "image size 30 is not divisible by patch size 8"),
+    (["flops", "--models", "vit,foo"], "unknown model or teacher 'foo'; valid: vit, deit"),
+    (["flops", "--models", "vit", "--img-size", "30"], "image size 30 is not divisible by patch size 8"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):
     assert main(argv) == 2
@@ -57,8 +61,8 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):
 
 @pytest.mark.parametrize("dataset", ["cifar100", "cifar10", "mnist"])
 def test_the_paper_profile_runs_the_settings_the_ledger_says_the_paper_states(dataset):
-    from titn_lite.paper import LEDGER, paper_profile_settings
-    from titn_lite.config import TrainConfig
+    from titn_lite.results.paper import LEDGER, paper_profile_settings
+    from titn_lite.train.config import TrainConfig
 
     fixed = paper_profile_settings(dataset)
     assert {"optimizer", "momentum", "weight_decay", "lr", "batch_size", "mix", "distill_alpha", "distill",
@@ -72,9 +76,10 @@ def test_the_paper_profile_runs_the_settings_the_ledger_says_the_paper_states(da
 
 
 def test_the_ledger_prints_as_a_table_that_says_where_the_kit_chooses():
-    from titn_lite.paper import LEDGER, format_ledger
+    from titn_lite.results.paper import LEDGER, format_ledger
 
     table = format_ledger()
     assert table.count("\n") == len(LEDGER) + 1
-    assert "| CutMix alpha | " in table and "§3.5.2" in table and "chooses: a linear head per token" in table
+    assert header(table) == ["topic", "the paper says", "where", "the kit does"] and alignment(table) == "llll"
+    assert "§3.5.2" in row_starting(table, "CutMix alpha")[2] and "chooses: a linear head per token" in table
     assert "*inconsistent:*" in table and "*not stated:*" in table

@@ -4,7 +4,6 @@ one way of sharing teachers, and the CLI's train options generated from the conf
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shutil
 import subprocess
@@ -15,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from titn_lite.classroom.course import Course
 from titn_lite.cli import build_parser, main
-from titn_lite.course import Course
-from titn_lite import runs
-from titn_lite.config import ResolvedConfig, RunFolder, TrainConfig, cli_options
-from titn_lite.runs import run_lock, train_or_load
+from titn_lite.train import runs
+from titn_lite.train.config import ResolvedConfig, TrainConfig, cli_options
+from titn_lite.train.run_folder import RunFolder
+from titn_lite.train.runs import run_lock, train_or_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_the_cli_offers_every_config_setting_with_the_configs_defaults():
 def test_checkpoint_file_name_is_spelled_once_in_the_package_and_never_in_the_notebooks():
     package = [p for p in (ROOT / "titn_lite").rglob("*.py") if "checkpoint.pt" in p.read_text()]
     hits = sum(p.read_text().count("checkpoint.pt") for p in package)
-    assert hits == 1 and package == [ROOT / "titn_lite" / "config.py"], package
+    assert hits == 1 and package == [ROOT / "titn_lite" / "train" / "run_folder.py"], package
     notebooks = [p.name for p in (ROOT / "notebooks").glob("*.ipynb") if "checkpoint.pt" in p.read_text()]
     assert notebooks == []
 
@@ -131,13 +131,16 @@ def test_a_few_labels_regime_gives_its_twin_as_many_steps_and_a_warm_up_stretche
     assert few.distilled == {"train_subset": 1000, "unlabelled": 9000, "epochs": 4, "warmup_epochs": 0.5}
     # tested every 10 of its 40 short epochs: where the distilled student's 4 epochs end
     assert few.twin == {"train_subset": 1000, "epochs": 40, "warmup_epochs": 5, "evaluate_every": 10}
-    assert isinstance(few.twin["warmup_epochs"], int)  # an int: 5.0 is another identity
+    # 5.0 and 5 are one run: an identity writes a whole number one way
+    assert TrainConfig(model="vit", profile="classroom", warmup_epochs=5.0).key() == \
+        TrainConfig(model="vit", profile="classroom", warmup_epochs=5).key()
     # the course teacher's 8 epochs x 63 steps, about, and tested as often (8 times)
     assert few.teacher == {"train_subset": 1000, "epochs": 32, "evaluate_every": 4}
     assert course.few_labels(4000, 6000).twin["warmup_epochs"] == 1.25
     assert course.few_labels(4000, 6000, warmup_epochs=1).twin["warmup_epochs"] == 2.5  # as asked
     # the profile's own images: the course's teacher itself, one run folder
-    assert course.prepare_run("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir == course.prepare_run("small_cnn").out_dir
+    assert (course.prepare_run("small_cnn", **course.few_labels(4000, 6000).teacher).out_dir
+            == course.prepare_run("small_cnn").out_dir)
     with pytest.raises(ValueError, match="labelled >= 1"):
         course.few_labels(0, 10)
 
@@ -154,8 +157,8 @@ def test_the_few_labels_regime_takes_four_bare_images_per_label_up_to_the_embedd
 # Asks for one smoke teacher run, then says whether it trained it (an epoch callback fired) and what it got.
 ASK_FOR_ONE_RUN = """
 import sys
-from titn_lite.config import TrainConfig
-from titn_lite.runs import train_or_load
+from titn_lite.train.config import TrainConfig
+from titn_lite.train.runs import train_or_load
 trained = []
 result = train_or_load(TrainConfig(model="small_cnn", profile="smoke", out_dir=sys.argv[1]), progress=False,
                        callbacks=[trained.append])
@@ -166,7 +169,7 @@ print("trained" if trained else "loaded", result.history[0]["train_loss"])
 def test_two_processes_asking_for_one_run_at_once_train_it_once(tmp_path):
     """Notebooks side by side (notebooks run --jobs 2) share runs: the second asker waits for
     the first to finish the run, then loads it."""
-    from titn_lite.data import DEFAULT_DATASET, load_tensors
+    from titn_lite.data.datasets import DEFAULT_DATASET, load_tensors
 
     load_tensors(DEFAULT_DATASET, train=True)  # the embedded data unpacked once, before the two start
     out = tmp_path / "teacher"
@@ -211,23 +214,23 @@ def test_the_run_lock_is_not_taken_under_torchrun(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_run_made_before_the_engine_was_split_is_reused_as_it_is(tmp_path):
-    # tests/data/run-made-before-the-split: the JSON files of a finished smoke ViT run made by
-    # the code of commit 0456749, before TrainConfig moved to titn_lite.config and fit to its
-    # seams (its 5 MB checkpoint left out: a finished run is reused from its JSON files).
-    folder = tmp_path / "run"
-    shutil.copytree(ROOT / "tests" / "data" / "run-made-before-the-split", folder)
-    config = TrainConfig(model="vit", profile="smoke", model_overrides={"depth": 1}, out_dir=str(folder))
-    assert config.identity() == json.loads((folder / "identity.json").read_text())
-    result = train_or_load(config, progress=False)
-    saved = json.loads((folder / "metrics.json").read_text())
-    assert result.metrics.top1 == saved["top1"] and result.history == json.loads((folder / "history.json").read_text())
-    assert not (folder / "checkpoint.pt").exists()  # reused, not trained again
-
-
 def test_a_named_teacher_trains_on_its_students_data_path(tmp_path):
-    from titn_lite.runs import teacher_run_config
+    from titn_lite.train.runs import teacher_run_config
     student = TrainConfig(model="titn", profile="paper", dataset="cifar100", device="cpu", data_path="loader",
                           out_dir=str(tmp_path)).resolved()
     teacher = teacher_run_config(student, RunFolder(tmp_path / "teacher"))
-    assert teacher.data_path == "loader" and "data_path" not in teacher.identity()  # as teachers made before
+    assert teacher.data_path == "loader" and teacher.identity()["data_path"] == "loader"
+
+
+def test_resume_after_a_stop_while_the_teacher_trained_starts_the_student(tmp_path):
+    # SIGTERM while `titn-lite train --model titn` trained OUT/teacher leaves no student
+    # checkpoint: the same command with --resume goes on (the teacher's run resumes or is reused).
+    from titn_lite.train.runs import teacher_run_config, train, train_teacher
+    student = TrainConfig(model="titn", profile="smoke", out_dir=str(tmp_path / "out"), train_subset=64,
+                          test_subset=32)
+    teacher_folder = RunFolder(tmp_path / "out" / "teacher")
+    train_teacher(teacher_run_config(student.resolved(), teacher_folder), teacher_folder, progress=False)
+    result = train(student, resume=True, progress=False)
+    assert result.folder.is_complete and len(result.history) == student.resolved().epochs
+    with pytest.raises(ValueError, match="no checkpoint at"):  # without a teacher's run, --resume still needs one
+        train(TrainConfig(model="vit", profile="smoke", out_dir=str(tmp_path / "empty")), resume=True, progress=False)

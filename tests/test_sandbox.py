@@ -1,5 +1,5 @@
 """The grader judges an answer where the student's code never runs: the answer lives in a
-child process (``titn_lite.sandbox``), only plain data comes back, the comparison runs in the
+child process (``titn_lite.classroom.sandbox``), only plain data comes back, the comparison runs in the
 judge, and the hidden cases are drawn from a seed the grader picks when it grades. Each cheat
 a teacher's trial found scores 0 with a reason that names it; correct answers, in the kit's
 style or another, still score full marks.
@@ -17,14 +17,15 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from einops import rearrange
-
 import test_step_checks
+from einops import rearrange
 from test_assignments import solutions
-from titn_lite import checks
-from titn_lite.assignments import Exercise, _judge
 
-PRELUDE = "import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\nfrom einops import rearrange\n"
+from titn_lite.classroom import checks
+from titn_lite.classroom.assignments import Exercise, _judge
+
+PRELUDE = ("import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+           "from einops import rearrange\n")
 
 RIGHT_ATTENTION = PRELUDE + solutions("01_attention.ipynb")["attention"]
 RIGHT_MULTI_HEAD = RIGHT_ATTENTION + "\n" + solutions("01_attention.ipynb")["multi_head"]
@@ -34,9 +35,9 @@ RIGHT_STEP = PRELUDE + inspect.getsource(test_step_checks.hard_distillation_loss
 
 # Cheats a teacher's trial found, as answer cells (tests/test_nbgrader_release.py hands them in too).
 ALLCLOSE_IN_THE_BODY = """def attention_from_scratch(q, k, v, mask=None):
-    import titn_lite.checks
+    import titn_lite.classroom.checks
     torch.allclose = lambda *args, **kwargs: True
-    titn_lite.checks._close = lambda *args, **kwargs: True
+    titn_lite.classroom.checks._close = lambda *args, **kwargs: True
     return q, q
 """
 TENSOR_SUBCLASS = """class AlwaysClose(torch.Tensor):
@@ -83,8 +84,8 @@ def count(dim, classes):
                                     PRELUDE + KIT_WITH_THE_PROFILER_OFF),
     # the kit's function taken when the answer loads, called later
     "kit_taken_at_load": ("check_training_step", ["step"], PRELUDE + """
-from titn_lite.training import train_step as ready_made
-from titn_lite.losses import DistillationLoss
+from titn_lite.train.engine import train_step as ready_made
+from titn_lite.train.losses import DistillationLoss
 
 def step(student, teacher, images, labels, mix, optimizer, scheduler, alpha=0.5):
     return ready_made(student, images, labels, mix=mix, loss_fn=DistillationLoss(teacher, "hard", alpha=alpha),
@@ -122,7 +123,8 @@ def save_answer(folder: Path, grade_id: str, source: str, names: list[str], chec
     namespace = {"__name__": "__main__"}  # as in a notebook: cloudpickle saves the code itself
     exec(compile(source, f"<{grade_id}>", "exec"), namespace)  # noqa: S102 (the test's own answers)
     (folder / f"{grade_id}.pkl").write_bytes(cloudpickle.dumps(
-        {"values": tuple(namespace[n] for n in names), "missing": None, "check": ("titn_lite.checks", check)}))
+        {"values": tuple(namespace[n] for n in names), "missing": None,
+         "check": ("titn_lite.classroom.checks", check)}))
     return Exercise("nn.ipynb", grade_id, 1.0, "", check, tuple(names))
 
 
@@ -141,7 +143,8 @@ def verdicts(tmp_path_factory) -> dict[str, dict]:
         "lookup_table": ("check_distillation_token_parameters", ["count"], lookup_table_answer()),
         "crashes_the_process": ("check_attention", ["attention"], "import os\ndef attention(q, k, v, mask=None):\n"
                                                                   "    os._exit(9)\n"),
-        "leaves_a_process_behind": ("check_attention", ["attention"], LEAVES_A_PROCESS.format(mark=str(folder / "mark"))),
+        "leaves_a_process_behind": ("check_attention", ["attention"],
+                                    LEAVES_A_PROCESS.format(mark=str(folder / "mark"))),
         **CHEATS,
     }
     exercises = [save_answer(folder, grade_id, source, names, check)
@@ -163,7 +166,7 @@ def test_correct_answers_score_full_marks_in_the_sandbox(verdicts, grade_id):
     ("tensor_subclass", r"returned a __main__\.AlwaysClose, a subclass of Tensor"),
     ("int_subclass", r"returned a __main__\.EqualToEverything, a subclass of int"),
     ("profiler_off_around_the_kit", r"calls titn_lite\.scaled_dot_product_attention, the ready-made version"),
-    ("kit_taken_at_load", r"calls titn_lite\.training\.train_step, the ready-made version"),
+    ("kit_taken_at_load", r"calls titn_lite\.train\.engine\.train_step, the ready-made version"),
     ("lookup_table", r"raised KeyError"),
 ])
 def test_each_cheat_scores_zero_with_a_reason_that_names_it(verdicts, grade_id, reason):

@@ -1,15 +1,30 @@
-"""Seeds, spreads and the noise test (titn_lite.stats), and the results page built on them."""
+"""Seeds, spreads and the noise test (titn_lite.results.stats), and the results page built on them."""
 
 import math
 
 import pytest
+from markdown_tables import alignment, header, row_starting, table_rows
 from scipy import stats as scipy_stats
 
-from titn_lite.course import Course
-from titn_lite.report import results_page_markdown
-from titn_lite.stats import (Difference, Interval, SeedResults, compare, compare_pairs, detectable_difference,
-                             first_epoch_reaching, format_differences, format_seed_table, holm, mean_history,
-                             paired_scatter, seed_results, sign_flip_p, smallest_sign_flip_p)
+from titn_lite.classroom.course import Course
+from titn_lite.results.report import results_page_markdown
+from titn_lite.results.stats import (
+    Difference,
+    Interval,
+    SeedResults,
+    compare,
+    compare_pairs,
+    detectable_difference,
+    first_epoch_reaching,
+    format_differences,
+    format_seed_table,
+    holm,
+    mean_history,
+    paired_scatter,
+    seed_results,
+    sign_flip_p,
+    smallest_sign_flip_p,
+)
 
 
 def test_mean_and_sample_standard_deviation():
@@ -62,8 +77,9 @@ def test_holm_adjusts_every_reported_p_and_leaves_untestable_ones_out():
                    Difference("c", "x", 1.0, 0, 2, math.nan), Difference("d", "x", 1.0, 0, 2, 0.03)]
     adjusted = holm(differences)
     # sorted p: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to 0.06 (never below the one before)
-    assert [d.adjusted_p for d in adjusted] == pytest.approx([0.03, 0.06, None, 0.06]) or (
-        [adjusted[i].adjusted_p for i in (0, 1, 3)] == pytest.approx([0.03, 0.06, 0.06]) and adjusted[2].adjusted_p is None)
+    assert [adjusted[i].adjusted_p for i in (0, 1, 3)] == pytest.approx([0.03, 0.06, 0.06])
+    assert adjusted[2].adjusted_p is None and {d.family for d in adjusted} == {3}  # the NaN is not counted in m
+    assert [d.first for d in adjusted] == ["a", "b", "c", "d"]  # in the order given, not sorted by p
     assert [d.exceeds_noise for d in adjusted] == [True, False, False, False]  # 0.04 and 0.03 alone would pass
     assert [d.exceeds_noise for d in differences] == [True, True, False, True]
     assert "Holm-adjusted p = 0.060" in adjusted[1].describe()
@@ -77,7 +93,8 @@ def test_compare_pairs_pairs_by_seed_and_corrects_over_the_page():
         [min(1, 3 * differences[0].p_value), differences[1].p_value, max(min(1, 2 * differences[2].p_value),
                                                                           min(1, 3 * differences[0].p_value))])
     table = format_differences(differences)
-    assert "| test | p | exact sign-flip p | Holm p | verdict |" in table and "| a − b | +4.7 |" in table
+    assert header(table)[-5:] == ["test", "p", "exact sign-flip p", "Holm p", "verdict"]
+    assert alignment(table) == "lrrrlrrrl" and row_starting(table, "a − b")[:2] == ["a − b", "+4.7"]
     with pytest.raises(ValueError, match="pairs name z"):
         compare_pairs(results, [("z", "a")])
 
@@ -93,9 +110,11 @@ def test_one_seed_or_no_scatter_cannot_be_tested():
 def test_tables_show_every_seed_and_every_verdict():
     results = seed_results({"vit": [80.0, 82.0], "titn": [90.0, 91.0]})
     table = format_seed_table(results)
-    assert "| vit | 81.0 ± 1.4 | 80.0, 82.0 | 2 |" in table
+    assert header(table) == ["setting", "mean ± std", "each seed", "seeds"] and alignment(table) == "lrlr"
+    assert row_starting(table, "vit") == ["vit", "81.0 ± 1.4", "80.0, 82.0", "2"]
     differences = format_differences([compare(results["titn"], results["vit"])])
-    assert "titn − vit" in differences and "+9.5" in differences
+    assert row_starting(differences, "titn − vit")[:2] == ["titn − vit", "+9.5"]
+    assert table_rows(differences)[-1][-1] in ("beyond the noise", "within the noise")  # every row ends on its verdict
 
 
 def test_results_page_gathers_the_records_with_their_tests(tmp_path):
@@ -107,8 +126,10 @@ def test_results_page_gathers_the_records_with_their_tests(tmp_path):
     course.record_results("teacher", title="The CNN teacher", setting="one seed", values={"small_cnn": [88.0]})
     page = results_page_markdown("smoke", course.results())
     assert page.index("The CNN teacher") < page.index("The five students")  # the series' order, not the records'
-    assert "| titn | 84.5 ± 0.5 | 84.0, 85.0, 84.5 | 74.71 |" in page
-    assert "titn − tnt | +4.9" in page and "| paired |" in page and "beyond the noise" in page
+    assert row_starting(page, "titn") == ["titn", "84.5 ± 0.5", "84.0, 85.0, 84.5", "74.71"]
+    assert row_starting(page, "small_cnn")[-1] == "-"  # no paper figure given
+    difference = row_starting(page, "titn − tnt")
+    assert difference[1] == "+4.9" and "paired" in difference and "beyond the noise" in page
     assert page.startswith("# What the `smoke` series measured")
     course.clear_results()  # a new series run starts from no records
     assert course.results() == []
@@ -127,11 +148,11 @@ def test_tables_print_their_markdown_and_display_as_tables():
     from IPython.core.formatters import DisplayFormatter
 
     table = format_seed_table(seed_results({"vit": [70.0, 72.0], "deit": [71.0, 73.5]}))
-    assert str(table).splitlines()[0] == "| setting | mean ± std | each seed | seeds |"
+    assert header(str(table)) == ["setting", "mean ± std", "each seed", "seeds"]
     shown, _ = DisplayFormatter().format(table)
     assert shown["text/markdown"] == str(table) == shown["text/plain"]
     differences = format_differences([compare(*seed_results({"a": [1.0, 2.0], "b": [3.0, 4.5]}).values())])
-    assert DisplayFormatter().format(differences)[0]["text/markdown"].startswith("| comparison |")
+    assert header(DisplayFormatter().format(differences)[0]["text/markdown"])[0] == "comparison"
 
 
 def test_first_epoch_reaching_averages_the_seeds_curves():
@@ -154,15 +175,17 @@ def test_the_results_page_also_tests_every_difference_together(tmp_path):
                           pairs=[("hard", "twin"), ("soft", "twin")])
     page = results_page_markdown("smoke", course.results())
     whole = page[page.index("## Every difference on this page"):]
-    assert "over all 4 testable differences" in whole and "| Few labels: soft − twin |" in whole
+    assert "over all 4 testable differences" in whole and row_starting(whole, "Few labels: soft − twin")
     raw = [compare(seed_results(students)[a], seed_results(students)[b], paired=True) for a, b in
            [("deit", "vit"), ("tnt", "vit")]] + [compare(seed_results(regimes)[a], seed_results(regimes)[b],
                                                          paired=True) for a, b in [("hard", "twin"), ("soft", "twin")]]
     assert whole.count(" − ") == 4  # one row per difference
     soft = holm(raw)[3]
-    assert f"{soft.adjusted_p:.3f}" in whole and soft.adjusted_p > holm(raw[2:])[1].adjusted_p  # stricter than its table's
+    assert (f"{soft.adjusted_p:.3f}" in whole
+            and soft.adjusted_p > holm(raw[2:])[1].adjusted_p)  # stricter than its table's
     one = Course("smoke", artifacts=tmp_path / "one")
-    one.record_results("regimes", title="Few labels", setting="-", values=regimes, pairs=[("hard", "twin"), ("soft", "twin")])
+    one.record_results("regimes", title="Few labels", setting="-", values=regimes,
+                       pairs=[("hard", "twin"), ("soft", "twin")])
     assert "Every difference" not in results_page_markdown("smoke", one.results())  # one table: nothing to add
 
 
@@ -209,7 +232,7 @@ def test_every_interval_carries_its_coverage_and_the_simultaneous_one_agrees_wit
     assert alone.interval == (alone.low, alone.high) and alone.interval.level == 0.95
     assert alone.interval_name == "95% interval" and "simultaneous" not in alone.describe()
     table = format_differences(differences)
-    assert "| 95% interval | simultaneous 98.8% interval (Bonferroni, m = 4) |" in table
+    assert header(table)[2:4] == ["95% interval", "simultaneous 98.8% interval (Bonferroni, m = 4)"]
     assert "{:+.1f} to {:+.1f}".format(*differences[0].interval) in table
     low, high = differences[2].interval  # unpacks like a pair
     assert (low, high) == (differences[2].interval.low, differences[2].interval.high)
@@ -243,7 +266,9 @@ def test_the_sign_flip_test_of_three_seeds_cannot_go_below_a_quarter():
     a, b = SeedResults("a", (84.0, 85.2, 86.1)), SeedResults("b", (80.2, 80.9, 81.5))
     paired = compare(a, b, paired=True)
     assert paired.sign_flip_p == 0.25 and paired.p_value < 0.01
-    assert "exact sign-flip p = 0.250" in paired.describe() and "| 0.250 |" in format_differences([paired])
+    assert "exact sign-flip p = 0.250" in paired.describe()
+    table = format_differences([paired])
+    assert row_starting(table, "a − b")[header(table).index("exact sign-flip p")] == "0.250"
     assert compare(a, b).sign_flip_p is None  # Welch's test: no pairs to flip
     with pytest.raises(ValueError, match="at least one"):
         sign_flip_p([])

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from titn_lite import checks
-from titn_lite.checks import CheckFailed
-
+from titn_lite.classroom import checks
+from titn_lite.classroom.checks import CheckFailed
 
 # ---- 04b: the distillation token and the two heads
 
@@ -74,7 +73,7 @@ def class_head_at_evaluation(tokens, class_head, distill_head, training):
 
 
 def kits_mean(tokens, class_head, distill_head, training):
-    from titn_lite.models import mean_of_heads
+    from titn_lite.models.students import mean_of_heads
 
     pair = (class_head(tokens[:, 0]), distill_head(tokens[:, -1]))
     return pair if training else mean_of_heads(pair)
@@ -88,7 +87,7 @@ def kits_mean(tokens, class_head, distill_head, training):
     (add_token, probabilities_at_evaluation, r"the heads' probabilities are averaged", 0.5),
     (add_token, class_head_at_evaluation, r"only the class head is read", 0.5),
     (second, first_patch, r"^both parts are wrong", 0.0),
-    (add_token, kits_mean, r"calls titn_lite\.models\.mean_of_heads, the ready-made version", 0.5),
+    (add_token, kits_mean, r"calls titn_lite\.models\.students\.mean_of_heads, the ready-made version", 0.5),
 ])
 def test_distillation_token_check_names_each_mistake(add, heads, message, credit):
     with pytest.raises(CheckFailed, match=message) as failure:
@@ -208,14 +207,14 @@ def test_training_step_check_names_each_mistake(mistake, message):
 
 
 def test_training_step_check_refuses_the_engines_step_and_the_kits_loss():
-    from titn_lite.losses import DistillationLoss
-    from titn_lite.training import train_step
+    from titn_lite.train.engine import train_step
+    from titn_lite.train.losses import DistillationLoss
 
     def engine(student, teacher, images, labels, mix, optimizer, scheduler, alpha=0.5):
         return train_step(student, images, labels, mix=mix, loss_fn=DistillationLoss(teacher, "hard", alpha=alpha),
                           optimizer=optimizer, scheduler=scheduler).loss
 
-    with pytest.raises(CheckFailed, match=r"calls titn_lite\.training\.train_step, the ready-made version"):
+    with pytest.raises(CheckFailed, match=r"calls titn_lite\.train\.engine\.train_step, the ready-made version"):
         checks.check_training_step(engine)
 
     def kits_loss(student, teacher, images, labels, mix, optimizer, scheduler, alpha=0.5):
@@ -227,7 +226,7 @@ def test_training_step_check_refuses_the_engines_step_and_the_kits_loss():
         scheduler.step()
         return loss
 
-    with pytest.raises(CheckFailed, match=r"calls titn_lite\.losses\.DistillationLoss"):
+    with pytest.raises(CheckFailed, match=r"calls titn_lite\.train\.losses\.DistillationLoss"):
         checks.check_training_step(kits_loss)
 
 
@@ -247,7 +246,7 @@ def test_training_step_check_names_a_step_that_changes_nothing_or_returns_no_los
 
 
 def test_the_engines_step_is_the_one_the_check_compares_with():
-    # The check's reference is titn_lite.training.train_step itself: a step that differs from it
+    # The check's reference is titn_lite.train.engine.train_step itself: a step that differs from it
     # only in what the engine would do differently fails, so the check follows the engine.
     case = checks._step_case(0, 8, 5, "sgd", 0.5)
     loss, weights = checks._engine_step(case)

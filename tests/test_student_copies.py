@@ -3,13 +3,15 @@ when the wheel is built) and `titn-lite notebooks copy`. The clone keeps them (t
 teacher's copy)."""
 
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from titn_lite.notebooks import NOTEBOOK_DIR, copy_series, list_notebooks
-from titn_lite.student import clear_source, student_copy
+from titn_lite.classroom.series import NOTEBOOK_DIR, copy_series, list_notebooks
+from titn_lite.classroom.student_copies import clear_source, student_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +48,8 @@ def test_the_source_series_holds_solutions_for_the_teacher():
 
 def test_clearing_keeps_the_signature_and_indentation():
     source = "def f(x):\n    \"\"\"doc\"\"\"\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
-    assert clear_source(source) == "def f(x):\n    \"\"\"doc\"\"\"\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    assert clear_source(source) == ("def f(x):\n    \"\"\"doc\"\"\"\n    # YOUR CODE HERE\n"
+                                    "    raise NotImplementedError()\n")
     with pytest.raises(ValueError, match="BEGIN SOLUTION without an END SOLUTION"):
         student_copy(json.dumps({"cells": [{"cell_type": "code", "source": "### BEGIN SOLUTION\nx = 1"}]}).encode())
 
@@ -70,3 +73,13 @@ def test_the_wheels_notebooks_hold_no_solutions(built_wheel):
     for name, text in notebooks.items():
         assert_no_solutions(name, text)
     assert "### BEGIN SOLUTION" in (ROOT / "notebooks" / "01_attention.ipynb").read_text()  # the clone keeps them
+
+
+def test_the_module_setup_py_loads_alone_needs_only_the_standard_library():
+    # setup.py loads this file by path to clear the wheel's notebooks, in an isolated build where
+    # neither the kit nor its dependencies are installed: -S leaves site-packages out here too.
+    path = Path(__file__).resolve().parent.parent / "titn_lite" / "classroom" / "student_copies.py"
+    code = (f"import importlib.util as u; s = u.spec_from_file_location('m', {str(path)!r}); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.CODE_STUB[0])")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "# YOUR CODE HERE", result.stderr

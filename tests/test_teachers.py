@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torchvision import models as tv
 
-from titn_lite import teachers
-from titn_lite.teachers import create_teacher, list_teachers, weights_cache_path
+from titn_lite.models import teachers
+from titn_lite.models.teachers import create_teacher, list_teachers, weights_cache_path
 
 
 @pytest.mark.parametrize("name", list_teachers())
@@ -23,7 +23,8 @@ def test_table_2_zoo_is_there():
 
 
 def test_unknown_teacher_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown teacher 'vgg17'; valid teachers: vgg16_bn, vgg16, vgg19, .*small_cnn"):
+    with pytest.raises(ValueError,
+                       match=r"unknown teacher 'vgg17'; valid teachers: vgg16_bn, vgg16, vgg19, .*small_cnn"):
         create_teacher("vgg17", num_classes=10)
 
 
@@ -66,7 +67,7 @@ def test_small_cnn_is_small_and_any_size():
 
 
 def test_label_disagreement_is_the_share_of_images_the_teacher_labels_otherwise():
-    from titn_lite.teachers import label_disagreement
+    from titn_lite.models.teachers import label_disagreement
 
     class Says(nn.Module):  # labels every image with the class written in its first pixel
         def forward(self, images):

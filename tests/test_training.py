@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from markdown_tables import alignment, header, row_starting
 from torch import nn
 
-from titn_lite import devices, pipeline, training
-from titn_lite.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from titn_lite.cli import main
-from titn_lite.config import TrainConfig
-from titn_lite.runs import train
-from titn_lite.training import TrainingDiverged, warmup_cosine
+from titn_lite.system import devices
+from titn_lite.system.usage import UsageError
+from titn_lite.train import engine as training
+from titn_lite.train import pipeline
+from titn_lite.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from titn_lite.train.config import TrainConfig
+from titn_lite.train.engine import TrainingDiverged, warmup_cosine
+from titn_lite.train.runs import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +119,8 @@ def test_teacher_from_another_dataset_is_refused(tmp_path, teacher_checkpoint):
     checkpoint = load_checkpoint(teacher_checkpoint)
     checkpoint["dataset"] = "mnist"
     save_checkpoint(tmp_path / "mnist_teacher.pt", checkpoint)
-    with pytest.raises(ValueError, match=r"trained on mnist \(10 classes, 1 channel\(s\)\) but the student trains on fashion-mnist-mini"):
+    with pytest.raises(ValueError, match=r"trained on mnist \(10 classes, 1 channel\(s\)\) "
+                                         r"but the student trains on fashion-mnist-mini"):
         train(smoke(tmp_path / "run", teacher=str(tmp_path / "mnist_teacher.pt")), progress=False)
 
 
@@ -173,6 +178,7 @@ def test_a_gpu_without_an_index_becomes_the_one_in_use(monkeypatch, requested, e
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(torch.cuda, "set_device", set_device)
     device = devices.resolve_device(requested)
     assert device == torch.device(expected) and chosen == [device]
@@ -185,14 +191,15 @@ def test_warmup_then_cosine():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--model", "titm"], "unknown model 'titm'; valid students: vit, deit, tnt, titn, titn_large_patch; valid teachers: vgg16_bn"),
+    (["--model", "titm"], "unknown model 'titm'; valid students: vit, deit, tnt, titn, titn_large_patch; "
+                          "valid teachers: vgg16_bn"),
     (["--model", "titn", "--dataset", "svhn"], "unknown dataset 'svhn'; valid datasets: fashion-mnist-mini"),
     (["--model", "titn", "--profile", "huge"], "unknown profile 'huge'; valid profiles: smoke, classroom, paper"),
     (["--model", "titn", "--teacher", "vgg17"], "teacher 'vgg17' is neither a teacher name (vgg16_bn"),
     (["--model", "titn", "--mix-alpha", "-1"], "mixing alpha must be a positive finite number"),
     (["--model", "titn", "--mix-prob", "2"], "mixing probability must be between 0 and 1, got 2.0"),
     (["--model", "titn", "--distill-alpha", "1.5"], "distillation alpha must be between 0 and 1, got 1.5"),
-    (["--model", "titn", "--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    (["--model", "titn", "--batch-size", "0"], "batch_size must be a positive whole number, got 0"),
     (["--model", "vit", "--distill", "hard"], "vit has no distillation token"),
     (["--model", "titn", "--amp", "fp16"], "need CUDA, which this machine lacks"),
     (["--model", "titn", "--dataset", "cifar10", "--data-dir", "{tmp}/nothing"], "cifar10 not found in"),
@@ -223,21 +230,28 @@ def test_cli_train_evaluate_report(tmp_path, capsys, teacher_checkpoint):
     assert main(["evaluate", str(out / "checkpoint.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test_images"] == 2000 and evaluated["model"] == "titn"
+    assert main(["evaluate", str(out / "checkpoint.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert header(printed)[:3] == ["model", "dataset", "top-1 %"] and alignment(printed) == "llrrrrrrr"
+    assert row_starting(printed, "titn")[:3] == ["titn", "fashion-mnist-mini", f"{100 * evaluated['top1']:.2f}"]
     assert main(["report", str(out), str(teacher_checkpoint.parent), "--out", str(tmp_path / "report.md")]) == 0
     report = (tmp_path / "report.md").read_text()
-    assert "| titn | fashion-mnist-mini |" in report and "| small_cnn | fashion-mnist-mini |" in report
+    assert row_starting(report, "titn")[1] == row_starting(report, "small_cnn")[1] == "fashion-mnist-mini"
     history = json.loads((out / "history.json").read_text())
     best = max(row["val_top1"] for row in history)  # the paper's measure (§4.2) beside the last epoch's
-    assert "| top-1 % | best top-1 % |" in report and f"| {100 * best:.2f} |" in report
+    assert header(report)[2:4] == ["top-1 %", "best top-1 %"] and alignment(report) == "ll" + "r" * 12 + "l"
+    assert row_starting(report, "titn")[3] == f"{100 * best:.2f}"
+    assert "the paper's measure (§4.2)" in report  # the note under the table
     assert main(["evaluate", str(out / "checkpoint.pt"), "--dataset", "cifar10"]) == 2
-    assert "classifies 10 classes of 1-channel images; cifar10 has 10 classes of 3-channel images" in capsys.readouterr().err
+    assert ("classifies 10 classes of 1-channel images; cifar10 has 10 classes of 3-channel images"
+            in capsys.readouterr().err)
 
 
 def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     # SGD (the paper's): Adam divides by sqrt of tiny second moments, which magnifies float
     # rounding differences between 1 and 2 processes far past any sensible tolerance.
-    common = ["--model", "vit", "--profile", "smoke", "--optimizer", "sgd", "--lr", "0.05", "--mix", "none", "--batch-size", "32",
-              "--train-subset", "128", "--epochs", "2", "--quiet"]
+    common = ["--model", "vit", "--profile", "smoke", "--optimizer", "sgd", "--lr", "0.05", "--mix", "none",
+              "--batch-size", "32", "--train-subset", "128", "--epochs", "2", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "titn_lite", "train", *common, "--out", str(tmp_path / "one")],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -261,7 +275,7 @@ def test_adamw_leaves_biases_norms_tokens_and_positions_undecayed():
     """DeiT's and timm's rule: matrices decay; biases, norm gains, tokens and position
     embeddings (1-D, or named as such) do not. One AdamW step with zero gradients shows it."""
     from titn_lite import create_model
-    from titn_lite.training import parameter_groups
+    from titn_lite.train.engine import parameter_groups
 
     model = create_model("titn", num_classes=10, in_chans=1, depth=1)
     for parameter in model.parameters():
@@ -286,7 +300,7 @@ def test_adamw_leaves_biases_norms_tokens_and_positions_undecayed():
 
 def test_the_model_names_its_undecayed_parameters_and_a_wrapper_changes_nothing():
     from titn_lite import create_model, create_teacher
-    from titn_lite.training import parameter_groups
+    from titn_lite.train.engine import parameter_groups
 
     def exempt(model):
         return {id(p) for group in parameter_groups(model, weight_decay=0.5) if group["weight_decay"] == 0
@@ -304,7 +318,8 @@ def test_fused_optimizer_falls_back_where_torch_lacks_it(monkeypatch, fails_at):
     class NoFusedAdamW(torch.optim.AdamW):
         def __init__(self, params, **settings):
             if settings.get("fused") and fails_at == "construction":
-                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                                   "supported devices")
             super().__init__(params, **settings)
 
         def step(self, closure=None):
@@ -345,8 +360,8 @@ def test_resume_steps_with_this_torchs_kernel_not_the_savers(tmp_path, monkeypat
 
 @pytest.mark.parametrize("augmentation, data_path", [("paper", "loader"), ("paper", "batch"), ("none", "batch")])
 def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(augmentation, data_path):
-    from titn_lite.data import load_dataset
-    from titn_lite.losses import UNLABELLED
+    from titn_lite.data.datasets import load_dataset
+    from titn_lite.train.losses import UNLABELLED
     cfg = smoke("unused", model="deit", unlabelled=41, augmentation=augmentation, batch_size=8,
                 data_path=data_path).resolved()
     batches = pipeline.training_batches(cfg)  # what the engine trains on, as it cuts it
@@ -360,8 +375,8 @@ def test_unlabelled_images_follow_the_labelled_ones_with_their_labels_hidden(aug
 
 
 def test_class_loss_skips_unlabelled_images_and_the_teacher_term_uses_them():
-    from titn_lite.losses import UNLABELLED, DistillationLoss, mixed_cross_entropy
-    from titn_lite.mixing import MixedBatch
+    from titn_lite.data.mixing import MixedBatch
+    from titn_lite.train.losses import UNLABELLED, DistillationLoss, mixed_cross_entropy
     torch.manual_seed(0)
     images, logits = torch.randn(6, 1, 32, 32), torch.randn(6, 10, requires_grad=True)
     labels = torch.tensor([3, 1, UNLABELLED, 4, UNLABELLED, 9])
@@ -389,7 +404,7 @@ def test_unlabelled_run_trains_and_counts_training_accuracy_on_labelled_images(t
     row = result.history[0]
     assert 0.0 <= row["train_top1"] <= 1.0 and row["train_loss"] > 0
     plain = smoke(tmp_path / "plain", model="deit", teacher=str(teacher_checkpoint))
-    assert "unlabelled" not in plain.identity()  # runs from before the setting keep their identity and folder
+    assert "unlabelled" not in plain.identity()  # a setting at its default is not in the identity
     assert json.loads((tmp_path / "run" / "config.json").read_text())["unlabelled"] == 64
     assert smoke(tmp_path / "run", model="deit", teacher=str(teacher_checkpoint), unlabelled=64).key() != plain.key()
 
@@ -423,10 +438,10 @@ def test_evaluating_every_few_epochs_trains_the_same_weights_and_tests_the_last_
     assert tested == [2, 3]  # every second epoch, and the last always
     assert math.isnan(json.loads((tmp_path / "sparse" / "history.json").read_text())[0]["val_top1"])  # saved as such
     plain = smoke(tmp_path / "every", model="vit", epochs=3)
-    assert "evaluate_every" not in plain.identity()  # runs from before the setting keep their identity and folder
+    assert "evaluate_every" not in plain.identity()  # a setting at its default is not in the identity
     assert smoke(tmp_path / "x", model="vit", epochs=3, evaluate_every=1).key() == plain.key()
     assert smoke(tmp_path / "x", model="vit", epochs=3, evaluate_every=2).key() != plain.key()
-    with pytest.raises(ValueError, match="evaluate_every must be a positive integer"):
+    with pytest.raises(ValueError, match="evaluate_every must be a positive whole number"):
         smoke(tmp_path / "x", evaluate_every=0).resolved()
 
 
@@ -444,8 +459,8 @@ def test_the_paper_profile_trains_in_bf16_on_cuda_unless_told_otherwise(monkeypa
 def test_checkpoints_every_few_epochs_and_on_sigterm_and_the_stopped_run_resumes_exactly(tmp_path, monkeypatch):
     import signal
 
-    from titn_lite.config import RunFolder
-    from titn_lite.runs import train_or_load
+    from titn_lite.train.run_folder import RunFolder
+    from titn_lite.train.runs import train_or_load
 
     written = []
     write_epoch = RunFolder.write_epoch
@@ -475,8 +490,8 @@ def test_checkpoints_every_few_epochs_and_on_sigterm_and_the_stopped_run_resumes
 def test_the_paper_recipe_is_augmented_on_whole_batches_from_the_epochs_seeded_stream():
     # The default path for --augmentation paper: PaperAugmentation on the decoded images, each
     # batch drawn from the global stream seed_epoch seeds, so a batch can be rebuilt by hand.
-    from titn_lite.augment import PaperAugmentation
-    from titn_lite.data import dataset_info, load_tensors
+    from titn_lite.data.augment import PaperAugmentation
+    from titn_lite.data.datasets import dataset_info, load_tensors
     cfg = smoke("unused", augmentation="paper", batch_size=16).resolved()
     assert cfg.data_path == "batch"
     images, _ = next(iter(pipeline.training_batches(cfg, epoch=3)))
@@ -488,13 +503,32 @@ def test_the_paper_recipe_is_augmented_on_whole_batches_from_the_epochs_seeded_s
     assert not torch.equal(images, plain)  # augmented, not just normalised
 
 
-def test_runs_on_the_path_their_recipe_had_before_keep_their_identity():
-    paper = dict(model="titn", profile="paper", dataset="cifar100", device="cpu")
-    assert "data_path" not in TrainConfig(**paper, data_path="loader").identity()  # the paper's runs so far
-    assert TrainConfig(**paper).identity()["data_path"] == "batch"  # the new default is another run
-    assert "data_path" not in TrainConfig(model="vit", profile="classroom").identity()  # always the batch path
+def test_an_identity_leaves_out_settings_at_their_default_and_carries_its_scheme():
+    from titn_lite.train.identity import SCHEME
+    plain = TrainConfig(model="vit", profile="classroom").identity()
+    assert plain["scheme"] == SCHEME and "data_path" not in plain and "mix_prob" not in plain
     assert TrainConfig(model="vit", profile="classroom", data_path="loader").identity()["data_path"] == "loader"
+    assert TrainConfig(model="vit", profile="classroom", lr=1.0).identity()["lr"] == 1  # 1.0 and 1: one run
+    # a setting another leaves unused is not the run's: the temperature of a run without soft distillation
+    plain = dict(model="vit", profile="smoke")
+    assert TrainConfig(**plain, temperature=5.0).key() == TrainConfig(**plain).key()
+    soft = dict(model="deit", profile="smoke", distill="soft")
+    assert TrainConfig(**soft, temperature=5.0).key() != TrainConfig(**soft).key()
 
+
+def test_a_run_folder_or_checkpoint_of_another_version_is_refused_with_what_to_do(tmp_path):
+    from titn_lite.train.checkpoint import CheckpointError, load_checkpoint
+    from titn_lite.train.run_folder import RunFolder
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "identity.json").write_text(json.dumps({"model": "vit"}))  # scheme 1 wrote no scheme
+    with pytest.raises(ValueError, match=r"another version of titn-lite \(run identity scheme 1, this one writes 2\): "
+                                         r"train it again"):
+        RunFolder(folder).identity()
+    torch.save({"format": "titn-lite-checkpoint", "version": 1}, folder / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="another version of titn-lite .checkpoint version 1, this one reads 2.: "
+                                              "train its run again"):
+        load_checkpoint(folder / "checkpoint.pt")
 
 def test_reading_the_loss_every_few_steps_as_on_a_gpu_changes_no_number(tmp_path, teacher_checkpoint, monkeypatch):
     # On a GPU the loop reads the loss on the host every GPU_READ_EVERY steps (a read waits for
@@ -512,3 +546,49 @@ def test_a_nan_between_reads_is_caught_at_the_next_read(tmp_path, teacher_checkp
     monkeypatch.setattr(training, "steps_between_reads", lambda device: 3)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, by step 3 "):
         train(smoke(tmp_path / "run", teacher=str(teacher_checkpoint)), progress=False)
+
+
+def test_the_cli_says_a_usage_error_in_one_line_but_lets_a_bug_keep_its_traceback(monkeypatch, capsys):
+    from titn_lite import cli
+    assert cli.main(["train", "--model", "vit", "--epochs", "0"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    def buggy(args):
+        raise ValueError("a bug, not a bad input")
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser.set_defaults(run=buggy)
+    for action in parser._subparsers._group_actions[0].choices.values():
+        action.set_defaults(run=buggy)
+    with pytest.raises(ValueError, match="a bug, not a bad input"):
+        cli.main(["flops"])
+
+
+def test_sigterm_stops_the_cli_after_the_saved_epoch_with_one_line(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "titn_lite", "train", "--model", "vit", "--profile", "smoke",
+                                "--epochs", "40", "--out", str(out), "--device", "cpu"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "history.json").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 143, err
+    said = [line for line in err.splitlines() if line.startswith("titn-lite")]  # the rest is tqdm's bars
+    assert "Traceback" not in err and len(said) == 1 and "stopped by SIGTERM after epoch" in said[0], err
+    assert "--resume" in said[0]
+    assert (out / "checkpoint.pt").is_file()
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error(monkeypatch):
+    with pytest.raises(ValueError, match="unknown device 'cuda:x'"):
+        devices.resolve_device("cuda:x")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="needs CUDA, which this machine lacks"):
+        devices.resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UsageError, match="has 2 GPU"):
+        devices.resolve_device("cuda:5")

@@ -10,10 +10,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from titn_lite import capture_attention, create_model, viz, widgets  # noqa: E402
-from titn_lite.attention import attention_rollout  # noqa: E402
-from titn_lite.mixing import cutmix  # noqa: E402
-from titn_lite.models import AttentionMaps  # noqa: E402
+from titn_lite import capture_attention, create_model  # noqa: E402
+from titn_lite.data.mixing import cutmix  # noqa: E402
+from titn_lite.models.attention import attention_rollout  # noqa: E402
+from titn_lite.results import viz, widgets
+from titn_lite.system.usage import UsageError  # noqa: E402
 
 NAMES = [f"class{i}" for i in range(10)]
 
@@ -96,7 +97,8 @@ def test_wrong_image_shape_is_refused(titn_maps):
 def test_pixel_attention_inside_a_patch(titn_maps):
     images, maps = titn_maps
     fig = viz.plot_pixel_attention(images, maps, image_index=2, patch=5, layer=0)
-    assert [ax.get_title() for ax in fig.axes] == ["patch 5", "pixel attention, layer 0", "attention each pixel receives"]
+    assert [ax.get_title() for ax in fig.axes] == ["patch 5", "pixel attention, layer 0",
+                                                   "attention each pixel receives"]
     heat = fig.axes[1].collections[0].get_array().reshape(16, 16)
     torch.testing.assert_close(torch.as_tensor(heat.data), maps.inner[0][2, 5].mean(0))
     with pytest.raises(ValueError, match=r"patch 16 does not exist; valid: 0..15"):
@@ -193,8 +195,19 @@ def test_patch_and_cutmix_explorers_and_live_curve():
     explorer.children[0].children[0].value = 16
     assert _shown_pngs(output) != first
     explorer.children[0].children[1].value = 8  # pixel 8 on patch 16: still valid
-    explorer.children[0].children[0].value = 4  # patch 4 cannot hold 8x8 pixels: a message, not a crash
-    assert "does not divide" in "".join(o.get("text", "") for o in output.outputs) or _shown_pngs(output)
+    assert len(_shown_pngs(output)) == 1
+    assert "4 patches of 16x16, 4 pixels of 8x8" in output.outputs[0]["data"]["text/plain"]
+    # Patch 4 cannot hold 8x8 pixels: show_patch_grid refuses it (a UsageError, so a ValueError),
+    # and the explorer shows that message in place of a picture, not a crash and not a drawing.
+    with pytest.raises(UsageError, match=r"^pixel size 8 does not divide patch size 4$"):
+        viz.show_patch_grid(torch.rand(1, 32, 32), 4, 8)
+    assert issubclass(UsageError, ValueError)
+    explorer.children[0].children[0].value = 4
+    assert not _shown_pngs(output)
+    assert [o.get("text") for o in output.outputs] == ["pixel size 8 does not divide patch size 4\n"]
+    explorer.children[0].children[0].value = 8  # a valid patch size draws again, and the message goes
+    assert len(_shown_pngs(output)) == 1 and len(output.outputs) == 1
+    assert "16 patches of 8x8" in output.outputs[0]["data"]["text/plain"]
     cut = widgets.cutmix_explorer(torch.rand(4, 1, 32, 32), torch.arange(4), NAMES)
     assert len(_shown_pngs(cut.children[1])) == 1
     live = widgets.LiveLearningCurve("titn")
@@ -215,7 +228,7 @@ def _figure_text(fig) -> str:
 ])
 def test_architecture_picture_carries_the_built_models_sizes(name, expected, absent):
     from titn_lite import create_model
-    from titn_lite.viz import plot_architecture
+    from titn_lite.results.viz import plot_architecture
 
     fig = plot_architecture(create_model(name, num_classes=10, in_chans=1))
     text = _figure_text(fig)
@@ -228,7 +241,7 @@ def test_architecture_picture_carries_the_built_models_sizes(name, expected, abs
 
 def test_architecture_picture_follows_overrides_and_refuses_other_modules():
     from titn_lite import create_model
-    from titn_lite.viz import plot_architecture
+    from titn_lite.results.viz import plot_architecture
 
     fig = plot_architecture(create_model("titn", num_classes=10, in_chans=3, depth=2, pixel_size=4))
     text = _figure_text(fig)
@@ -239,7 +252,7 @@ def test_architecture_picture_follows_overrides_and_refuses_other_modules():
 
 
 def test_seed_comparison_draws_each_seed_and_the_mean_with_its_spread(tmp_path):
-    from titn_lite.stats import seed_results
+    from titn_lite.results.stats import seed_results
 
     results = seed_results({"vit": [70.4, 66.2, 66.8], "deit": [71.4, 68.9, 67.7], "one seed": [69.0]})
     fig = viz.plot_seed_comparison(results, title="t", save_to=tmp_path / "seeds.png")
@@ -259,9 +272,10 @@ def test_seed_comparison_draws_each_seed_and_the_mean_with_its_spread(tmp_path):
 
 
 def test_paired_differences_draw_each_seeds_gap_and_the_interval_that_agrees_with_the_verdict(tmp_path):
-    from titn_lite.stats import compare_pairs, seed_results
+    from titn_lite.results.stats import compare_pairs, seed_results
 
-    results = seed_results({"ref": [80.0, 81.0, 82.0, 80.5], "a": [81.1, 82.3, 83.0, 81.4], "b": [79.0, 81.5, 81.0, 81.0]})
+    results = seed_results({"ref": [80.0, 81.0, 82.0, 80.5], "a": [81.1, 82.3, 83.0, 81.4],
+                            "b": [79.0, 81.5, 81.0, 81.0]})
     differences = compare_pairs(results, [("a", "ref"), ("b", "ref")])
     fig = viz.plot_paired_differences(results, differences, detectable=1.5, save_to=tmp_path / "gaps.png")
     ax = fig.axes[0]
@@ -281,7 +295,7 @@ def test_paired_differences_draw_each_seeds_gap_and_the_interval_that_agrees_wit
 
 def _every_picture(titn_maps):
     """(name, figure) for each drawing function, on small inputs."""
-    from titn_lite.stats import compare_pairs, seed_results
+    from titn_lite.results.stats import compare_pairs, seed_results
 
     matplotlib.pyplot.close("all")  # the earlier tests' figures
     images, maps = titn_maps

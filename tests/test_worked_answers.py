@@ -4,7 +4,7 @@ number the answer states must be the number the package computes."""
 import json
 
 from titn_lite import create_model
-from titn_lite.notebooks import NOTEBOOK_DIR
+from titn_lite.classroom.series import NOTEBOOK_DIR
 
 
 def worked_answers(name: str) -> str:
@@ -34,5 +34,6 @@ def test_the_score_table_answer_of_chapter_04_is_the_sequences_growth():
     titn_tokens = create_model("titn", num_classes=10).tokens.pos_embedding.shape[1]
     answer = worked_answers("04_titn.ipynb")
     growth = round(100 * (titn_tokens ** 2 / tnt_tokens ** 2 - 1))
-    assert f"From {tnt_tokens} x {tnt_tokens} = {tnt_tokens ** 2} to {titn_tokens} x {titn_tokens} = {titn_tokens ** 2}" in answer
+    assert (f"From {tnt_tokens} x {tnt_tokens} = {tnt_tokens ** 2} to "
+            f"{titn_tokens} x {titn_tokens} = {titn_tokens ** 2}" in answer)
     assert f"{growth}% more" in answer

@@ -13,16 +13,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import get_args, get_origin
 
-from titn_lite.models import list_models
-from titn_lite.profiles import DEFAULT_PROFILE, list_profiles
-from titn_lite.teachers import list_teachers
+from titn_lite.classroom.student_copies import UnclosedSolution
+from titn_lite.models.students import list_models
+from titn_lite.models.teachers import list_teachers
+from titn_lite.system.usage import UsageError
+from titn_lite.train.profiles import DEFAULT_PROFILE, list_profiles
 
 
-def _profile(args: argparse.Namespace) -> int:
-    from titn_lite.flops import format_table, profile_models
+def _flops(args: argparse.Namespace) -> int:
+    from titn_lite.results.flops import format_table, measure_models
 
     names = args.models.split(",") if args.models else None
-    rows = profile_models(names, num_classes=args.num_classes, img_size=args.img_size, in_chans=args.in_chans)
+    rows = measure_models(names, num_classes=args.num_classes, img_size=args.img_size, in_chans=args.in_chans)
     if args.json:
         print(json.dumps([asdict(row) for row in rows], indent=2))
         return 0
@@ -37,8 +39,8 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from titn_lite.config import TrainConfig, cli_options
-    from titn_lite.runs import train
+    from titn_lite.train.config import TrainConfig, cli_options
+    from titn_lite.train.runs import train
 
     settings = {f.name: getattr(args, f.name) for f in cli_options()}
     settings["model_overrides"] = dict(_parse_override(item) for item in args.model_overrides)
@@ -49,7 +51,8 @@ def _train(args: argparse.Namespace) -> int:
           f"macro F1 {metrics.f1:.3f} ({metrics.count} test images); run in {result.out_dir}")
     if result.history:
         last = result.history[-1]
-        print(f"last epoch: {last['images_per_second']:.0f} img/s training alone, {last['seconds']:.1f} s with its test")
+        print(f"last epoch: {last['images_per_second']:.0f} img/s training alone, "
+              f"{last['seconds']:.1f} s with its test")
     return 0
 
 
@@ -59,7 +62,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from dataclasses import MISSING
     from typing import get_type_hints
 
-    from titn_lite.config import TrainConfig, cli_options
+    from titn_lite.train.config import TrainConfig, cli_options
 
     types = get_type_hints(TrainConfig)
     for option in cli_options():
@@ -84,7 +87,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                 kwargs["default"] = option.default
         parser.add_argument(flag, **kwargs)
         if option.name == "out_dir":
-            parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+            parser.add_argument("--resume", action="store_true",
+                                help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -96,25 +100,25 @@ def _comma_list(text: str | None) -> list[str] | None:
 def _parse_override(item: str) -> tuple[str, int]:
     key, sep, value = item.partition("=")
     if not sep or not value.lstrip("-").isdigit():
-        raise ValueError(f"--override takes KEY=INTEGER (e.g. depth=4), got {item!r}")
+        raise UsageError(f"--override takes KEY=INTEGER (e.g. depth=4), got {item!r}")
     return key, int(value)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from titn_lite.checkpoints import load_checkpoint
-    from titn_lite.data import dataset_info
-    from titn_lite.devices import resolve_device
-    from titn_lite.flops import count_flops, count_parameters
-    from titn_lite.pipeline import test_batches
-    from titn_lite.config import CheckpointFacts, model_from_checkpoint
-    from titn_lite.training import evaluate
+    from titn_lite.data.datasets import dataset_info
+    from titn_lite.results.flops import count_flops, count_parameters
+    from titn_lite.results.tables import markdown_table
+    from titn_lite.system.devices import resolve_device
+    from titn_lite.train.checkpoint import CheckpointFacts, load_checkpoint, model_from_checkpoint
+    from titn_lite.train.engine import evaluate
+    from titn_lite.train.pipeline import test_batches
 
     checkpoint = load_checkpoint(args.checkpoint)
     facts = CheckpointFacts.of(checkpoint)
     dataset = args.dataset or facts.dataset
     info = dataset_info(dataset)
     if (info.num_classes, info.in_chans) != (facts.num_classes, facts.in_chans):
-        raise ValueError(f"{args.checkpoint} classifies {facts.num_classes} classes of "
+        raise UsageError(f"{args.checkpoint} classifies {facts.num_classes} classes of "
                          f"{facts.in_chans}-channel images; {dataset} has {info.num_classes} classes of "
                          f"{info.in_chans}-channel images")
     model = model_from_checkpoint(checkpoint)
@@ -131,17 +135,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print("| model | dataset | top-1 % | top-5 % | precision | recall | F1 | GFLOPs / 512 | params (M) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {result['model']} | {dataset} | {100 * metrics.top1:.2f} | {100 * metrics.top5:.2f} | "
-          f"{metrics.precision:.3f} | {metrics.recall:.3f} | {metrics.f1:.3f} | {result['gflops_per_512']:.2f} | "
-          f"{result['params_m']:.3f} |")
+    measured = [result["model"], dataset, f"{100 * metrics.top1:.2f}", f"{100 * metrics.top5:.2f}",
+                f"{metrics.precision:.3f}", f"{metrics.recall:.3f}", f"{metrics.f1:.3f}",
+                f"{result['gflops_per_512']:.2f}", f"{result['params_m']:.3f}"]
+    print(markdown_table(["model", "dataset", "top-1 %", "top-5 %", "precision", "recall", "F1", "GFLOPs / 512",
+                          "params (M)"], [measured], align="llrrrrrrr"))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from titn_lite.checkpoints import write_atomic
-    from titn_lite.report import format_report, summarize_run
+    from titn_lite.results.report import format_report, summarize_run
+    from titn_lite.system.files import write_atomic
 
     summaries = [summarize_run(run_dir) for run_dir in args.run_dirs]
     text = format_report(summaries) + "\n"
@@ -154,13 +158,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _notebooks_run(args: argparse.Namespace) -> int:
-    from titn_lite.course import ARTIFACTS_DIR, Course
-    from titn_lite.notebooks import NOTEBOOK_DIR, check_jobs, default_jobs, list_notebooks, run_series
+    from titn_lite.classroom.course import ARTIFACTS_DIR, Course
+    from titn_lite.classroom.series import NOTEBOOK_DIR, check_jobs, default_jobs, list_notebooks, run_series
 
     jobs = default_jobs(args.device) if args.jobs is None else check_jobs(args.jobs)
     folder = args.source or NOTEBOOK_DIR
     if not list_notebooks(folder):
-        raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {folder}; give the folder that "
+        raise UsageError(f"no numbered notebooks (NN_name.ipynb) in {folder}; give the folder that "
                          f"`titn-lite notebooks copy` made, e.g. --from my-course/notebooks")
     course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
     started = time.perf_counter()
@@ -181,15 +185,15 @@ def _notebooks_run(args: argparse.Namespace) -> int:
 
 
 def _students_copies(folder: Path) -> bool:
-    from titn_lite.notebooks import list_notebooks
-    from titn_lite.student import is_students_copy
+    from titn_lite.classroom.series import list_notebooks
+    from titn_lite.classroom.student_copies import is_students_copy
 
     return any(is_students_copy(p.read_text(encoding="utf-8")) for p in list_notebooks(folder))
 
 
 def _notebooks_prepare(args: argparse.Namespace) -> int:
-    from titn_lite.course import SHARED_ENV, Course
-    from titn_lite.notebooks import NOTEBOOK_DIR, check_jobs, default_jobs, prepare_class
+    from titn_lite.classroom.course import SHARED_ENV, Course
+    from titn_lite.classroom.series import NOTEBOOK_DIR, check_jobs, default_jobs, prepare_class
 
     jobs = default_jobs(args.device) if args.jobs is None else check_jobs(args.jobs)
     course = Course(args.profile, device=args.device, artifacts=args.artifacts)
@@ -210,7 +214,7 @@ def _notebooks_prepare(args: argparse.Namespace) -> int:
 
 
 def _notebooks_copy(args: argparse.Namespace) -> int:
-    from titn_lite.notebooks import copy_series
+    from titn_lite.classroom.series import copy_series
 
     report = copy_series(args.dest, force=args.force)
     print(f"copied {len(report.copied)} notebook(s) to {report.folder}"
@@ -223,7 +227,7 @@ def _notebooks_copy(args: argparse.Namespace) -> int:
 
 
 def _notebooks_strip(args: argparse.Namespace) -> int:
-    from titn_lite.notebooks import execute_in_place, list_notebooks, strip_outputs
+    from titn_lite.classroom.series import execute_in_place, list_notebooks, strip_outputs
 
     if args.execute:
         for path in list_notebooks():
@@ -235,15 +239,15 @@ def _notebooks_strip(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from titn_lite.lab import run_lab
+    from titn_lite.classroom.lab import run_lab
 
     return run_lab(args.folder, args.options)
 
 
 def _book_build(args: argparse.Namespace) -> int:
-    from titn_lite.book import build_book, write_book_summary
-    from titn_lite.course import ARTIFACTS_DIR, Course
-    from titn_lite.notebooks import NOTEBOOK_DIR
+    from titn_lite.classroom.book import build_book, write_book_summary
+    from titn_lite.classroom.course import ARTIFACTS_DIR, Course
+    from titn_lite.classroom.series import NOTEBOOK_DIR
 
     course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
     result = build_book(course, args.out, executed=args.executed, solutions=args.solutions,
@@ -258,14 +262,13 @@ def _book_build(args: argparse.Namespace) -> int:
     return 0
 
 
-# titn_lite.assignments.DEFAULT_RELEASE, repeated: the CLI imports a command's module only when it runs.
+# titn_lite.classroom.assignments.DEFAULT_RELEASE, repeated: the CLI imports a command's module only when it runs.
 DEFAULT_RELEASE = "titn-release"
 
 
 def _assignments_build(args: argparse.Namespace) -> int:
-    from titn_lite.assignments import build
-
-    from titn_lite.notebooks import NOTEBOOK_DIR
+    from titn_lite.classroom.assignments import build
+    from titn_lite.classroom.series import NOTEBOOK_DIR
 
     exercises = build(args.out, only=_comma_list(args.only), folder=args.source or NOTEBOOK_DIR,
                       nbgrader=args.nbgrader)
@@ -287,7 +290,7 @@ def _assignments_build(args: argparse.Namespace) -> int:
 def _assignments_grade(args: argparse.Namespace) -> int:
     import secrets
 
-    from titn_lite.assignments import grade
+    from titn_lite.classroom.assignments import grade
 
     # Drawn now, so no file of the release holds the cases (grade() refuses a seed below 1).
     hidden_seed = secrets.randbits(31) | 1 if args.hidden_seed is None else args.hidden_seed
@@ -319,17 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    # "flops", not "profile": a profile is a run preset (--profile); the old name stays an alias.
-    profile = commands.add_parser(
-        "flops", aliases=["profile"], help="parameters and FLOPs of the models beside the paper's Tables 1 and 3"
-    )
-    profile.add_argument("--models", help=f"comma-separated names (default: vgg16_bn and every student); "
-                                          f"students: {', '.join(list_models())}; teachers: {', '.join(list_teachers())}")
-    profile.add_argument("--num-classes", type=int, default=100)
-    profile.add_argument("--img-size", type=int, default=32)
-    profile.add_argument("--in-chans", type=int, default=3)
-    profile.add_argument("--json", action="store_true", help="print the rows as JSON")
-    profile.set_defaults(run=_profile)
+    flops = commands.add_parser("flops", help="parameters and FLOPs of the models beside the paper's Tables 1 and 3")
+    flops.add_argument("--models", help=f"comma-separated names (default: vgg16_bn and every student); "
+                                          f"students: {', '.join(list_models())}; "
+                                          f"teachers: {', '.join(list_teachers())}")
+    flops.add_argument("--num-classes", type=int, default=100)
+    flops.add_argument("--img-size", type=int, default=32)
+    flops.add_argument("--in-chans", type=int, default=3)
+    flops.add_argument("--json", action="store_true", help="print the rows as JSON")
+    flops.set_defaults(run=_flops)
 
     train = commands.add_parser("train", help="train a student or a teacher (the paper's recipe)")
     _add_train_options(train)
@@ -465,20 +466,23 @@ def _add_assignments_commands(commands: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from titn_lite.training import TrainingDiverged
+    from titn_lite.train.engine import TrainingDiverged, TrainingStopped
 
     try:
         return args.run(args)
-    except ValueError as error:  # bad input: what it was and what would be valid
+    except (UsageError, UnclosedSolution) as error:  # bad input: what it was and what would be valid (a bug keeps
+        # its traceback); an unclosed solution marker is the teacher's notebook's mistake
         print(f"titn-lite {args.command}: error: {error}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"titn-lite {args.command}: {error}", file=sys.stderr)
         return 1
+    except TrainingStopped as error:  # SIGTERM: the epoch it saved and how to go on
+        print(f"titn-lite {args.command}: {error}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"titn-lite {args.command}: interrupted; a training run continues with --resume", file=sys.stderr)
         return 130
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,146 @@
+"""Tables of measured runs beside the paper's figures (Tables 2-5 in shape), read from run
+folders (each run's checkpoint is loaded to count its parameters and FLOPs), and the
+series' results page from the course's records (``Course.results``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from titn_lite.results import paper
+from titn_lite.results.flops import count_flops, count_parameters
+from titn_lite.results.stats import Difference, compare_pairs, format_differences, holm, seed_results
+from titn_lite.results.tables import MarkdownTable, markdown_table
+from titn_lite.system.usage import UsageError
+from titn_lite.train.checkpoint import CheckpointFacts, model_from_checkpoint
+from titn_lite.train.run_folder import RunFolder
+
+
+@dataclass
+class RunSummary:
+    """One finished run: what was trained on what, how well, at what size and cost."""
+
+    run_dir: Path
+    model: str
+    dataset: str
+    top1: float  # the last epoch's test top-1: the run's result
+    best_top1: float  # the highest test top-1 of any epoch: what the paper reports (§4.2)
+    top5: float
+    precision: float
+    recall: float
+    f1: float
+    params: int
+    flops_per_image: float
+    images_per_second: float
+    seconds: float
+    mix: str
+
+    @property
+    def paper(self) -> paper.PaperResult | None:
+        if self.model == "titn" and self.mix == "mixup" and self.dataset == "cifar100":
+            return paper.TITN_MIXUP_CIFAR100
+        return paper.RESULTS.get(self.dataset, {}).get(self.model)
+
+
+def summarize_run(run_dir: str | Path) -> RunSummary:
+    """Read a complete run directory; ``ValueError`` if it is not one."""
+    folder = RunFolder(run_dir)
+    if not folder.is_complete:
+        raise UsageError(f"{folder.path} is not a complete titn-lite run (no {RunFolder.METRICS}); finish it with "
+                         f"titn-lite train ... --out {folder.path} --resume")
+    metrics, history, config = folder.metrics(), folder.history(), folder.config()
+    checkpoint = folder.load_checkpoint()
+    model = model_from_checkpoint(checkpoint)
+    return RunSummary(
+        run_dir=folder.path, model=config["model"], dataset=config["dataset"], top1=metrics.top1,
+        best_top1=max(row["val_top1"] for row in history if not math.isnan(row["val_top1"])), top5=metrics.top5,
+        precision=metrics.precision, recall=metrics.recall, f1=metrics.f1,
+        params=count_parameters(model),
+        flops_per_image=count_flops(model, in_chans=CheckpointFacts.of(checkpoint).in_chans),
+        images_per_second=sum(r["images_per_second"] for r in history) / len(history),
+        seconds=sum(r["seconds"] for r in history), mix=config["mix"],
+    )
+
+
+def format_report(summaries: list[RunSummary]) -> MarkdownTable:
+    """Markdown: one row per run, measured beside the paper's top-1/top-5 (and P/R/F1). Top-1
+    is the last epoch's; "best" the highest over epochs, which is what the paper reports."""
+    def paper_value(summary: RunSummary, field: str, scale: float = 1.0) -> str:
+        result = summary.paper
+        value = getattr(result, field) if result else None
+        return f"{value * scale:.2f}" if value is not None else "-"
+
+    header = ["model", "dataset", "top-1 %", "best top-1 %", "top-5 %", "precision", "recall", "F1", "GFLOPs / 512",
+              "params (M)", "train img/s", "train s", "paper top-1 %", "paper top-5 %", "paper P / R / F1"]
+    rows = [[f"{s.model}{' (MixUp)' if s.mix == 'mixup' else ''}", s.dataset, f"{100 * s.top1:.2f}",
+             f"{100 * s.best_top1:.2f}", f"{100 * s.top5:.2f}", f"{s.precision:.3f}", f"{s.recall:.3f}",
+             f"{s.f1:.3f}", f"{s.flops_per_image * paper.GFLOPS_BATCH / 1e9:.2f}", f"{s.params / 1e6:.3f}",
+             f"{s.images_per_second:.0f}", f"{s.seconds:.0f}", paper_value(s, "top1"), paper_value(s, "top5"),
+             " / ".join(paper_value(s, f) for f in ("precision", "recall", "f1"))] for s in summaries]
+    table = markdown_table(header, rows, align="ll" + "r" * 12 + "l")  # labels, figures, the paper's P / R / F1 as text
+    note = ("Top-1: the last epoch's; best: the highest over epochs, the paper's measure (§4.2), which "
+            "picks an epoch by its test score and so flatters a run. Paper: Tables 2-3 (CIFAR-100), "
+            "4 (CIFAR-10), 5 (MNIST); '-' where the paper gives no figure.")
+    return MarkdownTable(f"{table}\n\n{note}")
+
+
+def _record_differences(record: dict[str, Any]) -> list[Difference]:
+    """The differences a record asks for, tested (paired by seed, or Welch where the record's
+    values are not paired by seed) and Holm-adjusted over the record's own table."""
+    return compare_pairs(seed_results(record["values"]), [tuple(pair) for pair in record["pairs"]],
+                         paired=record["paired"])
+
+
+def format_record(record: dict[str, Any]) -> str:
+    """One notebook's record (``Course.record_results``) as a page section: each setting's
+    mean ± spread over seeds beside the paper, and which differences exceed the seeds' scatter."""
+    results = seed_results(record["values"])
+    paper_top1 = record["paper_top1"]
+    rows = [(label, result.describe(), ", ".join(f"{v:.1f}" for v in result.values),
+             "-" if paper_top1.get(label) is None else paper_top1[label]) for label, result in results.items()]
+    table = markdown_table(["setting", "top-1 % (mean ± std)", "each seed", "paper top-1 %"], rows, align="lrlr")
+    section = [f"## {record['title']}", "", record["setting"], "", table]
+    if record["pairs"]:
+        differences = _record_differences(record)
+        test = "the paired t-test over seeds" if record["paired"] else "Welch's t-test"
+        adjusted = (f"the p-values are Holm-adjusted over the {len(differences)} differences of this table, and an "
+                    "adjusted p < 0.05 counts as beyond the noise" if len(differences) > 1 else
+                    "the table tests one difference, which Holm's correction leaves as it is, and p < 0.05 counts "
+                    "as beyond the noise")
+        section += ["", f"Is each difference larger than the scatter between seeds? ({test}; {adjusted}; the "
+                    "page's last section tests every difference on the page together.)", "",
+                    format_differences(differences)]
+    return "\n".join(section)
+
+
+def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
+    """The series' ``results.md`` from its records; empty when nothing was recorded. Each
+    section tests its own differences (Holm over its table); a last section tests them all
+    at once (Holm over every difference on the page), the stricter reading."""
+    if not records:
+        return ""
+    return (f"# What the `{profile}` series measured\n\n"
+            "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after "
+            "its GPU training (its Table 3): compare the ranking and the size of the gaps, "
+            "not the accuracies.\n\n" + "\n\n".join(format_record(r) for r in records)
+            + _whole_page_section(records) + "\n")
+
+
+def _whole_page_section(records: list[dict[str, Any]]) -> str:
+    """Every difference the page reports, Holm-adjusted over all of them together: a section's
+    own correction keeps a false "beyond the noise" at 5% per table, this one for the page.
+    Each row names its section (the title up to its parenthesis)."""
+    tested = [r for r in records if r["pairs"]]
+    differences = [dataclasses.replace(d, first=f"{r['title'].split(' (')[0]}: {d.first}")
+                   for r in tested for d in _record_differences(r)]
+    testable = sum(d.testable for d in differences)
+    if len(tested) < 2 or testable < 2:
+        return ""  # one table: its own correction is already the page's
+    return ("\n\n## Every difference on this page, tested together\n\n"
+            f"The sections above each correct for their own table. Here the p-values are Holm-adjusted over all "
+            f"{testable} testable differences the page reports, so the chance of any false \"beyond the noise\" "
+            f"anywhere on the page stays at 5%; an adjusted p < 0.05 counts as beyond the noise.\n\n"
+            + format_differences(holm(differences)))
