@@ -6,6 +6,7 @@ so nothing needs setting up by hand), runs every notebook with the profile injec
 into its ``parameters`` cell, keeps going past a failing notebook, and writes the
 executed notebooks plus ``summary.json`` and ``summary.md`` to ``DIR``; after the whole
 series, also ``results.md``, what notebooks 06, 08, 10 and 11 measured (``titn_lite.results.report``).
+On Linux its kernels are forks of one process that imported torch once (``warm_kernels``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from tqdm.auto import tqdm
 
 from titn_lite.classroom.course import SHARED_ENV, Course
 from titn_lite.classroom.student_copies import is_students_copy, student_copy
+from titn_lite.classroom.warm_kernels import WarmKernels, interpreter_of
+from titn_lite.classroom.warm_kernels import available as warm_kernels_available
 from titn_lite.results.report import results_page_markdown
 from titn_lite.results.tables import markdown_table
 from titn_lite.system.cpu import available_cores
@@ -98,9 +101,10 @@ def default_jobs(device: str = "auto", cores: int | None = None) -> int:
     return 1 if on_gpu else max(1, min(2, cores or available_cores()))
 
 
-def _kernel_manager_class() -> type:
-    """The kernel manager the runner's kernels run under: jupyter_client's, except that shutting a
-    kernel down does not interrupt it first.
+def _kernel_manager_class(warm: WarmKernels | None = None) -> type:
+    """The kernel manager the runner's kernels run under: jupyter_client's, except that its
+    kernels are forks of ``warm`` where one is given, and shutting a kernel down does not
+    interrupt it first.
 
     jupyter_client sends SIGINT before its shutdown request. An idle kernel ignores it, but a
     kernel still inside a message handler when it lands (its last reply just sent, on a busy
@@ -108,15 +112,45 @@ def _kernel_manager_class() -> type:
     | KeyboardInterrupt caught in kernel.`` on the series' stderr. The shutdown request alone
     ends a kernel (ipykernel answers it on its control thread even while busy), and one that
     has not ended when jupyter_client stops waiting is terminated and killed as before."""
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
 
+    provisioner = warm.provisioner_class() if warm is not None else None
+
     class FinishedKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            if provisioner is not None and self.provisioner is None:  # jupyter_client keeps one it is given
+                self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+                self.provisioner = provisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+            return await super()._async_pre_start_kernel(**kw)
+
         async def _async_interrupt_kernel(self) -> None:
             if self.shutting_down:
                 return
             await super()._async_interrupt_kernel()
 
     return FinishedKernelManager
+
+
+@contextmanager
+def warm_kernels(kernel: str, notebooks: list[Path]) -> Iterator[WarmKernels | None]:
+    """A warm process (``titn_lite.classroom.warm_kernels``) for the kernelspec ``kernel``, in the
+    notebooks' folder, started now and ended with the block; None where its kernels cannot be
+    forked, or for a single notebook (its imports would cost what one kernel saves): kernels
+    then start the usual way."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    interpreter = interpreter_of(KernelSpecManager().get_kernel_spec(kernel).argv)
+    if not warm_kernels_available() or interpreter is None or len(notebooks) < 2:
+        yield None
+        return
+    warm = WarmKernels(interpreter, notebooks[0].parent)
+    warm.start()
+    try:
+        yield warm
+    finally:
+        warm.close()
 
 
 def check_jobs(jobs: object) -> int:
@@ -143,8 +177,6 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     ``jobs``: notebooks run at once, each kernel with ``cores // jobs`` threads. They share
     runs through the course (a run asked for twice at once is made once: ``runs.run_lock``),
     and a notebook that reads another's runs makes or waits for them; 1 runs them in order."""
-    import papermill  # noqa: F401 (before anything is cleared: a missing papermill stops the run here)
-
     jobs = check_jobs(jobs)
     # Absolute paths: papermill changes the process's working directory while a notebook runs
     # (and keeps its own for reads and writes), so beside another notebook a relative path
@@ -153,8 +185,11 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     series_started = time.perf_counter()
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
-    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs)):
-        kernel, kernel_manager = ensure_kernel(), _kernel_manager_class()
+    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs)), \
+            warm_kernels(kernel := ensure_kernel(), notebooks) as warm:
+        import papermill  # noqa: F401 (before anything is cleared: a missing papermill stops the run here)
+
+        kernel_manager = _kernel_manager_class(warm)
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         parameters = {"profile": course.profile.name, "device": course.device, "artifacts_dir": str(course.artifacts)}
