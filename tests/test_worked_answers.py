@@ -37,3 +37,19 @@ def test_the_score_table_answer_of_chapter_04_is_the_sequences_growth():
     assert (f"From {tnt_tokens} x {tnt_tokens} = {tnt_tokens ** 2} to "
             f"{titn_tokens} x {titn_tokens} = {titn_tokens ** 2}" in answer)
     assert f"{growth}% more" in answer
+
+
+def test_chapter_05s_corrected_lambda_is_rarely_below_a_tenth_even_at_a_small_alpha():
+    """05's worked answer 1: a lambda drawn near 0 asks for a box nearly the image's size, which the
+    border clips, so the share the image keeps (the package's corrected lambda) is rarely below 0.1."""
+    import torch
+
+    from titn_lite.data.mixing import cutmix
+
+    images, labels, partner = torch.zeros(2, 1, 32, 32), torch.tensor([0, 1]), torch.tensor([1, 0])
+    torch.manual_seed(0)
+    drawn = torch.distributions.Beta(0.1, 0.1).sample((2000,))
+    kept = torch.tensor([cutmix(images, labels, alpha=0.1, partner=partner).lam for _ in range(2000)])
+    assert (drawn < 0.1).float().mean() > 0.3  # the draws do pile up near 0 ...
+    assert (kept < 0.1).float().mean() < 0.01  # ... the share kept does not
+    assert "is rarely below 0.1 at any alpha" in worked_answers("05_cutmix.ipynb")
