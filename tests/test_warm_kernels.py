@@ -118,3 +118,14 @@ def test_only_this_pythons_ipykernel_is_forked():
         [python, "-Xfrozen_modules=off"]
     assert interpreter_of(["R", "--slave", "-e", "IRkernel::main()", "--args", "x"]) is None
     assert interpreter_of([python, "-m", "other_kernel", "-f", "x"]) is None
+
+
+def test_a_closed_handle_asks_the_system_and_starts_no_second_warm_process(tmp_path):
+    from titn_lite.classroom.warm_kernels import WarmKernels
+
+    warm = WarmKernels([sys.executable], tmp_path)
+    warm.start()
+    warm.close()
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process can have it
+    assert warm.poll(gone) == -1 and warm.poll(os.getpid()) is None  # answered from /proc
+    assert warm._process is None  # a kernel still polled after the series does not start another one

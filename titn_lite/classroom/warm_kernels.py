@@ -12,9 +12,10 @@ way a second ``import torch`` is free. Forking is safe here because the warm pro
 runs a torch operation (no OpenMP pool, no CUDA context exists to be copied) and runs no
 threads of its own (numpy's OpenBLAS pool stops itself around a fork).
 
-The runner talks to the warm process over its stdin/stdout, one JSON line per request:
-``fork`` (a kernel command's arguments, its environment and working folder; the reply is the
-new pid) and ``poll`` (the kernel's exit code once it has ended). ``WarmKernels.provisioner_class``
+The runner talks to the warm process over its stdin/stdout, one JSON line each way: a
+``ready`` line once its imports are done, then a reply per request: ``fork`` (a kernel
+command's arguments, its environment and working folder; the reply is the new pid) and
+``poll`` (the kernel's exit code once it has ended). ``WarmKernels.provisioner_class``
 gives jupyter_client a provisioner that launches through it. Anything it cannot launch (a
 kernel command that is not this Python's ipykernel), and every kernel after the warm process
 has failed, starts the usual way.
@@ -42,10 +43,13 @@ PRELOADED = ("ipykernel.kernelapp", "torch", "titn_lite", "matplotlib.pyplot", "
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what ipykernel selects for plots
 # The warm process's command. Its replies go out on a copy of stdout, and stdout becomes stderr
 # before anything is imported, so nothing an import prints can end up in a reply.
-BOOTSTRAP = ("import os; replies = os.dup(1); os.dup2(2, 1); "
+# As in ipykernel's launcher, the folder it starts in is no import path of its own (IPython adds
+# it back in each kernel, after the standard library, as in a kernel launched the usual way).
+BOOTSTRAP = ("import os, sys; del sys.path[0]; replies = os.dup(1); os.dup2(2, 1); "
              "from titn_lite.classroom.warm_kernels import main; main(replies)")
 LAUNCHER = ["-m", "ipykernel_launcher"]
 REPLY_SECONDS = 60  # a fork or a poll takes milliseconds; a warm process this slow is stuck
+READY_SECONDS = 300  # its imports, the first time (matplotlib may build its font cache)
 
 
 def available() -> bool:
@@ -77,6 +81,7 @@ class WarmKernels:
     def __init__(self, interpreter: list[str], folder: str | Path) -> None:
         self.interpreter, self.folder = interpreter, Path(folder)
         self.broken = False
+        self._ready = False  # the warm process has said its imports are done
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # the runner's threads share one request line
 
@@ -95,20 +100,37 @@ class WarmKernels:
             if self.broken or self._process is None:
                 raise OSError("the warm kernel process has failed")
             process = self._process
-            assert process.stdin is not None and process.stdout is not None
             try:
+                if not self._ready:
+                    if self._read_line(process, READY_SECONDS) != {"ready": True}:
+                        raise OSError(f"it did not finish its imports within {READY_SECONDS} s")
+                    self._ready = True
+                assert process.stdin is not None
                 process.stdin.write(json.dumps(request).encode() + b"\n")
                 process.stdin.flush()
-                ready, _, _ = select.select([process.stdout], [], [], REPLY_SECONDS)
-                line = process.stdout.readline() if ready else b""
-                reply = json.loads(line) if line else None
+                reply = self._read_line(process, REPLY_SECONDS)
+            except (OSError, ValueError) as error:  # ended, closed, or a line that is not JSON
+                self._break()
+                raise OSError(f"the warm kernel process failed: {error}") from error
             except BaseException:  # an interrupt mid-request would leave its reply for the next one
                 self._break()
                 raise
-            if not isinstance(reply, dict) or "error" in reply:
+            if not isinstance(reply, dict):
                 self._break()
-                raise OSError(f"the warm kernel process failed: {reply.get('error') if reply else 'no answer'}")
+                raise OSError("the warm kernel process did not answer")
+            if "error" in reply:  # it could not fork; the kernels it runs are fine, so it is not ended
+                self.broken = True
+                raise OSError(f"the warm kernel process failed: {reply['error']}")
         return reply
+
+    @staticmethod
+    def _read_line(process: subprocess.Popen[bytes], seconds: float) -> Any:
+        """The next JSON line from ``process``, or None if none came within ``seconds``. Each reply
+        is one line written at once, and nothing is read ahead, so select sees what readline gets."""
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], seconds)
+        line = process.stdout.readline() if ready else b""
+        return json.loads(line) if line else None
 
     def _break(self) -> None:
         """Give up on the warm process (the lock held): end it; later kernels start the usual way."""
@@ -132,13 +154,18 @@ class WarmKernels:
         """End the warm process (it ends the kernels still running first, and waits for them)."""
         with self._lock:
             process, self._process = self._process, None
+            self.broken = True  # a kernel still polled after this asks the system, not a new process
         if process is not None:
             assert process.stdin is not None and process.stdout is not None
             try:
                 process.stdin.close()
             except OSError:  # it has already gone
                 pass
-            process.wait()
+            try:
+                process.wait(timeout=REPLY_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             process.stdout.close()
 
     def can_launch(self, cmd: list[str]) -> bool:
@@ -249,11 +276,11 @@ def _serve(replies: Any) -> dict[str, Any] | None:
             reply = {"returncode": ended.get(request["pid"])}
         replies.write(json.dumps(reply).encode() + b"\n")
         replies.flush()
-    for pid in running:  # each kernel leads a session: end it with whatever it started
+    for pid in running:  # kernels the runner abandoned: end each session, whatever it started
         try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:  # forked, but not yet a session of its own
+            os.kill(pid, signal.SIGKILL)
     for pid in running:
         os.waitpid(pid, 0)
     return None
@@ -285,7 +312,7 @@ def _become_kernel(request: dict[str, Any]) -> None:
     try:
         kernelapp.launch_new_instance(argv=argv)
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+        code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
     # What an interpreter's exit does first: wait for the notebook's threads, run the exit
     # functions (IPython's clears the namespace, so open files are flushed and finalizers run).
     # Then skip the teardown of every module (half a second with all of PRELOADED): a fork has
@@ -309,7 +336,10 @@ def main(replies_fd: int) -> None:
     # What the forks share is there for good: the garbage collector need not walk it again in each
     # kernel (nor, walking it, copy its memory pages into every fork).
     gc.freeze()
-    request = _serve(os.fdopen(replies_fd, "wb"))
+    replies = os.fdopen(replies_fd, "wb")
+    replies.write(json.dumps({"ready": True}).encode() + b"\n")
+    replies.flush()
+    request = _serve(replies)
     if request is not None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _become_kernel(request)
