@@ -85,11 +85,15 @@ def test_a_forked_kernel_starts_where_a_new_kernel_would(tmp_path, monkeypatch):
     assert all(report["pids"][1] == os.getpid() for report in reports["cold"])  # launched by the runner
 
 
-def test_a_single_notebook_starts_its_kernel_the_usual_way(tmp_path):
+def test_a_single_notebook_runs_alone_in_a_kernel_started_the_usual_way(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     folder = _series(tmp_path / "series", {"00_only": REPORT})
     run_series(Course("smoke", artifacts=tmp_path / "artifacts", progress=False), out_dir=tmp_path / "out",
-               folder=folder)
-    assert _report(tmp_path / "out" / "00_only.ipynb")["warm"] is False
+               folder=folder, jobs=2)
+    report = _report(tmp_path / "out" / "00_only.ipynb")
+    assert report["warm"] is False
+    # two at once asked, one notebook: it runs alone, its kernel with every core (no thread share set)
+    assert report["omp"] is None and json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"] == 1
 
 
 def test_after_the_warm_process_fails_kernels_start_the_usual_way(tmp_path):

@@ -175,7 +175,8 @@ def _notebooks_run(args: argparse.Namespace) -> int:
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
         print(f"{result.notebook:<22} {result.status:<6} {result.seconds:7.1f} s{detail}")
     failed = [r for r in results if r.status == "failed"]
-    side_by_side = f" ({jobs} at once: {wall:.0f} s of wall clock)" if jobs > 1 else ""
+    at_once = min(jobs, len(results))  # as run_series ran them: a single notebook alone
+    side_by_side = f" ({at_once} at once: {wall:.0f} s of wall clock)" if at_once > 1 else ""
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s"
           f"{side_by_side}; executed notebooks and summary.md in {args.out}")
     if failed and _students_copies(folder):

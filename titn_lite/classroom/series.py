@@ -182,6 +182,7 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     # (and keeps its own for reads and writes), so beside another notebook a relative path
     # would be read against the wrong folder (CI's smoke series failed so, once).
     notebooks = [path.resolve() for path in select_notebooks(only, folder)]
+    jobs = min(jobs, max(1, len(notebooks)))  # one notebook runs alone, its kernel with every core
     series_started = time.perf_counter()
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
