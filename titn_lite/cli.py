@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import get_args, get_origin
@@ -158,14 +159,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _notebooks_run(args: argparse.Namespace) -> int:
     from titn_lite.classroom.course import ARTIFACTS_DIR, Course
-    from titn_lite.classroom.series import (
-        NOTEBOOK_DIR,
-        SeriesSummary,
-        check_jobs,
-        default_jobs,
-        list_notebooks,
-        run_series,
-    )
+    from titn_lite.classroom.series import NOTEBOOK_DIR, check_jobs, default_jobs, list_notebooks, run_series
 
     jobs = default_jobs(args.device) if args.jobs is None else check_jobs(args.jobs)
     folder = args.source or NOTEBOOK_DIR
@@ -173,15 +167,16 @@ def _notebooks_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no numbered notebooks (NN_name.ipynb) in {folder}; give the folder that "
                          f"`titn-lite notebooks copy` made, e.g. --from my-course/notebooks")
     course = Course(args.profile, device=args.device, artifacts=args.artifacts or ARTIFACTS_DIR)
+    started = time.perf_counter()
     results = run_series(course, only=_comma_list(args.only), out_dir=args.out, folder=folder, jobs=jobs)
-    ran = SeriesSummary.read(Path(args.out))  # how run_series ran them: notebooks at once, wall clock
-    assert ran is not None  # run_series writes it, whatever the notebooks did
+    wall = time.perf_counter() - started
     for result in results:
         where = f" at cell {result.failed_cell}" if result.failed_cell else ""
         detail = f"  failed{where}: {result.error}" if result.status == "failed" else ""
         print(f"{result.notebook:<22} {result.status:<6} {result.seconds:7.1f} s{detail}")
     failed = [r for r in results if r.status == "failed"]
-    side_by_side = f" ({ran.jobs} at once: {ran.wall_seconds:.0f} s of wall clock)" if ran.jobs > 1 else ""
+    at_once = min(jobs, len(results))  # as run_series ran them: a single notebook alone
+    side_by_side = f" ({at_once} at once: {wall:.0f} s of wall clock)" if at_once > 1 else ""
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {sum(r.seconds for r in results):.0f} s"
           f"{side_by_side}; executed notebooks and summary.md in {args.out}")
     if failed and _students_copies(folder):
