@@ -59,18 +59,19 @@ class Regime:
 def regimes(course: Course) -> dict[str, Regime]:
     """The regimes searched, at the course's profile (its training subset, epochs, teacher)."""
     profile = course.profile
-    images = profile.train_subset or EMBEDDED_IMAGES
-    others = EMBEDDED_IMAGES - images  # the embedded images the profile's students never see
+    trainable = EMBEDDED_IMAGES - profile.val_images  # the last ones are the validation split
+    images = profile.train_subset or trainable
+    others = trainable - images  # the embedded images the profile's students never see (nor validate on)
     # The profile's own warm-up, as when the search's tables were measured (notebook 11 shortens it).
     warmup = profile.warmup_epochs
     equal_steps = course.few_labels(images, others, warmup_epochs=warmup)
-    scarce = course.few_labels(1000, EMBEDDED_IMAGES - 1000, warmup_epochs=warmup)
-    scarce_longer = course.few_labels(1000, EMBEDDED_IMAGES - 1000, epochs=2 * profile.epochs, warmup_epochs=warmup)
+    scarce = course.few_labels(1000, trainable - 1000, warmup_epochs=warmup)
+    scarce_longer = course.few_labels(1000, trainable - 1000, epochs=2 * profile.epochs, warmup_epochs=warmup)
     return {r.name: r for r in [
         Regime("classroom", f"the profile's recipe (the control): teacher and students on the same {images:,} "
                "labelled images"),
-        Regime("teacher-10k", f"a teacher trained on all {EMBEDDED_IMAGES:,} embedded images; students on {images:,}",
-               teacher={"train_subset": EMBEDDED_IMAGES}),
+        Regime("teacher-all", f"a teacher trained on all {trainable:,} embedded training images outside the "
+               f"validation split; students on {images:,}", teacher={"train_subset": trainable}),
         Regime("teacher-longer", f"a stronger teacher: {3 * profile.teacher_epochs} epochs instead of "
                f"{profile.teacher_epochs}", teacher={"epochs": 3 * profile.teacher_epochs}),
         Regime("students-longer", f"students train {3 * profile.epochs} epochs instead of {profile.epochs} (they "

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import pytest
 
 from titn_lite.classroom.course import STUDENT_PAIRS, WARMUP_SHARE, Course, short_warmup
-from titn_lite.results.stats import paired_scatter, seed_results
 from titn_lite.train.profiles import get_profile
 
 
@@ -18,7 +17,9 @@ def test_the_short_warm_up_is_at_most_an_eighth_of_the_run_and_never_longer_than
     assert short_warmup(get_profile("smoke"), 4) == 0  # the smoke profile warms up not at all
 
 
-def test_the_student_scatter_pools_notebook_08s_pairs_of_seed_runs(tmp_path, monkeypatch):
+def test_an_experiment_asks_for_each_seed_run_once_last_to_first(tmp_path, monkeypatch):
+    from titn_lite.classroom.experiments import comparison
+
     top1 = {"vit": [0.70, 0.72, 0.71], "deit": [0.73, 0.72, 0.74], "tnt": [0.75, 0.74, 0.77],
             "titn": [0.76, 0.78, 0.77], "titn_large_patch": [0.60, 0.61, 0.63]}
     asked = []
@@ -28,12 +29,13 @@ def test_the_student_scatter_pools_notebook_08s_pairs_of_seed_runs(tmp_path, mon
         return SimpleNamespace(metrics=SimpleNamespace(top1=top1[model][seed]))
 
     monkeypatch.setattr(Course, "run", run)
-    scatter = Course("classroom", artifacts=tmp_path).student_scatter()
-    expected = paired_scatter(seed_results({m: [100 * v for v in values] for m, values in top1.items()}), STUDENT_PAIRS)
-    assert scatter == pytest.approx(expected) and scatter > 0
+    course = Course("classroom", artifacts=tmp_path)
+    accuracy = comparison(course).accuracy(course)
+    assert {m: list(r.values) for m, r in accuracy.items()} == {m: [100 * v for v in vs] for m, vs in top1.items()}
     assert sorted(asked) == sorted((m, seed) for m in top1 for seed in range(3))  # each seed run asked for once
     # last to first: beside notebook 08, which goes first to last, each process trains what the other has not reached
     assert asked[0] == ("titn_large_patch", 2) and asked[-1] == ("vit", 0)
+    assert comparison(course).pairs == STUDENT_PAIRS
 
 
 def test_a_course_names_a_registered_profile_and_refuses_a_changed_copy(tmp_path):

@@ -314,17 +314,17 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
                         "Every difference on this page, tested together"]
     seeds = get_profile("smoke").seeds
     rows = table_rows(results)
-    for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix"):
+    for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix (alpha 0.5)"):
         row = next(row for row in rows if row[0] == name)  # setting, mean ± std, each seed, paper
         assert len(row[2].split(",")) == seeds, row  # one value per seed
     compared = {row[0] for row in rows}
     assert {"deit − vit", "no teacher − TITN (reference)"} <= compared
-    assert {"DeiT hard − ViT (twin)", "DeiT soft − ViT (twin)"} <= compared
-    # The statistics chapters print their design's detectable difference beside their verdicts,
+    assert {"DeiT hard − DeiT (twin)", "DeiT soft − DeiT (twin)", "DeiT soft − DeiT hard"} <= compared
+    # The statistics chapters print each comparison's plan before their runs and in hindsight after,
     # and no chapter ends a cell on a stray return value (a path, say).
-    for name in ("10_ablations", "11_unlabelled"):
+    for name in ("08_comparison", "10_ablations", "11_unlabelled"):
         shown = _outputs(tmp_path / "out" / f"{name}.ipynb")
-        assert "Detectable difference of this design" in shown and "within the noise" in shown, name
+        assert "from its pilot: the same runs on seeds 100-103" in shown and "in hindsight" in shown, name
     for executed in sorted((tmp_path / "out").glob("[0-9][0-9]_*.ipynb")):
         assert "PosixPath(" not in _outputs(executed), f"{executed.name} shows a stray path"
     assert next(row for row in rows if row[0] == "titn")[3] == "74.71"  # Table 3's TITN beside ours

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from titn_lite.models.students import list_models
-from titn_lite.results.stats import SeedResults, paired_scatter, seed_results
+from titn_lite.results.stats import SeedResults, seed_results
 from titn_lite.system.devices import check_device
 from titn_lite.system.files import write_json
 from titn_lite.system.usage import UsageError, check_positive_int
@@ -58,8 +57,7 @@ COURSE_TEACHER = "small_cnn"
 RESULT_RECORDS = ("teacher", "comparison", "ablations", "regimes")
 EMBEDDED_TRAINING_IMAGES = 10_000
 # Notebook 08's five differences, the pairs behind Table 3's claims: what the distillation token
-# adds (twice), what the inner transformer adds, and what the large patches cost. Their seed
-# scatter is what notebooks 10 and 11 size their designs with.
+# adds (twice), what the inner transformer adds, and what the large patches cost.
 STUDENT_PAIRS = (("deit", "vit"), ("titn", "tnt"), ("tnt", "vit"), ("titn", "deit"), ("titn", "titn_large_patch"))
 # The runs of notebooks 10 and 11 warm up over at most this share of their epochs (the classroom
 # profile's one epoch in four is a quarter), so most of a short run trains at its peak rate.
@@ -143,31 +141,17 @@ class Course:
         check_positive_int("seeds", seeds)
         return [self.run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
 
-    def student_scatter(self) -> float:
-        """Notebook 08's seed scatter: the pooled standard deviation (points of top-1) of the per-seed
-        differences of ``STUDENT_PAIRS``, from the profile's seed runs of every student (trained
-        here if notebook 08 has not run). Notebooks 10 and 11 size their designs with it."""
-        paired = {model for pair in STUDENT_PAIRS for model in pair}
-        students = [model for model in list_models() if model in paired]  # notebook 08's order
-        seeds = range(self.profile.seeds)
-        # From the last run to the first: beside notebook 08 (``notebooks run --jobs 2``), which
-        # trains them first to last, each process trains the runs the other has not reached,
-        # instead of both waiting in turn for the same one.
-        made = {(model, seed): self.run(model, seed=seed, progress=False)
-                for model in reversed(students) for seed in reversed(seeds)}
-        runs = {model: [made[model, seed] for seed in seeds] for model in students}
-        return paired_scatter(top1_by_seed(runs), STUDENT_PAIRS)
-
     def few_labels(self, labelled: int, unlabelled: int | None = None, epochs: int | None = None,
                    warmup_epochs: float | None = None) -> FewLabels:
         """The settings of a few-labels regime at this profile (notebook 11): ``labelled`` images
         with labels (at most the profile's training images), the next ``unlabelled`` without
-        (default: the profile's ``unlabelled_per_label`` per labelled image, as many as the embedded training
-        split holds), the distilled student trained ``epochs`` (default: the profile's) over both,
-        warming up over ``warmup_epochs`` (default: ``short_warmup``)."""
+        (default: the profile's ``unlabelled_per_label`` per labelled image, as many as the embedded
+        training split holds beside its validation images), the distilled student trained ``epochs``
+        (default: the profile's) over both, warming up over ``warmup_epochs`` (default: ``short_warmup``)."""
         labelled = min(labelled, self.profile.train_subset or labelled)
         if unlabelled is None:
-            unlabelled = max(0, min(EMBEDDED_TRAINING_IMAGES - labelled, self.profile.unlabelled_per_label * labelled))
+            trainable = EMBEDDED_TRAINING_IMAGES - self.profile.val_images  # the rest are the validation split
+            unlabelled = max(0, min(trainable - labelled, self.profile.unlabelled_per_label * labelled))
         epochs = self.profile.epochs if epochs is None else epochs
         warmup_epochs = short_warmup(self.profile, epochs) if warmup_epochs is None else warmup_epochs
         return FewLabels.at(self.profile, labelled, unlabelled, epochs, warmup_epochs)
@@ -226,7 +210,7 @@ class FewLabels:
     - ``twin``: its undistilled twin, on the labelled images only, for about as many optimizer
       steps (more epochs), its warm-up stretched alike so both warm up over as many steps.
 
-    The teacher and the twin evaluate on the test images every few of their short epochs only
+    The teacher and the twin evaluate on the validation images every few of their short epochs only
     (``evaluate_every``; evaluating each would cost about as much as training): the teacher as
     often as the profile's teacher, the twin about where the distilled student's epochs end, so
     the two learning curves share their steps."""

@@ -255,10 +255,13 @@ def _execute_notebook(notebook: Path, *, out_dir: Path, parameters: dict[str, An
 
     started = time.perf_counter()
     try:
+        # The kernel's folder is named to nbclient (resources' path), not left to the process's working
+        # folder at launch: papermill's chdir is per process, so another notebook's thread can move it.
         papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=parameters,
                                    kernel_name=kernel, language="python", cwd=str(notebook.parent),
                                    progress_bar=False, extra_arguments=QUIET_KERNEL,
-                                   kernel_manager_class=kernel_manager)
+                                   kernel_manager_class=kernel_manager,
+                                   resources={"metadata": {"path": str(notebook.parent)}})
         result = NotebookResult(notebook.stem, "ok", time.perf_counter() - started)
     except PapermillExecutionError as error:
         result = NotebookResult(notebook.stem, "failed", time.perf_counter() - started,

@@ -272,6 +272,11 @@ class TensorSplit:
         """The first ``count`` images (all of them for None), as ``Subset(range(count))``."""
         return self if count is None else TensorSplit(self.images[:count], self.labels[:count])
 
+    def part(self, positions: range) -> TensorSplit:
+        """The images at ``positions`` (a range: a view, not a copy)."""
+        cut = slice(positions.start, positions.stop)
+        return TensorSplit(self.images[cut], self.labels[cut])
+
 
 def load_tensors(name: str, *, train: bool, data_dir: str | Path | None = None) -> TensorSplit:
     """``name``'s train or test split as tensors; decoded once per process and kept (the

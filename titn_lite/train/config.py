@@ -94,11 +94,17 @@ class TrainConfig:
                                      "device; the default) or loader (one image at a time in DataLoader workers, "
                                      "torchvision's transforms: the reference)", choices=("batch", "loader"))
     train_subset: int | None = option(None, "train on the first N training images")
-    test_subset: int | None = option(None, "evaluate on the first N test images")
-    # Evaluating costs about a third of an epoch's training on 2,000 test images; a run whose
-    # learning curve nobody reads (an ablation's seeds) evaluates only its last epoch. 1 (every
-    # epoch) leaves a run's identity as before.
-    evaluate_every: int = option(1, "evaluate on the test images every N epochs (the last epoch always)")
+    # The validation split: the training split's last N images, never trained on. The history's
+    # val_ columns, the best epoch and any choice about a run read it; the test split is read once,
+    # after the last epoch, for the run's result (pipeline.TrainingSplit).
+    val_images: int | None = option(None, "hold out the training split's last N images for validation: every "
+                                          "per-epoch figure and choice reads them, and the test images are read "
+                                          "once, after the last epoch; 0 for none (default: the profile's)")
+    test_subset: int | None = option(None, "test on the first N test images")
+    # Evaluating costs about a third of an epoch's training on 2,000 images; a run whose learning
+    # curve nobody reads (an ablation's seeds) evaluates only its last epoch. 1 (every epoch)
+    # leaves a run's identity as before.
+    evaluate_every: int = option(1, "evaluate on the validation images every N epochs (the last epoch always)")
     # Semi-supervised distillation: images the student sees without their labels, so only the
     # teacher's term learns from them (losses.UNLABELLED). 0 (none) leaves a run's identity as before.
     unlabelled: int = option(0, "also train on the N training images after the labelled ones (--train-subset), "
@@ -162,6 +168,7 @@ class TrainConfig:
                 profile.weight_decay if student else 1e-4),
             "decay": self.decay or ("weights" if optimizer == "adamw" else "all"),
             "train_subset": self.train_subset or profile.train_subset,
+            "val_images": self.val_images if self.val_images is not None else profile.val_images,
             "test_subset": self.test_subset or profile.test_subset,
             "num_workers": self.num_workers if self.num_workers is not None else profile.num_workers,
             "distill": distill,
@@ -202,6 +209,8 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("unlabelled", self.unlabelled, unit="images (0 for none)", minimum=0)
+        if self.val_images is not None:
+            check_positive_int("val_images", self.val_images, unit="images (0 for no validation split)", minimum=0)
         if self.unlabelled and (not self.is_distilled or self.distill == "none"):
             why = "learns from no teacher" if self.is_distilled else "has no distillation token"
             raise UsageError(f"unlabelled images are labelled only by a teacher: {self.model} {why}; use one of "

@@ -49,7 +49,7 @@ from titn_lite.train.checkpoint import restore_training, training_checkpoint
 from titn_lite.train.config import ResolvedConfig
 from titn_lite.train.losses import UNLABELLED, DistillationLoss
 from titn_lite.train.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_hits
-from titn_lite.train.pipeline import Batches, epoch_batches, seed_epoch
+from titn_lite.train.pipeline import Batches, epoch_batches, run_test_batches, seed_epoch
 
 
 class TrainingDiverged(RuntimeError):
@@ -101,7 +101,7 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     train_batches: Batches
-    test_batches: Iterable[tuple[Tensor, Tensor]]
+    validation_batches: Iterable[tuple[Tensor, Tensor]]  # empty without a validation split
     loader_rng: torch.Generator
     is_writer: bool
     channels_last: bool  # a CNN teacher on a GPU: its convolutions run faster on NHWC images
@@ -118,8 +118,17 @@ class _Run:
         images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         return (images.contiguous(memory_format=torch.channels_last) if self.channels_last else images), labels
 
-    def evaluate(self) -> ClassificationMetrics:
-        return evaluate(self.model, self.test_batches, dataset_info(self.cfg.dataset).num_classes,
+    def validate(self) -> ClassificationMetrics | None:
+        """The model on the validation images (None without a validation split)."""
+        if not self.cfg.val_images:
+            return None
+        return evaluate(self.model, self.validation_batches, dataset_info(self.cfg.dataset).num_classes,
+                        device=self.device, amp=self.cfg.amp)
+
+    def test(self) -> ClassificationMetrics:
+        """The finished model on the test images: read once per run, after its last epoch."""
+        rank, world = init_distributed()
+        return evaluate(self.model, run_test_batches(self.cfg, rank, world), dataset_info(self.cfg.dataset).num_classes,
                         device=self.device, amp=self.cfg.amp)
 
 
@@ -128,21 +137,21 @@ def fit(
     checkpoint: dict[str, Any] | None = None, progress: bool = True, callbacks: list[EpochCallback] | None = None,
 ) -> tuple[list[dict[str, float]], ClassificationMetrics]:
     """Train ``cfg.model`` (from ``checkpoint`` when resuming), writing the run through
-    ``writer`` after every epoch; returns the history (one row per epoch) and the final test
-    metrics.
+    ``writer`` after every epoch; returns the history (one row per epoch; its ``val_``
+    figures are the validation images') and the finished model's test metrics, the only
+    time a run reads the test images.
 
     ``teacher``: the trained CNN a distilled student learns from. ``callbacks`` are called
     with each epoch's history row (e.g. a live plot).
     """
     run = _prepare(cfg, writer, teacher, checkpoint)
-    metrics = None
     with _stop_on_sigterm() as stop:  # a scheduler's SIGTERM: finish the epoch, checkpoint it
         for epoch in range(run.start_epoch, cfg.epochs):
             started = time.perf_counter()
             totals = train_one_epoch(run, epoch, progress)
             train_seconds = time.perf_counter() - started
             evaluated = (epoch + 1) % cfg.evaluate_every == 0 or epoch + 1 == cfg.epochs  # the last always
-            metrics = run.evaluate() if evaluated else None
+            metrics = run.validate() if evaluated else None
             row = _history_row(epoch, run.scheduler.get_last_lr()[0], totals, metrics, train_seconds,
                                time.perf_counter() - started)
             run.history.append(row)
@@ -151,8 +160,7 @@ def fit(
                 callback(row)
             if stop.requested and epoch + 1 < cfg.epochs:
                 _stop(run, epoch, saved)
-    if metrics is None:  # resumed a finished run: nothing left to train
-        metrics = run.evaluate()
+    metrics = run.test()
     if run.is_writer:
         writer.write_metrics(cfg.model, cfg.dataset, metrics)
         writer.write_status("complete", cfg.epochs, cfg.epochs)
@@ -172,7 +180,7 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
         raise UsageError(f"batch size {cfg.batch_size} must divide evenly over {world} processes")
     info = dataset_info(cfg.dataset)
     loader_rng = torch.Generator()
-    train_batches, test_batches = epoch_batches(cfg, rank, world, cfg.batch_size // world, loader_rng, device)
+    train_batches, validation_batches = epoch_batches(cfg, rank, world, cfg.batch_size // world, loader_rng, device)
     if len(train_batches) == 0:
         raise UsageError(f"batch size {cfg.batch_size} is larger than the {train_batches.image_count} training images")
 
@@ -192,7 +200,7 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
     run = _Run(cfg=cfg, writer=writer, device=device, model=model,
                step_model=torch.compile(ddp_model) if cfg.compile else ddp_model, criterion=criterion,
                mixer=BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob), optimizer=optimizer,
-               scheduler=scheduler, scaler=scaler, train_batches=train_batches, test_batches=test_batches,
+               scheduler=scheduler, scaler=scaler, train_batches=train_batches, validation_batches=validation_batches,
                loader_rng=loader_rng, is_writer=rank == 0, channels_last=channels_last)
     if checkpoint is not None:
         _restore(run, checkpoint)
@@ -319,9 +327,9 @@ def train_one_epoch(run: _Run, epoch: int, progress: bool) -> EpochTotals:
 
 
 def _progress_bar(run: _Run, epoch: int, progress: bool) -> tqdm:
-    """The epoch's bar, titled with the latest evaluated epoch's test top-1."""
-    tested = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
-    last = f" (test top-1 {100 * tested[-1]:.1f}%)" if tested else ""
+    """The epoch's bar, titled with the latest evaluated epoch's validation top-1."""
+    validated = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
+    last = f" (validation top-1 {100 * validated[-1]:.1f}%)" if validated else ""
     return tqdm(run.train_batches, desc=f"{run.cfg.model} epoch {epoch + 1}/{run.cfg.epochs}{last}",
                 disable=not (progress and run.is_writer), leave=False, mininterval=_progress_interval())
 
@@ -343,8 +351,8 @@ def _check_finite(run: _Run, loss: Tensor, epoch: int, step: int) -> None:
 def _history_row(epoch: int, lr: float, totals: EpochTotals, metrics: ClassificationMetrics | None,
                  train_seconds: float, seconds: float) -> dict[str, float]:
     """One epoch's row: train loss and top-1/5 on labelled images (NaN: the epoch had none),
-    test metrics (NaN: not evaluated this epoch, ``evaluate_every``), ``seconds`` with the
-    evaluation, ``images_per_second`` training alone."""
+    validation metrics (NaN: not evaluated this epoch, ``evaluate_every``, or no validation
+    split), ``seconds`` with the evaluation, ``images_per_second`` training alone."""
     labelled = totals.labelled
     return {"epoch": epoch + 1, "lr": lr, "train_loss": totals.loss_sum / totals.images,
             "train_top1": totals.top1_hits / labelled if labelled else math.nan,

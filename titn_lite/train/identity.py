@@ -23,7 +23,7 @@ from titn_lite.models.teachers import list_teachers
 from titn_lite.system.usage import UsageError
 from titn_lite.train.checkpoint import load_checkpoint
 
-SCHEME = 2
+SCHEME = 3  # 3: the history's val_ figures are the validation split's (2: the test split's)
 FILE = "identity.json"  # a run folder's record of its identity, beside its checkpoint
 
 # Where a run's files live, how fast its data loads and what device runs it change nothing it learns.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -96,62 +97,113 @@ class HiddenLabels(Dataset):
         return image, label if index < self.labelled else UNLABELLED
 
 
-def labelled_count(cfg: ResolvedConfig, available: int) -> int:
-    """How many training images keep their labels; checks the unlabelled ones exist too."""
-    labelled = min(cfg.train_subset or available, available)
-    if labelled + cfg.unlabelled > available:
-        raise UsageError(f"{cfg.dataset} has {available} training images: {labelled} labelled and {cfg.unlabelled} "
-                         f"unlabelled ones do not fit; lower --unlabelled to at most {available - labelled} "
-                         f"(or --train-subset)")
-    return labelled
+@dataclass(frozen=True)
+class TrainingSplit:
+    """How a run divides its dataset's training split (positions in it): the images it trains
+    on with their labels, the ones it trains on without them (labelled only by a teacher), and
+    the validation images it never trains on: the split's last ``val_images``, so a run on the
+    first N images keeps the same validation images whatever its N. The dataset's makers
+    shuffled the training files, so the last images are a random sample of the classes."""
+
+    labelled: range
+    unlabelled: range
+    validation: range
+
+    @property
+    def trained_on(self) -> range:
+        """Every image the run trains on, labelled first."""
+        return range(self.labelled.start, self.unlabelled.stop)
 
 
-# Test images per forward pass when evaluating: larger batches run faster, up to memory.
+def training_split(cfg: ResolvedConfig, available: int) -> TrainingSplit:
+    """``cfg``'s division of a training split of ``available`` images (``TrainingSplit``);
+    ``UsageError`` saying what to lower when its parts do not fit."""
+    trainable = available - cfg.val_images
+    if trainable < 1:
+        raise UsageError(f"{cfg.dataset} has {available} training images: a validation split of {cfg.val_images} "
+                         f"leaves none to train on; lower --val-images")
+    labelled = min(cfg.train_subset or trainable, trainable)
+    if labelled + cfg.unlabelled > trainable:
+        raise UsageError(f"{cfg.dataset} has {available} training images, {cfg.val_images} of them held out for "
+                         f"validation: {labelled} labelled and {cfg.unlabelled} unlabelled ones do not fit in the "
+                         f"other {trainable}; lower --unlabelled to at most {trainable - labelled} (or --train-subset, "
+                         f"or --val-images)")
+    return TrainingSplit(range(labelled), range(labelled, labelled + cfg.unlabelled), range(trainable, available))
+
+
+# Images per forward pass when evaluating: larger batches run faster, up to memory.
 EVAL_BATCH = 500
 
 
 def epoch_batches(cfg: ResolvedConfig, rank: int, world: int, local_batch: int, loader_rng: torch.Generator,
                   device: torch.device) -> tuple[Batches, Iterable[tuple[Tensor, Tensor]]]:
     """This process's training batches (``local_batch`` images each; reseed ``loader_rng`` and
-    the sampler every epoch: ``seed_epoch``) and its share of the test batches."""
+    the sampler every epoch: ``seed_epoch``) and its share of the validation batches (none
+    without a validation split). The test split is not read here: ``test_batches`` reads it,
+    once a run has finished training."""
     info = dataset_info(cfg.dataset)
     if cfg.data_path == "loader":  # torchvision's transforms on one PIL image at a time, in worker processes
         workers = capped_workers(cfg.num_workers, note=print if rank == 0 else None)
         train_set = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
                                  transform=train_transform(info, cfg.augmentation))
-        test_set = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, transform=eval_transform(info))
-        labelled = labelled_count(cfg, len(train_set))
-        train_set = Subset(train_set, range(labelled + cfg.unlabelled))
+        parts = training_split(cfg, len(train_set))
+        validation_set = Subset(load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir,
+                                             transform=eval_transform(info)), parts.validation)
+        train_set = Subset(train_set, parts.trained_on)
         if cfg.unlabelled:
-            train_set = HiddenLabels(train_set, labelled)
-        test_set = Subset(test_set, range(min(cfg.test_subset or len(test_set), len(test_set))))
+            train_set = HiddenLabels(train_set, len(parts.labelled))
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
         loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
                             num_workers=workers, generator=loader_rng, pin_memory=device.type == "cuda")
-        test_loader = DataLoader(Subset(test_set, range(rank, len(test_set), world)), batch_size=EVAL_BATCH,
-                                 num_workers=workers)
-        return Batches(loader, sampler, len(train_set)), test_loader
+        return Batches(loader, sampler, len(train_set)), _evaluation_loader(validation_set, rank, world, workers)
     # Decoded once, then cut and augmented a whole batch at a time.
-    train = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir)
-    labelled = labelled_count(cfg, len(train))
-    train = train.head(labelled + cfg.unlabelled)
+    split = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    parts = training_split(cfg, len(split))
+    train = split.part(parts.trained_on)
     if cfg.unlabelled:
-        train = TensorSplit(train.images, torch.where(torch.arange(len(train)) < labelled, train.labels, UNLABELLED))
+        train = TensorSplit(train.images, torch.where(torch.arange(len(train)) < len(parts.labelled), train.labels,
+                                                      UNLABELLED))
     sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     augment = PaperAugmentation(info) if cfg.augmentation == "paper" else BatchAugmentation(info, cfg.augmentation)
     batches = TensorBatches(train, sampler, local_batch, augment, device)
-    return Batches(batches, sampler, len(train)), test_batches(cfg.dataset, data_dir=cfg.data_dir,
-                                                               subset=cfg.test_subset, rank=rank, world=world)
+    return Batches(batches, sampler, len(train)), _evaluation_batches(split.part(parts.validation), cfg.dataset,
+                                                                      rank, world)
+
+
+def validation_split(cfg: ResolvedConfig) -> TensorSplit:
+    """``cfg``'s validation images, decoded (uint8; normalise with ``BatchNormalisation``):
+    what its per-epoch figures are measured on and what a choice about the run should read."""
+    split = load_tensors(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    return split.part(training_split(cfg, len(split)).validation)
 
 
 def test_batches(dataset: str, *, data_dir: str | None = None, subset: int | None = None, rank: int = 0,
                  world: int = 1) -> list[tuple[Tensor, Tensor]]:
     """This process's share (every ``world``-th image from ``rank``) of the first ``subset``
     test images, normalised, in batches of ``EVAL_BATCH``: images (B, C, 32, 32) float32 and
-    labels (B,) int64, on the CPU. What the engine tests a run on, and ``titn-lite evaluate``."""
+    labels (B,) int64, on the CPU. What the engine tests a finished run on (once), and
+    ``titn-lite evaluate``."""
     test = load_tensors(dataset, train=False, data_dir=data_dir).head(subset)
-    normalise, mine = BatchNormalisation(dataset_info(dataset)), torch.arange(rank, len(test), world)
-    return [(normalise(test.images[chunk]), test.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
+    return _evaluation_batches(test, dataset, rank, world)
+
+
+def run_test_batches(cfg: ResolvedConfig, rank: int = 0, world: int = 1) -> Iterable[tuple[Tensor, Tensor]]:
+    """``cfg``'s test images on its data path (this process's share): read once per run."""
+    if cfg.data_path == "loader":
+        info = dataset_info(cfg.dataset)
+        test_set = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, transform=eval_transform(info))
+        test_set = Subset(test_set, range(min(cfg.test_subset or len(test_set), len(test_set))))
+        return _evaluation_loader(test_set, rank, world, capped_workers(cfg.num_workers, note=None))
+    return test_batches(cfg.dataset, data_dir=cfg.data_dir, subset=cfg.test_subset, rank=rank, world=world)
+
+
+def _evaluation_batches(split: TensorSplit, dataset: str, rank: int, world: int) -> list[tuple[Tensor, Tensor]]:
+    normalise, mine = BatchNormalisation(dataset_info(dataset)), torch.arange(rank, len(split), world)
+    return [(normalise(split.images[chunk]), split.labels[chunk]) for chunk in mine.split(EVAL_BATCH)]
+
+
+def _evaluation_loader(dataset: Dataset, rank: int, world: int, workers: int) -> DataLoader:
+    return DataLoader(Subset(dataset, range(rank, len(dataset), world)), batch_size=EVAL_BATCH, num_workers=workers)
 
 
 def training_batches(cfg: ResolvedConfig, *, epoch: int = 0, device: torch.device | str = "cpu") -> Batches:

@@ -137,7 +137,8 @@ def teacher_run_config(student: ResolvedConfig, folder: RunFolder) -> TrainConfi
     the student's data (same images, augmentation, seed), at the student's profile."""
     return TrainConfig(model=student.teacher, dataset=student.dataset, profile=student.profile,
                        out_dir=str(folder.path), data_dir=student.data_dir, augmentation=student.augmentation,
-                       train_subset=student.train_subset, test_subset=student.test_subset,
+                       train_subset=student.train_subset, val_images=student.val_images,
+                       test_subset=student.test_subset,
                        num_workers=student.num_workers, device=student.device, amp=student.amp, seed=student.seed,
                        data_path=student.data_path)
 

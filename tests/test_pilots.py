@@ -1,0 +1,80 @@
+"""Pilots and the plans they give: per pair, at the experiment's own runs, refused when the runs differ."""
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from titn_lite.classroom import experiments
+from titn_lite.classroom.course import Course
+from titn_lite.results import pilots
+from titn_lite.results.pilots import Pilot, load_pilot, save_pilot
+from titn_lite.results.stats import detectable_difference, seed_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_each_pair_is_planned_from_its_own_scatter_not_a_pooled_one():
+    # "calm" moves with the reference seed for seed; "noisy" swings: pooled, both would get one figure.
+    values = {"ref": (70.0, 72.0, 71.0, 73.0), "calm": (71.0, 73.1, 71.9, 74.0), "noisy": (75.0, 69.0, 74.0, 70.0)}
+    pilot = Pilot("demo", "smoke", (100, 101, 102, 103), {}, values)
+    calm, noisy = pilot.plan([("calm", "ref"), ("noisy", "ref")], seeds=3)
+    assert calm.scatter == pytest.approx(statistics.stdev([1.0, 1.1, 0.9, 1.0]))
+    assert noisy.scatter == pytest.approx(statistics.stdev([5.0, -3.0, 3.0, -3.0]))
+    assert calm.detectable == pytest.approx(detectable_difference(calm.scatter, 3, 2))  # 3 seeds, a family of 2
+    assert noisy.detectable > 20 * calm.detectable
+    low, high = calm.scatter_range()  # a standard deviation from 4 values: the chi-square interval
+    assert low < 1 < high and high == pytest.approx(3.73, abs=0.01)
+    # hindsight: the same figure from the experiment's own seeds
+    results = seed_results({"ref": [70, 71, 72], "calm": [72, 73, 74], "noisy": [70, 71, 72]})
+    assert calm.hindsight(results) == 0.0  # its gaps did not scatter at all
+    assert "the pilot's 4 seeds scatter by" in calm.describe()
+
+
+def test_a_saved_pilot_reads_back_and_replaces_its_earlier_self(tmp_path):
+    path = tmp_path / "pilots.json"
+    first = Pilot("ablations", "smoke", (100, 101), {"a": "k1"}, {"a": (1.0, 2.0)})
+    save_pilot(first, path=path)
+    save_pilot(Pilot("ablations", "classroom", (100, 101), {"a": "k2"}, {"a": (3.0, 4.0)}), path=path)
+    save_pilot(Pilot("ablations", "smoke", (100, 101, 102), {"a": "k3"}, {"a": (5.0, 6.0, 7.0)}), path=path)
+    assert len(json.loads(path.read_text())) == 2
+    assert load_pilot("ablations", "smoke", path=path).values == {"a": (5.0, 6.0, 7.0)}
+    assert load_pilot("ablations", "paper", path=path) is None
+    with pytest.raises(ValueError, match="two or more seeds and one value per seed"):
+        save_pilot(Pilot("x", "smoke", (100, 101), {}, {"a": (1.0,)}), path=path)
+
+
+def test_a_chapter_plans_only_the_pairs_whose_runs_the_pilot_measured(tmp_path, monkeypatch):
+    course = Course("smoke", artifacts=tmp_path / "artifacts", progress=False)
+    experiment = experiments.ablations(course)
+    keys = experiment.keys(course)
+    path = tmp_path / "pilots.json"
+    monkeypatch.setattr(pilots, "pilots_path", lambda: path)
+    plans, source = experiment.plans(course)
+    assert plans == [] and "python benchmarks/pilots.py --profile smoke --experiments ablations" in source
+    values = {label: (50.0 + i, 52.0 + 2 * i) for i, label in enumerate(experiment.variants)}
+    save_pilot(Pilot("ablations", "smoke", (100, 101), keys, values), path=path)
+    plans, source = experiment.plans(course)
+    assert [(p.first, p.second) for p in plans] == list(experiment.pairs) and "seeds 100-101" in source
+    # one change set another way: its runs are not the pilot's, so its comparison gets no plan
+    changed = experiments.ablations(course, {**experiments.ABLATION_CHANGES, "no teacher": {"distill": "soft"}})
+    plans, source = changed.plans(course)
+    assert [p.first for p in plans] == ["CutMix (alpha 0.5)"] and "no runs like no teacher" in source
+    assert plans[0].comparisons == 2  # still planned for the whole family
+
+
+def test_the_shipped_smoke_pilots_measured_the_chapters_runs(tmp_path):
+    """The pilots file ships with the kit; its smoke entries must match what notebooks 10 and 11 train
+    at the smoke profile (a changed profile or experiment makes the chapters say they have no plan)."""
+    course = Course("smoke", artifacts=tmp_path, progress=False)
+    few, teacher = experiments.few_labels_teacher(course)
+    for experiment in (experiments.ablations(course), experiments.unlabelled(course, few, str(teacher.out_dir))):
+        plans, source = experiment.plans(course)
+        assert len(plans) == len(experiment.pairs), source
+
+
+def test_notebook_11_starts_from_the_regime_the_pilot_measured():
+    parameters = "".join(json.loads((ROOT / "notebooks" / "11_unlabelled.ipynb").read_text())["cells"][1]["source"])
+    assert f"few_labels = {experiments.FEW_LABELS} " in parameters
+    assert "few_labels_epochs, few_labels_seeds = None, None" in parameters

@@ -1,0 +1,158 @@
+"""Pilots: a few seeds of an experiment at its own budget, run before it, to plan it.
+
+How large a difference a paired design can call beyond the noise depends on how much each of its
+differences scatters from seed to seed (``stats.detectable_difference``), and that scatter belongs
+to one pair at one budget: a pair of near-identical settings scatters less than a pair that
+differs in its data, a short run more than a long one. So each difference is planned from its own
+scatter, measured by a **pilot**: the same runs as the experiment's, at the same settings, on
+seeds the experiment never uses (``PILOT_SEEDS``). The pilot plans the experiment; it is not part
+of its test.
+
+The kit ships the pilots of the series' experiments (notebooks 10 and 11, at the classroom and
+smoke profiles) in ``assets/pilots.json``, measured by ``benchmarks/pilots.py``. A pilot records
+which runs it measured by their identity (``TrainConfig.key`` at seed 0: every setting but the
+seed), so a chapter plans from it only when its own runs are those runs; with other settings (a
+changed parameter, another profile) it says that no pilot matches, and how to measure one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from titn_lite.results.stats import POWER, SeedResults, detectable_difference
+from titn_lite.system.files import write_json
+from titn_lite.system.packaged import assets_folder
+from titn_lite.system.usage import UsageError
+
+PILOT_SEEDS = range(100, 104)  # seeds no experiment of the series trains (they use 0, 1, 2, ...)
+PILOTS_FILE = "pilots.json"
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """One experiment's pilot at one profile: each setting's top-1 (percent) at the pilot seeds,
+    and the identity key (at seed 0) of the runs it measured."""
+
+    experiment: str
+    profile: str
+    seeds: tuple[int, ...]
+    keys: dict[str, str]  # label -> TrainConfig.key() of that setting's run at seed 0
+    values: dict[str, tuple[float, ...]]  # label -> top-1 % at each pilot seed
+
+    def scatter(self, first: str, second: str) -> float:
+        """The standard deviation of ``first`` − ``second`` over the pilot's seeds (points)."""
+        gaps = [a - b for a, b in zip(self.values[first], self.values[second])]
+        return statistics.stdev(gaps)
+
+    def matches(self, keys: Mapping[str, str]) -> list[str]:
+        """The labels whose runs differ from the pilot's (empty: the pilot measured these runs)."""
+        return sorted(label for label in keys if self.keys.get(label) != keys[label])
+
+    def plan(self, pairs: Sequence[tuple[str, str]], seeds: int, comparisons: int | None = None) -> list[PairPlan]:
+        """Each pair's detectable difference for a design of ``seeds`` paired seeds that tests
+        ``comparisons`` differences (default: ``pairs``) as one Holm family, from that pair's own
+        pilot scatter."""
+        family = len(pairs) if comparisons is None else comparisons
+        return [PairPlan(first, second, self.scatter(first, second), len(self.seeds), seeds, family)
+                for first, second in pairs]
+
+    def as_json(self) -> dict:
+        return {"experiment": self.experiment, "profile": self.profile, "seeds": list(self.seeds),
+                "keys": self.keys, "values": {label: list(v) for label, v in self.values.items()}}
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """One difference's plan: its pilot scatter, and what a design of ``seeds`` seeds and
+    ``comparisons`` Holm-corrected tests can call beyond the noise from it."""
+
+    first: str
+    second: str
+    scatter: float  # the pilot's standard deviation of per-seed differences (points)
+    pilot_seeds: int
+    seeds: int
+    comparisons: int
+
+    @property
+    def detectable(self) -> float:
+        """The smallest mean difference the design calls beyond the noise, at the pilot's scatter."""
+        return detectable_difference(self.scatter, self.seeds, self.comparisons)
+
+    @property
+    def caught_at_power(self) -> float:
+        """The true difference the design calls beyond the noise ``POWER`` of the time."""
+        return detectable_difference(self.scatter, self.seeds, self.comparisons, power=POWER)
+
+    def scatter_range(self, coverage: float = 0.95) -> tuple[float, float]:
+        """Where the true scatter lies, as a multiple of the pilot's estimate, at ``coverage``
+        (the chi-square interval of a standard deviation from ``pilot_seeds`` values)."""
+        from scipy import stats
+
+        df = self.pilot_seeds - 1
+        tail = (1 - coverage) / 2
+        return (math.sqrt(df / stats.chi2.ppf(1 - tail, df)), math.sqrt(df / stats.chi2.ppf(tail, df)))
+
+    def hindsight(self, results: Mapping[str, SeedResults]) -> float:
+        """The same figure from the experiment's own per-seed differences (after its runs)."""
+        gaps = [a - b for a, b in zip(results[self.first].values, results[self.second].values)]
+        return detectable_difference(statistics.stdev(gaps), self.seeds, self.comparisons)
+
+    def describe(self) -> str:
+        low, high = self.scatter_range()
+        return (f"{self.first} − {self.second}: the pilot's {self.pilot_seeds} seeds scatter by {self.scatter:.2f} "
+                f"points (the true scatter lies between {low:.2f} and {high:.1f} times that, 95%); beyond the noise "
+                f"from {self.detectable:.1f} points, caught {POWER:.0%} of the time from {self.caught_at_power:.1f}")
+
+
+def pilots_path() -> Path:
+    return assets_folder() / PILOTS_FILE
+
+
+def load_pilot(experiment: str, profile: str, *, path: Path | None = None) -> Pilot | None:
+    """The shipped pilot of ``experiment`` at ``profile``, or None."""
+    path = pilots_path() if path is None else Path(path)
+    if not path.is_file():
+        return None
+    for entry in json.loads(path.read_text()):
+        if entry["experiment"] == experiment and entry["profile"] == profile:
+            return Pilot(entry["experiment"], entry["profile"], tuple(entry["seeds"]), dict(entry["keys"]),
+                         {label: tuple(values) for label, values in entry["values"].items()})
+    return None
+
+
+def save_pilot(pilot: Pilot, *, path: Path | None = None) -> Path:
+    """Add ``pilot`` to the pilots file, replacing an earlier one of the same experiment and profile."""
+    if len(pilot.seeds) < 2 or any(len(v) != len(pilot.seeds) for v in pilot.values.values()):
+        raise UsageError(f"a pilot needs two or more seeds and one value per seed for every setting; got seeds "
+                         f"{list(pilot.seeds)} and {({k: len(v) for k, v in pilot.values.items()})} values")
+    path = pilots_path() if path is None else Path(path)
+    entries = json.loads(path.read_text()) if path.is_file() else []
+    entries = [e for e in entries if (e["experiment"], e["profile"]) != (pilot.experiment, pilot.profile)]
+    write_json(path, sorted(entries + [pilot.as_json()], key=lambda e: (e["experiment"], e["profile"])))
+    return path
+
+
+def format_plans(plans: Sequence[PairPlan], source: str, *, seeds: int, comparisons: int) -> str:
+    """The plans in words, one line a comparison, under a line naming the design and the plans' source."""
+    head = f"plan for {seeds} seeds and {comparisons} comparison{'s' if comparisons != 1 else ''} tested as one family"
+    if not plans:
+        return f"{head}: none, {source}"
+    return "\n".join([f"{head}, {source}:"] + [f"- {plan.describe()}" for plan in plans])
+
+
+def format_hindsight(plans: Sequence[PairPlan], results: Mapping[str, SeedResults]) -> str:
+    """Each planned comparison's detectable difference beside the same figure from the
+    experiment's own per-seed differences, and their ratio."""
+    lines = []
+    for plan in plans:
+        realised = plan.hindsight(results)
+        ratio = (f" ({realised / plan.detectable:.2f} x the plan)" if plan.detectable > 0 else
+                 " (the pilot's did not scatter)")
+        lines.append(f"{plan.first} − {plan.second}: detectable difference {plan.detectable:.1f} points as planned "
+                     f"from the pilot, {realised:.1f} in hindsight from this run's own differences{ratio}")
+    return "\n".join(lines)
