@@ -96,3 +96,21 @@ def test_the_budget_regime_trains_every_student_on_every_image_for_the_epochs_it
         assert run.config()["train_subset"] == 320 and run.metrics().count == 100
         assert len(run.history()) == run.config()["epochs"] and took > 0
     assert RunFolder(tmp_path / "out" / "titn").config()["teacher"].startswith(str(tmp_path / "out" / "small_cnn"))
+
+
+def test_the_profile_probes_undo_one_choice_each_and_refuse_unknown_ones(monkeypatch, capsys):
+    from titn_lite.train.config import TrainConfig
+
+    probes = benchmark("profile_probes")
+    profile = TrainConfig("titn", profile="classroom").resolved()
+    for name, settings in probes.VARIANTS.items():
+        variant = TrainConfig("titn", profile="classroom", **settings).resolved()
+        changed = {k for k in ("model_overrides", "augmentation", "mix", "optimizer", "lr", "weight_decay",
+                               "batch_size") if getattr(variant, k) != getattr(profile, k)}
+        assert changed == set(settings), name  # the named choice undone, nothing else
+    assert not set(probes.PROBE_SEEDS) & set(range(100, 104))  # never a pilot's seed, nor a chapter's
+    assert min(probes.PROBE_SEEDS) > 10
+    monkeypatch.setattr(sys, "argv", ["profile_probes.py", "--variants", "depth 4,nope"])
+    with pytest.raises(SystemExit):
+        probes.main()
+    assert "unknown nope; valid: the profile, depth 4" in capsys.readouterr().err

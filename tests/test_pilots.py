@@ -32,6 +32,22 @@ def test_each_pair_is_planned_from_its_own_scatter_not_a_pooled_one():
     assert "the pilot's 4 seeds scatter by" in calm.describe()
 
 
+def test_the_chance_of_a_hindsight_ratio_is_that_of_two_scatters_of_the_same_noise():
+    import numpy as np
+
+    plan = pilots.PairPlan("a", "b", scatter=1.0, pilot_seeds=4, seeds=3, comparisons=5)
+    rng = np.random.default_rng(0)
+    run = np.std(rng.normal(size=(200_000, 3)), axis=1, ddof=1)
+    pilot = np.std(rng.normal(size=(200_000, 4)), axis=1, ddof=1)
+    for ratio in (0.13, 0.5, 2.55):  # either tail, doubled: a ratio "this far from 1" either way
+        simulated = 2 * float(np.mean(run / pilot <= ratio) if ratio < 1 else np.mean(run / pilot >= ratio))
+        assert plan.chance_of_ratio(ratio) == pytest.approx(simulated, abs=0.01)
+    results = seed_results({"a": [72.0, 73.0, 71.0], "b": [70.0, 71.5, 70.5]})
+    realised = plan.hindsight(results) / plan.detectable
+    assert f"{realised:.2f} x the plan; a ratio this far from 1 comes {plan.chance_of_ratio(realised):.0%}" in \
+        pilots.format_hindsight([plan], results)
+
+
 def test_a_saved_pilot_reads_back_and_replaces_its_earlier_self(tmp_path):
     path = tmp_path / "pilots.json"
     first = Pilot("ablations", "smoke", (100, 101), {"a": "k1"}, {"a": (1.0, 2.0)})

@@ -145,14 +145,15 @@ def test_a_few_labels_regime_gives_its_twin_as_many_steps_and_a_warm_up_stretche
         course.few_labels(0, 10)
 
 
-def test_the_few_labels_regime_takes_four_bare_images_per_label_up_to_the_embedded_split(tmp_path):
+def test_the_few_labels_regime_takes_the_profiles_bare_images_per_label_up_to_the_embedded_split(tmp_path):
     course = Course("classroom", artifacts=tmp_path)
-    assert (course.few_labels(1000).labelled, course.few_labels(1000).unlabelled) == (1000, 4000)
+    assert course.profile.unlabelled_per_label == 8
+    assert (course.few_labels(512).labelled, course.few_labels(512).unlabelled) == (512, 4096)
     # no more bare images than the split holds beside its validation images
-    assert course.few_labels(3000).unlabelled == 10_000 - course.profile.val_images - 3000
+    assert course.few_labels(1000).unlabelled == 10_000 - course.profile.val_images - 1000
     assert course.few_labels(9000).labelled == 4000  # at most the profile's training images
-    few = course.few_labels(1000)
-    assert few.steps_per_epoch(64, distilled=True) == 5000 // 64 and few.steps_per_epoch(64, distilled=False) == 15
+    few = course.few_labels(512)
+    assert few.steps_per_epoch(64, distilled=True) == 4608 // 64 and few.steps_per_epoch(64, distilled=False) == 8
 
 
 # Asks for one smoke teacher run, then says whether it trained it (an epoch callback fired) and what it got.

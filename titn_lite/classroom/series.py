@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from titn_lite.classroom.warm_kernels import WarmKernels, interpreter_of
 from titn_lite.classroom.warm_kernels import available as warm_kernels_available
 from titn_lite.results.report import results_page_markdown
 from titn_lite.results.tables import markdown_table
-from titn_lite.system.cpu import available_cores
+from titn_lite.system.cpu import THREAD_SHARE_VARIABLE, available_cores
 from titn_lite.system.files import write_atomic, write_json
 from titn_lite.system.packaged import series_folder
 from titn_lite.system.usage import UsageError, check_positive_int
@@ -168,6 +169,30 @@ def kernel_threads(jobs: int, cores: int | None = None) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
+class ThreadShare:
+    """The file a series run names to its kernels (``THREAD_SHARE_VARIABLE``): how many threads
+    each running notebook may use. Notebooks start with ``cores // jobs`` each; when one ends
+    and none is left to start, the rest share the freed cores from their next training run on
+    (``take_thread_share``), instead of finishing on one core beside an idle one."""
+
+    def __init__(self, path: Path, jobs: int, notebooks: int, cores: int | None = None) -> None:
+        self.path, self.jobs, self.notebooks = path, jobs, notebooks
+        self.cores, self.finished = cores or available_cores(), 0
+        self._write()
+
+    @property
+    def threads(self) -> int:
+        running = min(self.jobs, self.notebooks - self.finished)
+        return max(1, self.cores // max(1, running))
+
+    def notebook_finished(self) -> None:
+        self.finished += 1
+        self._write()
+
+    def _write(self) -> None:
+        write_atomic(self.path, str(self.threads).encode())
+
+
 def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | Path = "runs/notebooks",
                folder: Path = NOTEBOOK_DIR, jobs: int = 1) -> list[NotebookResult]:
     """Execute the series for ``course`` (its profile, device and artifacts folder reach each
@@ -186,7 +211,10 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     series_started = time.perf_counter()
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
-    with kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs)), \
+    share_folder = tempfile.TemporaryDirectory(prefix="titn-lite-threads-")
+    share = ThreadShare(Path(share_folder.name) / "threads", jobs, len(notebooks)) if jobs > 1 else None
+    threads = {THREAD_SHARE_VARIABLE: str(share.path)} if share else {}
+    with share_folder, kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs), **threads), \
             warm_kernels(kernel := ensure_kernel(), notebooks) as warm:
         import papermill  # noqa: F401 (before anything is cleared: a missing papermill stops the run here)
 
@@ -201,7 +229,7 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
                                     kernel_manager=kernel_manager, report_failures=course.progress)
         desc = f"notebooks ({course.profile.name}{f', {jobs} at once' if jobs > 1 else ''})"
         bar = tqdm(total=len(notebooks), desc=desc, disable=not course.progress, unit="nb")
-        results = _execute_all(notebooks, execute, jobs, bar)
+        results = _execute_all(notebooks, execute, jobs, bar, share)
         bar.close()
     SeriesSummary(course.profile.name, results, time.time(), describe_machine(course.device),
                   wall_seconds=time.perf_counter() - series_started, jobs=jobs).write(out_dir)
@@ -275,8 +303,9 @@ def _execute_notebook(notebook: Path, *, out_dir: Path, parameters: dict[str, An
 
 
 def _execute_all(notebooks: list[Path], execute: Callable[[Path], NotebookResult], jobs: int,
-                 bar: Any) -> list[NotebookResult]:
-    """``execute`` each notebook, ``jobs`` at once; results in the series' order."""
+                 bar: Any, share: ThreadShare | None = None) -> list[NotebookResult]:
+    """``execute`` each notebook, ``jobs`` at once; results in the series' order. ``share``
+    hears of each notebook that ends, so the last ones get the freed cores."""
     if jobs == 1:
         results = []
         for notebook in notebooks:
@@ -298,6 +327,8 @@ def _execute_all(notebooks: list[Path], execute: Callable[[Path], NotebookResult
         finished = {}
         for future in as_completed(futures):
             finished[futures[future]] = future.result()
+            if share is not None:
+                share.notebook_finished()
             bar.set_postfix_str(futures[future].stem)
             bar.update()
     return [finished[notebook] for notebook in notebooks]

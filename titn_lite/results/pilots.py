@@ -102,6 +102,15 @@ class PairPlan:
         gaps = [a - b for a, b in zip(results[self.first].values, results[self.second].values)]
         return detectable_difference(statistics.stdev(gaps), self.seeds, self.comparisons)
 
+    def chance_of_ratio(self, ratio: float) -> float:
+        """How often a hindsight figure lands at least as far from the plan as ``ratio`` (either
+        way), if the run's seeds and the pilot's scatter alike: the squared ratio of two standard
+        deviations of normal values is F-distributed (``seeds`` - 1 over ``pilot_seeds`` - 1)."""
+        from scipy import stats
+
+        f = stats.f(self.seeds - 1, self.pilot_seeds - 1)
+        return min(1.0, 2 * min(f.cdf(ratio ** 2), f.sf(ratio ** 2)))
+
     def describe(self) -> str:
         low, high = self.scatter_range()
         return (f"{self.first} − {self.second}: the pilot's {self.pilot_seeds} seeds scatter by {self.scatter:.2f} "
@@ -147,12 +156,17 @@ def format_plans(plans: Sequence[PairPlan], source: str, *, seeds: int, comparis
 
 def format_hindsight(plans: Sequence[PairPlan], results: Mapping[str, SeedResults]) -> str:
     """Each planned comparison's detectable difference beside the same figure from the
-    experiment's own per-seed differences, and their ratio."""
+    experiment's own per-seed differences, their ratio and how often chance alone puts a
+    ratio that far from 1 (``PairPlan.chance_of_ratio``)."""
     lines = []
     for plan in plans:
         realised = plan.hindsight(results)
-        ratio = (f" ({realised / plan.detectable:.2f} x the plan)" if plan.detectable > 0 else
-                 " (the pilot's did not scatter)")
+        if plan.detectable > 0:
+            times = realised / plan.detectable
+            ratio = (f" ({times:.2f} x the plan; a ratio this far from 1 comes {plan.chance_of_ratio(times):.0%} of "
+                     f"the time by chance alone, when the run's seeds scatter as the pilot's)")
+        else:
+            ratio = " (the pilot's did not scatter)"
         lines.append(f"{plan.first} − {plan.second}: detectable difference {plan.detectable:.1f} points as planned "
                      f"from the pilot, {realised:.1f} in hindsight from this run's own differences{ratio}")
     return "\n".join(lines)

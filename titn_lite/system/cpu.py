@@ -24,3 +24,26 @@ def capped_workers(requested: int, *, cores: int | None = None, note=print) -> i
         note(f"DataLoader workers: {requested} asked, {cores} used (this machine has {cores} CPU "
              f"core{'s' if cores != 1 else ''})")
     return cores
+
+
+# Where notebooks run side by side, the series runner names here a file holding how many threads
+# each notebook's kernel may use now; it raises the number when a notebook ends and none is left
+# to start, so the last ones do not finish on one core while the others sit idle.
+THREAD_SHARE_VARIABLE = "TITN_LITE_THREAD_SHARE"
+
+
+def take_thread_share() -> int | None:
+    """Use the threads the series runner now gives this kernel (``THREAD_SHARE_VARIABLE``),
+    from the next training run on; the count, or None outside such a series (nothing changes)."""
+    path = os.environ.get(THREAD_SHARE_VARIABLE)
+    if not path:
+        return None
+    try:
+        threads = int(open(path).read())
+    except (OSError, ValueError):  # the runner is gone, or mid-write on a system without atomic renames
+        return None
+    import torch
+
+    if threads >= 1 and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads

@@ -43,11 +43,12 @@ from titn_lite.data.datasets import dataset_info
 from titn_lite.data.mixing import BatchMixer, MixedBatch
 from titn_lite.models.registry import build_model
 from titn_lite.models.students import mean_of_heads
+from titn_lite.system.cpu import take_thread_share
 from titn_lite.system.devices import all_reduce, amp_dtype, init_distributed, resolve_device
 from titn_lite.system.usage import UsageError
 from titn_lite.train.checkpoint import restore_training, training_checkpoint
 from titn_lite.train.config import ResolvedConfig
-from titn_lite.train.losses import UNLABELLED, DistillationLoss
+from titn_lite.train.losses import UNLABELLED, DistillationLoss, RememberingTeacher
 from titn_lite.train.metrics import ClassificationMetrics, confusion_matrix, metrics_from_counts, topk_hits
 from titn_lite.train.pipeline import Batches, epoch_batches, run_test_batches, seed_epoch
 
@@ -103,7 +104,8 @@ class _Run:
     train_batches: Batches
     validation_batches: Iterable[tuple[Tensor, Tensor]]  # empty without a validation split
     loader_rng: torch.Generator
-    is_writer: bool
+    rank: int  # this process among the world's (0 of 1 without torchrun)
+    world: int
     channels_last: bool  # a CNN teacher on a GPU: its convolutions run faster on NHWC images
     history: list[dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
@@ -125,11 +127,14 @@ class _Run:
         return evaluate(self.model, self.validation_batches, dataset_info(self.cfg.dataset).num_classes,
                         device=self.device, amp=self.cfg.amp)
 
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0  # one process writes the run's files
+
     def test(self) -> ClassificationMetrics:
         """The finished model on the test images: read once per run, after its last epoch."""
-        rank, world = init_distributed()
-        return evaluate(self.model, run_test_batches(self.cfg, rank, world), dataset_info(self.cfg.dataset).num_classes,
-                        device=self.device, amp=self.cfg.amp)
+        return evaluate(self.model, run_test_batches(self.cfg, self.rank, self.world),
+                        dataset_info(self.cfg.dataset).num_classes, device=self.device, amp=self.cfg.amp)
 
 
 def fit(
@@ -144,6 +149,7 @@ def fit(
     ``teacher``: the trained CNN a distilled student learns from. ``callbacks`` are called
     with each epoch's history row (e.g. a live plot).
     """
+    take_thread_share()  # beside other notebooks: the cores the series runner gives this kernel now
     run = _prepare(cfg, writer, teacher, checkpoint)
     with _stop_on_sigterm() as stop:  # a scheduler's SIGTERM: finish the epoch, checkpoint it
         for epoch in range(run.start_epoch, cfg.epochs):
@@ -189,7 +195,11 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
     channels_last = not cfg.is_student and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion = DistillationLoss(teacher.to(device) if teacher else None, cfg.distill or "none",
+    if teacher is not None:
+        teacher = teacher.to(device)
+        if device.type == "cpu" and cfg.augmentation == "none" and cfg.mix == "none":
+            teacher = RememberingTeacher(teacher)  # the same images every epoch: labelled once
+    criterion = DistillationLoss(teacher, cfg.distill or "none",
                                  alpha=cfg.distill_alpha, temperature=cfg.temperature, unlabelled=cfg.unlabelled > 0)
     optimizer = make_optimizer(cfg, parameter_groups(model, cfg.weight_decay, cfg.decay))
     steps_per_epoch = len(train_batches)
@@ -201,7 +211,7 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
                step_model=torch.compile(ddp_model) if cfg.compile else ddp_model, criterion=criterion,
                mixer=BatchMixer(cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob), optimizer=optimizer,
                scheduler=scheduler, scaler=scaler, train_batches=train_batches, validation_batches=validation_batches,
-               loader_rng=loader_rng, is_writer=rank == 0, channels_last=channels_last)
+               loader_rng=loader_rng, rank=rank, world=world, channels_last=channels_last)
     if checkpoint is not None:
         _restore(run, checkpoint)
     if run.is_writer:

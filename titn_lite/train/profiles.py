@@ -1,7 +1,7 @@
 """Run profiles, shared by the CLI and the notebooks: how big and how long.
 
 - ``smoke``: seconds, for CI; tiny models on a few hundred images.
-- ``classroom``: minutes on a laptop CPU; Table 1 models made shallower, trained with
+- ``classroom``: minutes on a laptop CPU; Table 1 models made shallower (2 blocks), trained with
   AdamW and without batch mixing, which learn far faster in a few epochs (measured below),
   on part of the training images, with three seeds per setting.
 - ``paper``: the paper's recipe for a GPU: every setting the paper states (§3.4, §3.5.2,
@@ -47,13 +47,16 @@ class Profile:
     weight_decay: float = 1e-4
     # how many seeds notebooks 08 and 10 train per setting, to weigh differences against noise
     seeds: int = 1
-    # notebook 11's seeds per setting (None: ``seeds``). Its pilot (assets/pilots.json) planned
-    # the classroom design: with 3 seeds and its three comparisons a difference had to reach 7.5
-    # points to be called beyond the noise, with 5 about 3 (benchmarks/pilots.py prints both).
+    # notebook 11's seeds per setting (None: ``seeds``). Five at the classroom profile: its pilot
+    # (assets/pilots.json; docs/measurements.md) plans 1.7-3.6 points for its three comparisons
+    # with five seeds, where three would need about two and a half times as much.
     few_labels_seeds: int | None = None
     # Notebook 11's few-labels regime: bare images per labelled one, from the embedded Fashion-MNIST
-    # subset's training split. Four keeps the chapter's runs within a lesson's time on 2 CPU cores
-    # (nine, tried first, took about twice as long); the smoke profile takes one, for CI's seconds.
+    # subset's training split. Eight at the classroom profile, chosen on the validation split (seeds
+    # 200-201, 512 labels, 2-block DeiT, mean validation top-1 of twin / hard / soft): 4 bare images
+    # per label at 4 epochs 75.1 / 71.3 / 73.9, 8 at 4 epochs 73.3 / 73.3 / 77.5, 4 at 8 epochs
+    # 75.3 / 76.0 / 78.1: eight shows the teacher's soft labels at work (DeiT soft above its twin
+    # on both seeds) at about the cost of twice the epochs. The smoke profile takes one.
     unlabelled_per_label: int = 4
 
 
@@ -82,10 +85,16 @@ PROFILES: dict[str, Profile] = {
     #   better (ViT 72.2%, crops) and about 10% slower per image;
     # - lr 1e-3: 2e-3 gave ViT 67.7%, TNT 69.9% (crops);
     # - 4 epochs: by then every student is past the earlier recipe's 6-epoch accuracy.
+    # Those probes read the test images: they predate the validation split (the engine's val_
+    # figures were test figures then). The depth is the one choice made on the validation split
+    # (seed 0, validation top-1 after 4 epochs, depth 4 -> 2): ViT 80.5 -> 80.8, DeiT 79.6 -> 82.4,
+    # TNT 80.4 -> 83.3, TITN 82.0 -> 82.0, TITN large patch 84.5 -> 84.5, at about half the CPU
+    # time a step (benchmarks/throughput.py --config classroom): two blocks learn as much in 250
+    # steps as four, so the series' seeds fit a lesson.
     "classroom": Profile("classroom", epochs=4, teacher_epochs=8, batch_size=64, lr=1e-3, teacher_lr=0.1,
-                         warmup_epochs=1, augmentation="none", model_overrides={"depth": 4},
+                         warmup_epochs=1, augmentation="none", model_overrides={"depth": 2},
                          train_subset=4000, val_images=1000, mix="none", optimizer="adamw", weight_decay=0.05, seeds=3,
-                         few_labels_seeds=5),
+                         few_labels_seeds=5, unlabelled_per_label=8),
     # The paper's stated settings (see titn_lite.results.paper.LEDGER): SGD momentum 0.9, weight decay
     # 1e-4, lr 0.1 with cosine annealing and no warm-up (none is stated), batch 1024, CutMix
     # with alpha 0.5 on CIFAR and none on MNIST, AutoAugment + crop + flip (MNIST: its own
