@@ -27,7 +27,7 @@ VARIANTS: dict[str, dict] = {
     "depth 4": {"model_overrides": {"depth": 4}},
     "random crops": {"augmentation": "light"},
     "CutMix (alpha 1)": {"mix": "cutmix"},
-    "SGD, lr 0.1 (the paper's)": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4},
+    "SGD at lr 0.1 (the paper's)": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4},
     "batch 128": {"batch_size": 128},
     "lr 2e-3": {"lr": 2e-3},
 }

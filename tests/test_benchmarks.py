@@ -108,6 +108,7 @@ def test_the_profile_probes_undo_one_choice_each_and_refuse_unknown_ones(monkeyp
         changed = {k for k in ("model_overrides", "augmentation", "mix", "optimizer", "lr", "weight_decay",
                                "batch_size") if getattr(variant, k) != getattr(profile, k)}
         assert changed == set(settings), name  # the named choice undone, nothing else
+    assert not any("," in name for name in probes.VARIANTS)  # --variants is comma-separated
     assert not set(probes.PROBE_SEEDS) & set(range(100, 104))  # never a pilot's seed, nor a chapter's
     assert min(probes.PROBE_SEEDS) > 10
     monkeypatch.setattr(sys, "argv", ["profile_probes.py", "--variants", "depth 4,nope"])

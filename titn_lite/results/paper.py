@@ -171,8 +171,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("hard or soft distillation", "eq. 10: the teacher's argmax label (hard); §3.6 and §4.4 speak "
                 "of the teacher's \"soft label\"; Algorithm 2 has no argmax and adds L_Base to L_Distill",
                 "§3.5.3, §3.6, §4.4, Alg. 2", "inconsistent", "hard distillation as eq. 10 (one loss, no "
-                "extra L_Base); soft distillation is an ablation, and trained beside hard in notebook 11's few-labels "
-                "regime", True, "distill", "hard"),
+                "extra L_Base); soft distillation is a kit option, trained only in notebook 11's few-labels regime, "
+                "beside hard", True, "distill", "hard"),
     LedgerEntry("the soft term", "Algorithm 2, line 6: a \"CrossEntropyLoss\" between the student's prediction "
                 "and the teacher's output, with no argmax and no temperature, which line 8 combines with the CutMix "
                 "loss into L_Base (what lines 9-10 then use); §3.6 speaks of the teacher's \"soft label\". That "
@@ -195,7 +195,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("heads and the prediction at test time", "§3.2 projects the sliced class and distillation "
                 "tokens with \"a fully connected layer\"; eq. 10 gives each token its own loss; Algorithm 1 "
                 "concatenates the two tokens' outputs into one probability", "§3.2, eq. 10, Alg. 1 lines 10-11",
-                "inconsistent", "a linear head per token (DeiT's design); at evaluation the mean of the two "
+                "inconsistent", "a LayerNorm and a Linear layer per token (the kit's choice; DeiT's code shares "
+                "one final LayerNorm and gives each token a Linear head); at evaluation the mean of the two "
                 "heads' logits, as DeiT's released code does (the kit's choice)", False),
     LedgerEntry("attention heads", "§3.1.1 says the heads' outputs are \"added\"; eq. 2-3 concatenate them",
                 "§3.1.1, eq. 2-3", "inconsistent", "concatenation then a linear layer (eq. 2-3)", True),
@@ -206,9 +207,10 @@ LEDGER: tuple[LedgerEntry, ...] = (
                 True),
     LedgerEntry("teacher sizes", "VGG16_bn, \"The teacher model with the highest performance\" (§4.2, Table 2); "
                 "Table 3 gives it 138.36M parameters and 448.47 GFLOPs, Table 6 (the CIFAR-10 pair: 95.98 is "
-                "Table 4's teacher) 134.30M and 444.32. Not a contradiction: the two differ by exactly a "
-                "1000-class head against a 10-class one", "§4.2, Tables 2, 3, 4, 6", "stated",
-                "torchvision's vgg16_bn with a head for the dataset's classes (134.68M at 100 classes). Checked "
+                "Table 4's teacher) 134.30M and 444.32", "§4.2, Tables 2, 3, 4, 6", "stated",
+                "not a contradiction, as checked: the two differ by exactly a 1000-class head against a 10-class "
+                "one. The kit trains torchvision's vgg16_bn with a head for the dataset's classes (134.68M at "
+                "100 classes). Checked "
                 "with torchvision (notebook 06): 138,365,992 parameters with 1000 classes (Table 3's 138.36M, "
                 "so Table 3 counts the ImageNet head, not a CIFAR-100 one) and 134,309,962 with 10 (Table 6's "
                 "134.30M); the kit's GFLOPs of the two differ by 4.15, as 448.47 and 444.32 do", True),
@@ -238,11 +240,12 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry("label smoothing, dropout, stochastic depth", "none mentioned", "-", "open", "none", True),
     LedgerEntry("faster convergence with a teacher", "claimed, with no run with and without the teacher "
                 "to compare", "§1, §3.6, §4.4, §5", "stated",
-                "measured: notebook 08 plots accuracy per epoch and per second "
+                "described, not tested: notebook 08 plots accuracy per epoch and per second "
                 "with and without the distillation token; notebook 11 counts the optimizer steps a distilled "
                 "student takes to reach its undistilled twin's final accuracy, in its few-labels regime", False),
-    LedgerEntry("images without labels", "none: teacher and students train on the same labelled images",
-                "§3.4, §4.1", "open", "notebook 11 adds a few-labels regime (the kit's own, to show when the "
+    LedgerEntry("images without labels", "no run with unlabelled images, though §1 calls the method "
+                "\"semi-supervised\"; what the teachers trained on is not given", "§1, §3.4, §4.1", "open",
+                "notebook 11 adds a few-labels regime (the kit's own, to show when the "
                 "teacher's label carries information): a distilled student also trains on images whose labels it "
                 "never sees, labelled only by the teacher (TrainConfig.unlabelled), hard and soft, against an "
                 "undistilled twin trained for as many optimizer steps on the labelled ones", False),

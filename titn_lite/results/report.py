@@ -133,8 +133,10 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
         return ""
     return (f"# What the `{profile}` series measured\n\n"
             "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after "
-            "its GPU training (its Table 3): compare the ranking and the size of the gaps, "
-            "not the accuracies.\n\n" + "\n\n".join(format_record(r) for r in records)
+            "its GPU training (its Table 3): compare the ranking and the size of the gaps where a difference "
+            "is beyond the noise, not the accuracies. With few seeds, a verdict beyond the noise whose exact "
+            "sign-flip p is above its Holm-adjusted p rests on the t-test's assumption of normal noise.\n\n"
+            + "\n\n".join(format_record(r) for r in records)
             + _whole_page_section(records) + "\n")
 
 
