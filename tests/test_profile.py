@@ -81,5 +81,6 @@ def test_the_ledger_prints_as_a_table_that_says_where_the_kit_chooses():
     table = format_ledger()
     assert table.count("\n") == len(LEDGER) + 1
     assert header(table) == ["topic", "the paper says", "where", "the kit does"] and alignment(table) == "llll"
-    assert "§3.5.2" in row_starting(table, "CutMix alpha")[2] and "chooses: a linear head per token" in table
+    assert "§3.5.2" in row_starting(table, "CutMix alpha")[2]
+    assert "chooses: a LayerNorm and a Linear layer per token" in table
     assert "*inconsistent:*" in table and "*not stated:*" in table
