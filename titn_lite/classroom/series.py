@@ -160,12 +160,17 @@ def check_jobs(jobs: object) -> int:
     return check_positive_int("jobs", count, unit="notebooks run at once (1: one after another)")
 
 
+def threads_each(kernels: int, cores: int | None = None) -> int:
+    """Each of ``kernels`` kernels' share of the cores (at least one thread)."""
+    return max(1, (cores or available_cores()) // max(1, kernels))
+
+
 def kernel_threads(jobs: int, cores: int | None = None) -> dict[str, str]:
     """The environment that gives each of ``jobs`` kernels its share of the cores (torch's
     intra-op threads follow ``OMP_NUM_THREADS``); none for one job (a kernel takes every core)."""
     if jobs == 1:
         return {}
-    threads = str(max(1, (cores or available_cores()) // jobs))
+    threads = str(threads_each(jobs, cores))
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
@@ -182,8 +187,7 @@ class ThreadShare:
 
     @property
     def threads(self) -> int:
-        running = min(self.jobs, self.notebooks - self.finished)
-        return max(1, self.cores // max(1, running))
+        return threads_each(min(self.jobs, self.notebooks - self.finished), self.cores)
 
     def notebook_finished(self) -> None:
         self.finished += 1

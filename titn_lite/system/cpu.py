@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def available_cores() -> int:
@@ -39,7 +40,7 @@ def take_thread_share() -> int | None:
     if not path:
         return None
     try:
-        threads = int(open(path).read())
+        threads = int(Path(path).read_text())
     except (OSError, ValueError):  # the runner is gone, or mid-write on a system without atomic renames
         return None
     import torch
