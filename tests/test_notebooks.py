@@ -388,11 +388,13 @@ def test_the_runs_of_a_moved_artifacts_folder_are_reused(tmp_path):
     assert sorted(p.name for p in (tmp_path / "there" / "smoke").iterdir()) == folders  # nothing trained anew
 
 
-def test_side_by_side_notebook_11_starts_right_after_08_and_the_rest_keep_their_order():
-    names = ["00_setup", "07_distillation", "08_comparison", "09_attention_maps", "10_ablations", "11_unlabelled",
-             "12_paper_run"]
+def test_side_by_side_notebook_11_starts_right_after_06_and_the_rest_keep_their_order():
+    names = ["00_setup", "05_cutmix", "06_teacher", "07_distillation", "08_comparison", "09_attention_maps",
+             "10_ablations", "11_unlabelled", "12_paper_run"]
     order = [p.stem for p in side_by_side_order([Path(f"{name}.ipynb") for name in names])]
-    assert order == ["00_setup", "07_distillation", "08_comparison", "11_unlabelled", "09_attention_maps",
-                     "10_ablations", "12_paper_run"]
+    assert order == ["00_setup", "05_cutmix", "06_teacher", "11_unlabelled", "07_distillation", "08_comparison",
+                     "09_attention_maps", "10_ablations", "12_paper_run"]
+    assert [p.stem for p in side_by_side_order([Path("07_distillation.ipynb"), Path("11_unlabelled.ipynb")])] == [
+        "11_unlabelled", "07_distillation"]
     assert [p.stem for p in side_by_side_order([Path("01_attention.ipynb"), Path("12_paper_run.ipynb")])] == [
         "01_attention", "12_paper_run"]

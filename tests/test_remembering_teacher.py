@@ -11,16 +11,21 @@ from titn_lite.train.losses import RememberingTeacher
 from titn_lite.train.runs import train
 
 
-def test_a_teachers_logits_for_an_image_do_not_depend_on_the_rest_of_its_batch():
-    # What RememberingTeacher stands on: an image labelled in one batch gets, bit for bit, the
-    # logits it would get in any other.
+@pytest.mark.parametrize("channels_last", [False, True])  # the engine gives a CNN teacher channels-last weights
+def test_a_teachers_logits_for_an_image_do_not_depend_on_the_rest_of_its_batch(channels_last):
+    # What RememberingTeacher stands on: an image labelled in one batch of two or more gets, bit
+    # for bit, the logits it would get in any other; a lone image, labelled as a pair, too.
     torch.manual_seed(0)
     teacher = create_teacher("small_cnn", num_classes=10, in_chans=1).eval()
+    if channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
     images = torch.randn(100, 1, 32, 32)
     with torch.no_grad():
         whole = teacher(images)
-        for picked in (torch.randperm(100)[:64], torch.arange(7), torch.tensor([3])):
+        for picked in (torch.randperm(100)[:64], torch.arange(7), torch.tensor([98, 99]), torch.arange(100)):
             assert torch.equal(teacher(images[picked]), whole[picked])
+        for lone in range(100):
+            assert torch.equal(RememberingTeacher(teacher)(images[lone:lone + 1]), whole[lone:lone + 1])
 
 
 class _Counted(torch.nn.Module):

@@ -23,7 +23,7 @@ from titn_lite.models.teachers import list_teachers
 from titn_lite.system.usage import UsageError
 from titn_lite.train.checkpoint import load_checkpoint
 
-SCHEME = 3  # 3: the history's val_ figures are the validation split's (2: the test split's)
+SCHEME = 4  # 4: small_cnn at widths 16-32-64 (3: 32-64-128); 3: the val_ figures are the validation split's
 FILE = "identity.json"  # a run folder's record of its identity, beside its checkpoint
 
 # Where a run's files live, how fast its data loads and what device runs it change nothing it learns.

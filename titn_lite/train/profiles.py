@@ -48,15 +48,16 @@ class Profile:
     # how many seeds notebooks 08 and 10 train per setting, to weigh differences against noise
     seeds: int = 1
     # notebook 11's seeds per setting (None: ``seeds``). Five at the classroom profile: its pilot
-    # (assets/pilots.json; docs/measurements.md) plans 1.7-3.6 points for its three comparisons
+    # (assets/pilots.json; docs/measurements.md) plans 0.8-3.2 points for its three comparisons
     # with five seeds, where three would need about two and a half times as much.
     few_labels_seeds: int | None = None
     # Notebook 11's few-labels regime: bare images per labelled one, from the embedded Fashion-MNIST
     # subset's training split. Eight at the classroom profile, chosen on the validation split (seeds
-    # 200-201, 512 labels, 2-block DeiT, mean validation top-1 of twin / hard / soft): 4 bare images
-    # per label at 4 epochs 75.1 / 71.3 / 73.9, 8 at 4 epochs 73.3 / 73.3 / 77.5, 4 at 8 epochs
-    # 75.3 / 76.0 / 78.1: eight shows the teacher's soft labels at work (DeiT soft above its twin
-    # on both seeds) at about the cost of twice the epochs. The smoke profile takes one.
+    # 200-201, 512 labels, 2-block DeiT, the earlier 32-64-128 small_cnn as teacher, mean validation
+    # top-1 of twin / hard / soft): 4 bare images per label at 4 epochs 75.1 / 71.3 / 73.9, 8 at
+    # 4 epochs 73.3 / 73.3 / 77.5, 4 at 8 epochs 75.3 / 76.0 / 78.1: eight shows the teacher's soft
+    # labels at work (DeiT soft above its twin on both seeds) at about the cost of twice the
+    # epochs. The smoke profile takes one.
     unlabelled_per_label: int = 4
 
 
