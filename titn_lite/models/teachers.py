@@ -36,8 +36,8 @@ class SmallCNN(nn.Module):
     # Widths 16-32-64: a quarter of the multiply-adds of 32-64-128 for about a point of accuracy.
     # The classroom teacher (8 epochs, 4,000 images, one thread, channels-last) trained in 47 s
     # against 144 s, at validation top-1 86.6% against 88.1% (test 85.0% against 86.1%); its
-    # forward pass, which a student's CutMix run asks for at every step, costs 18 ms a batch of 64
-    # against 60 ms (docs/measurements.md).
+    # forward pass, which a student's CutMix run asks for at every step, costs 26 ms a batch of 64
+    # against 62 ms (benchmarks/teacher_widths.py; docs/measurements.md).
     def __init__(self, num_classes: int, in_chans: int = 3, widths: tuple[int, ...] = (16, 32, 64)) -> None:
         super().__init__()
         layers: list[nn.Module] = []

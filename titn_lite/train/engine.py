@@ -193,8 +193,9 @@ def _prepare(cfg: ResolvedConfig, writer: RunWriter, teacher: nn.Module | None,
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, info.num_classes, info.in_chans, cfg.model_overrides).to(device)
     # A CNN's convolutions run faster on channels-last (NHWC) weights: on a GPU's tensor cores, and
-    # on a CPU too (oneDNN; small_cnn, one thread, batch 64: a training step 285 -> 225 ms, a
-    # forward pass 118 -> 58 ms). The students' linear layers gain nothing from it.
+    # on a CPU too (oneDNN; the earlier 32-64-128 small_cnn, one thread, batch 64: a training step
+    # 304 -> 223 ms, a forward pass 90 -> 62 ms; benchmarks/teacher_widths.py). The students'
+    # linear layers gain nothing from it.
     channels_last = not cfg.is_student
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
