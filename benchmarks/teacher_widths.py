@@ -33,6 +33,14 @@ def milliseconds(step, repeats: int = 10, warm_up: int = 3) -> float:
     return 1000 * (time.perf_counter() - started) / repeats
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               labels: torch.Tensor) -> None:
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def step_costs() -> None:
     images, labels = torch.randn(64, 1, 32, 32), torch.randint(0, 10, (64,))
     print("| widths | weights | training step (ms) | forward pass (ms) | parameters |\n|---|---|---:|---:|---:|")
@@ -43,17 +51,10 @@ def step_costs() -> None:
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-
-            def train_step() -> None:
-                loss = F.cross_entropy(model(images), labels)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-
-            train = milliseconds(train_step)
+            train = milliseconds(lambda model=model, optimizer=optimizer: train_step(model, optimizer, images, labels))
             model.eval()
             with torch.no_grad():
-                forward = milliseconds(lambda: model(images))
+                forward = milliseconds(lambda model=model: model(images))
             print(f"| {'-'.join(map(str, widths))} | {'channels-last' if channels_last else 'NCHW'} | {train:.0f} | "
                   f"{forward:.0f} | {sum(p.numel() for p in model.parameters()):,} |")
 

@@ -146,6 +146,8 @@ def test_distillation_token_count():
     _fails(checks.check_distillation_token_parameters, lambda d, c: 4 * d + d * c, "Linear layer's bias")
     _fails(checks.check_distillation_token_parameters, lambda d, c: 3 * d + d * c + c, "position embedding")
     _fails(checks.check_distillation_token_parameters, lambda d, c: 2698, "your count is 2,698")  # the visible answer
+    with pytest.raises(CheckFailed, match="your count is 2,698 for dim = 96, 100 classes"):
+        checks.check_distillation_token_parameters(lambda d, c: 2698)  # in class too, not only when graded
 
 
 def _most_confused(confusion):

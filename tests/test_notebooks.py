@@ -315,7 +315,7 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     seeds = get_profile("smoke").seeds
     rows = table_rows(results)
     for name in ("vit", "deit", "tnt", "titn", "titn_large_patch", "no teacher", "CutMix (alpha 0.5)"):
-        row = next(row for row in rows if row[0] == name)  # setting, mean ± std, each seed, paper
+        row = next(row for row in rows if row[0] == name)  # setting, mean ± std, each seed
         assert len(row[2].split(",")) == seeds, row  # one value per seed
     compared = {row[0] for row in rows}
     assert {"deit − vit", "no teacher − TITN (reference)"} <= compared
@@ -327,7 +327,8 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
         assert "from its pilot: the same runs on seeds 100-103" in shown and "in hindsight" in shown, name
     for executed in sorted((tmp_path / "out").glob("[0-9][0-9]_*.ipynb")):
         assert "PosixPath(" not in _outputs(executed), f"{executed.name} shows a stray path"
-    assert next(row for row in rows if row[0] == "titn")[3] == "74.71"  # Table 3's TITN beside ours
+    assert len(next(row for row in rows if row[0] == "titn")) == 3  # no CIFAR-100 accuracy beside a Fashion-MNIST one
+    assert "titn − tnt +6.24 (" in results and "Planned before the runs, from the chapter's pilot" in results
     print(f"smoke series: {summary['total_seconds']:.0f} s")
 
 

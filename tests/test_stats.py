@@ -122,14 +122,19 @@ def test_results_page_gathers_the_records_with_their_tests(tmp_path):
     assert results_page_markdown("smoke", course.results()) == ""  # nothing recorded yet
     course.record_results("comparison", title="The five students",
                           setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]},
-                          pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47})
+                          pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47},
+                          detectable={"titn − tnt": 2.5})
     course.record_results("teacher", title="The CNN teacher", setting="one seed", values={"small_cnn": [88.0]})
     page = results_page_markdown("smoke", course.results())
     assert page.index("The CNN teacher") < page.index("The five students")  # the series' order, not the records'
-    assert row_starting(page, "titn") == ["titn", "84.5 ± 0.5", "84.0, 85.0, 84.5", "74.71"]
-    assert row_starting(page, "small_cnn")[-1] == "-"  # no paper figure given
+    assert row_starting(page, "titn") == ["titn", "84.5 ± 0.5", "84.0, 85.0, 84.5"]  # no CIFAR-100 accuracy beside it
     difference = row_starting(page, "titn − tnt")
     assert difference[1] == "+4.9" and "paired" in difference and "beyond the noise" in page
+    assert "titn − tnt beyond the noise from 2.5 points" in page  # the chapter's plan beside its verdict
+    low, high = compare(*seed_results({"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]}).values(),
+                        paired=True).interval
+    assert high < 74.71 - 68.47 and f"titn − tnt +6.24 (outside this run's {low:+.1f} to {high:+.1f})" in page
+    assert "exploratory" not in page
     assert page.startswith("# What the `smoke` series measured")
     course.clear_results()  # a new series run starts from no records
     assert course.results() == []
@@ -172,17 +177,21 @@ def test_the_results_page_also_tests_every_difference_together(tmp_path):
                           pairs=[("deit", "vit"), ("tnt", "vit")])
     regimes = {"soft": [80.05, 80.0, 80.05], "twin": [76.05, 77.6, 76.4], "hard": [75.65, 76.55, 76.55]}
     course.record_results("regimes", title="Few labels", setting="-", values=regimes,
-                          pairs=[("hard", "twin"), ("soft", "twin")])
+                          pairs=[("hard", "twin"), ("soft", "twin")], exploratory=True)
     page = results_page_markdown("smoke", course.results())
     whole = page[page.index("## Every difference on this page"):]
     assert "over all 4 testable differences" in whole and row_starting(whole, "Few labels: soft − twin")
+    assert "These verdicts are exploratory" in page and "(not so for Few labels: exploratory)" in whole
     raw = [compare(seed_results(students)[a], seed_results(students)[b], paired=True) for a, b in
            [("deit", "vit"), ("tnt", "vit")]] + [compare(seed_results(regimes)[a], seed_results(regimes)[b],
                                                          paired=True) for a, b in [("hard", "twin"), ("soft", "twin")]]
-    assert whole.count(" − ") == 4  # one row per difference
+    table, _, reconciled = whole.partition("\n\nVerdicts that change with the family: ")
+    assert table.count(" − ") == 4  # one row per difference
     soft = holm(raw)[3]
     assert (f"{soft.adjusted_p:.3f}" in whole
             and soft.adjusted_p > holm(raw[2:])[1].adjusted_p)  # stricter than its table's
+    assert holm(raw[2:])[1].exceeds_noise and not soft.exceeds_noise  # so the page says its verdict changed
+    assert "Few labels: soft − twin (beyond the noise in its section, within it here)" in reconciled
     one = Course("smoke", artifacts=tmp_path / "one")
     one.record_results("regimes", title="Few labels", setting="-", values=regimes,
                        pairs=[("hard", "twin"), ("soft", "twin")])

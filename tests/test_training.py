@@ -243,7 +243,7 @@ def test_cli_train_evaluate_report(tmp_path, capsys, teacher_checkpoint):
     assert alignment(report) == "ll" + "r" * 12 + "l"
     assert row_starting(report, "titn")[3] == f"{100 * best['val_top1']:.2f} ({best['epoch']})"
     assert row_starting(report, "titn")[2] == f"{100 * json.loads((out / 'metrics.json').read_text())['top1']:.2f}"
-    assert "the maximum *test* accuracy over training (§4.2)" in report  # the note under the table
+    assert "\"based on their maximum test accuracy\" (§4.2)" in report  # the note under the table
     assert main(["evaluate", str(out / "checkpoint.pt"), "--dataset", "cifar10"]) == 2
     assert ("classifies 10 classes of 1-channel images; cifar10 has 10 classes of 3-channel images"
             in capsys.readouterr().err)

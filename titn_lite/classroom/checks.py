@@ -599,7 +599,9 @@ def check_distillation_token_parameters(count_fn: Callable[[int, int], int], *, 
     torch.manual_seed(0)
     titn, tnt = create_model("titn", num_classes=10, in_chans=1), create_model("tnt", num_classes=10, in_chans=1)
     measured = sum(p.numel() for p in titn.parameters()) - sum(p.numel() for p in tnt.parameters())
-    cases = [(192, 10, measured)]
+    # The measured case, then one the notebook never prints (so a number copied from it fails in class
+    # too), then the grader's hidden draws.
+    cases = [(192, 10, measured), (96, 100, None)]
     if hidden:
         draws = _draws(hidden)
         cases += [(draws.randrange(8, 512, 8), draws.choice([7, 10, 100, 1000]), None) for _ in range(3)]

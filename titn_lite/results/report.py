@@ -90,9 +90,9 @@ def format_report(summaries: list[RunSummary]) -> MarkdownTable:
     table = markdown_table(header, rows, align="ll" + "r" * 12 + "l")  # labels, figures, the paper's P / R / F1 as text
     note = ("Top-1, top-5, P / R / F1: the finished model on the test images, read once. Best validation: the "
             "highest top-1 on the validation images (training images the run never trains on) over the "
-            "evaluated epochs; the paper reports the maximum *test* accuracy over training (§4.2), which picks "
-            "an epoch by its test score and so flatters a run. Paper: Tables 2-3 (CIFAR-100), 4 (CIFAR-10), "
-            "5 (MNIST); '-' where the paper gives no figure.")
+            "evaluated epochs; the paper reports models \"based on their maximum test accuracy\" (§4.2), "
+            "which the kit reads as the best epoch by test score, a choice that flatters a run. Paper: "
+            "Tables 2-3 (CIFAR-100), 4 (CIFAR-10), 5 (MNIST); '-' where the paper gives no figure.")
     return MarkdownTable(f"{table}\n\n{note}")
 
 
@@ -105,12 +105,12 @@ def _record_differences(record: dict[str, Any]) -> list[Difference]:
 
 def format_record(record: dict[str, Any]) -> str:
     """One notebook's record (``Course.record_results``) as a page section: each setting's
-    mean ± spread over seeds beside the paper, and which differences exceed the seeds' scatter."""
+    mean ± spread over seeds, which differences exceed the seeds' scatter, what the chapter
+    planned to detect, and the paper's gaps for the same pairs beside this run's intervals."""
     results = seed_results(record["values"])
-    paper_top1 = record["paper_top1"]
-    rows = [(label, result.describe(), ", ".join(f"{v:.1f}" for v in result.values),
-             "-" if paper_top1.get(label) is None else paper_top1[label]) for label, result in results.items()]
-    table = markdown_table(["setting", "top-1 % (mean ± std)", "each seed", "paper top-1 %"], rows, align="lrlr")
+    rows = [(label, result.describe(), ", ".join(f"{v:.1f}" for v in result.values))
+            for label, result in results.items()]
+    table = markdown_table(["setting", "top-1 % (mean ± std)", "each seed"], rows, align="lrl")
     section = [f"## {record['title']}", "", record["setting"], "", table]
     if record["pairs"]:
         differences = _record_differences(record)
@@ -122,7 +122,43 @@ def format_record(record: dict[str, Any]) -> str:
         section += ["", f"Is each difference larger than the scatter between seeds? ({test}; {adjusted}; the "
                     "page's last section tests every difference on the page together.)", "",
                     format_differences(differences)]
+        section += [line for line in (_planned(record), _paper_gaps(record, differences)) if line]
+        if record.get("exploratory"):
+            section += ["", "These verdicts are exploratory: the setting was chosen by looking at these test "
+                        "images, so the 5% error rate of each verdict does not hold for them."]
     return "\n".join(section)
+
+
+def _planned(record: dict[str, Any]) -> str:
+    """What the chapter said, before its runs, the design could detect (its pilot's plan)."""
+    planned = record.get("detectable") or {}
+    if not planned:
+        return ""
+    return ("\nPlanned before the runs, from the chapter's pilot: " + "; ".join(
+        f"{name} beyond the noise from {size:.1f} points" for name, size in planned.items())
+            + ". \"Within the noise\" means this run did not show a difference, not that there is none; "
+            "a difference smaller than its plan was not expected to show.")
+
+
+def _paper_gaps(record: dict[str, Any], differences: list[Difference]) -> str:
+    """The paper's gap for each pair with a published figure on both sides, read against this
+    run's simultaneous interval: the paper's accuracies are another dataset's (CIFAR-100), its
+    gaps are what a run can be compared with."""
+    paper_top1 = record["paper_top1"]
+    read = []
+    for d in differences:
+        first, second = paper_top1.get(d.first), paper_top1.get(d.second)
+        if first is None or second is None or not d.testable:
+            continue
+        gap, (low, high) = first - second, d.interval
+        read.append(f"{d.first} − {d.second} {gap:+.2f} ({'inside' if low <= gap <= high else 'outside'} "
+                    f"this run's {low:+.1f} to {high:+.1f})")
+    if not read:
+        return ""
+    return ("\nThe paper's gaps for the same pairs (its Table 3, on CIFAR-100; its accuracies are another "
+            "dataset's and are not set beside these), against this run's simultaneous intervals: "
+            + "; ".join(read) + ". A gap outside the interval is not what this setting gives, if the noise between "
+            "seeds is normal; that says nothing about the paper's own setting.")
 
 
 def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
@@ -132,10 +168,11 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
     if not records:
         return ""
     return (f"# What the `{profile}` series measured\n\n"
-            "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after "
-            "its GPU training (its Table 3): compare the ranking and the size of the gaps where a difference "
-            "is beyond the noise, not the accuracies. With few seeds, a verdict beyond the noise whose exact "
-            "sign-flip p is above its Holm-adjusted p rests on the t-test's assumption of normal noise.\n\n"
+            "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after its GPU "
+            "training: each section compares the paper's gaps, never its accuracies, with this run's. With n "
+            "seeds the exact sign-flip test's p can never go below 2 / 2^n (0.25 with 3 seeds, 0.0625 with 5): "
+            "where that floor is above a row's Holm threshold (0.05 divided by the number of differences still "
+            "in play), a verdict beyond the noise rests on the t-test's assumption of normal noise between seeds.\n\n"
             + "\n\n".join(format_record(r) for r in records)
             + _whole_page_section(records) + "\n")
 
@@ -150,8 +187,19 @@ def _whole_page_section(records: list[dict[str, Any]]) -> str:
     testable = sum(d.testable for d in differences)
     if len(tested) < 2 or testable < 2:
         return ""  # one table: its own correction is already the page's
+    together = holm(differences)
+    changed = [f"{alone.first} − {alone.second} ({'beyond' if alone.exceeds_noise else 'within'} the noise in its "
+               f"section, {'beyond' if both.exceeds_noise else 'within'} it here)"
+               for alone, both in zip(differences, together) if alone.exceeds_noise != both.exceeds_noise]
+    exploratory = [r["title"].split(" (")[0] for r in tested if r.get("exploratory")]
     return ("\n\n## Every difference on this page, tested together\n\n"
             f"The sections above each correct for their own table. Here the p-values are Holm-adjusted over all "
             f"{testable} testable differences the page reports, so the chance of any false \"beyond the noise\" "
-            f"anywhere on the page stays at 5%; an adjusted p < 0.05 counts as beyond the noise.\n\n"
-            + format_differences(holm(differences)))
+            "anywhere on the page stays at 5%, if the noise between seeds is normal and every setting was fixed "
+            "before its test images were read"
+            + (f" (not so for {', '.join(exploratory)}: exploratory)" if exploratory else "")
+            + "; an adjusted p < 0.05 counts as beyond the noise. The intervals widen with the family, so a "
+            "difference a section's interval ruled out may fit this one.\n\n"
+            + format_differences(together)
+            + ("\n\nVerdicts that change with the family: " + "; ".join(changed) + "." if changed else
+               "\n\nEvery verdict is the same here as in its section."))

@@ -341,9 +341,11 @@ def train_one_epoch(run: _Run, epoch: int, progress: bool) -> EpochTotals:
 
 
 def _progress_bar(run: _Run, epoch: int, progress: bool) -> tqdm:
-    """The epoch's bar, titled with the latest evaluated epoch's validation top-1."""
-    validated = [row["val_top1"] for row in run.history if not math.isnan(row["val_top1"])]
-    last = f" (validation top-1 {100 * validated[-1]:.1f}%)" if validated else ""
+    """The epoch's bar, titled with the latest evaluated epoch's validation top-1, named by its
+    epoch: the bar runs before this epoch's own evaluation."""
+    validated = [row for row in run.history if not math.isnan(row["val_top1"])]
+    last = (f" (validation top-1 after epoch {validated[-1]['epoch']}: {100 * validated[-1]['val_top1']:.1f}%)"
+            if validated else "")
     return tqdm(run.train_batches, desc=f"{run.cfg.model} epoch {epoch + 1}/{run.cfg.epochs}{last}",
                 disable=not (progress and run.is_writer), leave=False, mininterval=_progress_interval())
 
