@@ -123,17 +123,19 @@ def test_results_page_gathers_the_records_with_their_tests(tmp_path):
     course.record_results("comparison", title="The five students",
                           setting="2 epochs", values={"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]},
                           pairs=[("titn", "tnt")], paper_top1={"titn": 74.71, "tnt": 68.47},
-                          detectable={"titn − tnt": 2.5})
+                          detectable={"titn − tnt": 2.5}, hindsight={"titn − tnt": 1.5})
     course.record_results("teacher", title="The CNN teacher", setting="one seed", values={"small_cnn": [88.0]})
     page = results_page_markdown("smoke", course.results())
     assert page.index("The CNN teacher") < page.index("The five students")  # the series' order, not the records'
     assert row_starting(page, "titn") == ["titn", "84.5 ± 0.5", "84.0, 85.0, 84.5"]  # no CIFAR-100 accuracy beside it
     difference = row_starting(page, "titn − tnt")
     assert difference[1] == "+4.9" and "paired" in difference and "beyond the noise" in page
-    assert "titn − tnt beyond the noise from 2.5 points" in page  # the chapter's plan beside its verdict
+    assert "titn − tnt beyond the noise from 2.5 points (1.5 in hindsight" in page  # the chapter's plan, and after
+    assert "an interval narrower than planned: 1.5 against 2.5 in hindsight" in page  # the gap's reading says so
     low, high = compare(*seed_results({"titn": [84.0, 85.0, 84.5], "tnt": [79.0, 80.5, 79.2]}).values(),
                         paired=True).interval
-    assert high < 74.71 - 68.47 and f"titn − tnt +6.24 (outside this run's {low:+.1f} to {high:+.1f})" in page
+    assert high < 74.71 - 68.47
+    assert f"titn − tnt +6.24 (outside this run's {low:+.1f} to {high:+.1f}, an interval" in page
     assert "exploratory" not in page
     assert page.startswith("# What the `smoke` series measured")
     course.clear_results()  # a new series run starts from no records

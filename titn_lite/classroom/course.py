@@ -169,7 +169,7 @@ class Course:
     def record_results(self, name: str, *, title: str, setting: str, values: dict[str, list[float]],
                        pairs: Sequence[tuple[str, str]] = (), paper_top1: dict[str, float | None] | None = None,
                        paired: bool = True, detectable: dict[str, float] | None = None,
-                       exploratory: bool = False) -> Path:
+                       hindsight: dict[str, float] | None = None, exploratory: bool = False) -> Path:
         """Save one notebook's measured top-1 (percent, one value per seed) for the results page.
 
         ``setting`` says in words what was trained (epochs, images, seeds); ``pairs`` are the
@@ -177,8 +177,9 @@ class Course:
         figure of a label, where the paper has one (the page sets the paper's gaps, not its
         accuracies, beside the run's); ``paired``: value k of every label came from seed k (the
         kit's seed runs), so the page tests each pair with the paired t-test; ``detectable``:
-        "first − second" -> the difference the chapter planned to detect, from its pilot;
-        ``exploratory``: the setting was chosen by looking at these test images."""
+        "first − second" -> the difference the chapter planned to detect, from its pilot, and
+        ``hindsight`` the same figure from the run's own scatter; ``exploratory``: the setting was
+        chosen by looking at these test images."""
         if name not in RESULT_RECORDS:
             raise UsageError(f"unknown results record {name!r}; valid: {', '.join(RESULT_RECORDS)}")
         unknown = sorted({label for pair in pairs for label in pair} - set(values))
@@ -187,7 +188,7 @@ class Course:
         path = self.record_path(name)
         write_json(path, {"title": title, "setting": setting, "values": values, "pairs": [list(p) for p in pairs],
                           "paper_top1": paper_top1 or {}, "paired": paired, "detectable": detectable or {},
-                          "exploratory": exploratory})
+                          "hindsight": hindsight or {}, "exploratory": exploratory})
         return path
 
     def clear_results(self) -> None:

@@ -131,13 +131,16 @@ def format_record(record: dict[str, Any]) -> str:
 
 def _planned(record: dict[str, Any]) -> str:
     """What the chapter said, before its runs, the design could detect (its pilot's plan)."""
-    planned = record.get("detectable") or {}
+    planned, hindsight = record.get("detectable") or {}, record.get("hindsight") or {}
     if not planned:
         return ""
     return ("\nPlanned before the runs, from the chapter's pilot: " + "; ".join(
-        f"{name} beyond the noise from {size:.1f} points" for name, size in planned.items())
+        f"{name} beyond the noise from {size:.1f} points"
+        + (f" ({hindsight[name]:.1f} in hindsight, from this run's own scatter)" if name in hindsight else "")
+        for name, size in planned.items())
             + ". \"Within the noise\" means this run did not show a difference, not that there is none; "
-            "a difference smaller than its plan was not expected to show.")
+            "a difference smaller than its plan was not expected to show, and one that shows anyway, like an interval "
+            "that excludes more than planned, leans on seeds that scattered less than the pilot's.")
 
 
 def _paper_gaps(record: dict[str, Any], differences: list[Difference]) -> str:
@@ -151,8 +154,12 @@ def _paper_gaps(record: dict[str, Any], differences: list[Difference]) -> str:
         if first is None or second is None or not d.testable:
             continue
         gap, (low, high) = first - second, d.interval
-        read.append(f"{d.first} − {d.second} {gap:+.2f} ({'inside' if low <= gap <= high else 'outside'} "
-                    f"this run's {low:+.1f} to {high:+.1f})")
+        name = f"{d.first} − {d.second}"
+        planned, hindsight = (record.get(key, {}).get(name) for key in ("detectable", "hindsight"))
+        narrow = (f", an interval narrower than planned: {hindsight:.1f} against {planned:.1f} in hindsight"
+                  if planned and hindsight is not None and hindsight < 2 / 3 * planned else "")
+        read.append(f"{name} {gap:+.2f} ({'inside' if low <= gap <= high else 'outside'} "
+                    f"this run's {low:+.1f} to {high:+.1f}{narrow})")
     if not read:
         return ""
     return ("\nThe paper's gaps for the same pairs (its Table 3, on CIFAR-100; its accuracies are another "
@@ -169,15 +176,22 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
         return ""
     return (f"# What the `{profile}` series measured\n\n"
             "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after its GPU "
-            "training: each section compares the paper's gaps, never its accuracies, with this run's. With n "
+            "training: where the paper has figures for a section's pairs, the section compares the paper's gaps, "
+            "never its accuracies, with this run's. With n "
             "seeds the exact sign-flip test's p can never go below 2 / 2^n (0.25 with 3 seeds, 0.0625 with 5): "
             "where that floor is above a row's Holm threshold (0.05 divided by the number of differences still "
             "in play), a verdict beyond the noise rests on the t-test's assumption of normal noise between seeds.\n\n"
             + "\n\n".join(format_record(r) for r in records)
-            + _whole_page_section(records) + "\n")
+            + _whole_page_section(records, profile) + "\n")
 
 
-def _whole_page_section(records: list[dict[str, Any]]) -> str:
+# Where a profile's own recipe was chosen by runs that read the test images (its comment in
+# titn_lite/train/profiles.py): every verdict at that profile leans on it.
+RECIPE_READ_TEST = {"classroom": "the classroom profile's recipe (no mixing, no augmentation, AdamW) came partly from "
+                                 "early one-seed probes that read the test images (notebook 12)"}
+
+
+def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str:
     """Every difference the page reports, Holm-adjusted over all of them together: a section's
     own correction keeps a false "beyond the noise" at 5% per table, this one for the page.
     Each row names its section (the title up to its parenthesis)."""
@@ -198,6 +212,7 @@ def _whole_page_section(records: list[dict[str, Any]]) -> str:
             "anywhere on the page stays at 5%, if the noise between seeds is normal and every setting was fixed "
             "before its test images were read"
             + (f" (not so for {', '.join(exploratory)}: exploratory)" if exploratory else "")
+            + (f"; {RECIPE_READ_TEST[profile]}" if profile in RECIPE_READ_TEST else "")
             + "; an adjusted p < 0.05 counts as beyond the noise. The intervals widen with the family, so a "
             "difference a section's interval ruled out may fit this one.\n\n"
             + format_differences(together)
