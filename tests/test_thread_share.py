@@ -1,14 +1,13 @@
 """Notebooks side by side: when one ends and none is left to start, the ones still running take
-the freed cores from their next training run on."""
+the freed cores (a notebook training several runs then trains more of them at once)."""
 
 import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from titn_lite.classroom.series import NotebookResult, ThreadShare, _execute_all
-from titn_lite.system.cpu import THREAD_SHARE_VARIABLE, take_thread_share
+from titn_lite.classroom.series import CoreShare, NotebookResult, _execute_all
+from titn_lite.system.cpu import CORE_SHARE_VARIABLE, available_cores, cores_share
 
 
 class _Bar:
@@ -20,17 +19,17 @@ class _Bar:
 
 
 def test_each_running_notebook_gets_its_share_and_the_last_one_every_core(tmp_path):
-    share = ThreadShare(tmp_path / "threads", jobs=2, notebooks=4, cores=4)
-    seen = [share.threads]
+    share = CoreShare(tmp_path / "threads", jobs=2, notebooks=4, cores=4)
+    seen = [share.each]
     for _ in range(4):
         share.notebook_finished()
         seen.append(int(share.path.read_text()))
     assert seen == [2, 2, 2, 4, 4]  # 4, 3 and 2 left: two run; 1 left: it alone
-    assert ThreadShare(tmp_path / "one", jobs=3, notebooks=3, cores=2).threads == 1  # never below one
+    assert CoreShare(tmp_path / "one", jobs=3, notebooks=3, cores=2).each == 1  # never below one
 
 
 def test_the_runner_raises_the_share_when_the_last_notebook_runs_alone(tmp_path):
-    share = ThreadShare(tmp_path / "threads", jobs=2, notebooks=3, cores=2)
+    share = CoreShare(tmp_path / "threads", jobs=2, notebooks=3, cores=2)
     seen = {}
 
     def execute(notebook: Path) -> NotebookResult:
@@ -47,18 +46,16 @@ def test_the_runner_raises_the_share_when_the_last_notebook_runs_alone(tmp_path)
     assert seen["long"] == "2" and seen["a"] == "1"  # "a" ran beside "long": one core each
 
 
-def test_a_training_run_takes_the_share_and_nothing_changes_outside_a_series(tmp_path, monkeypatch):
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.delenv(THREAD_SHARE_VARIABLE, raising=False)
-        assert take_thread_share() is None and torch.get_num_threads() == before
-        (tmp_path / "threads").write_text("1")
-        monkeypatch.setenv(THREAD_SHARE_VARIABLE, str(tmp_path / "threads"))
-        assert take_thread_share() == 1 and torch.get_num_threads() == 1
-        (tmp_path / "threads").unlink()  # the runner has gone: keep what there is
-        assert take_thread_share() is None and torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+def test_a_kernel_reads_its_share_and_outside_a_series_every_core(tmp_path, monkeypatch):
+    monkeypatch.delenv(CORE_SHARE_VARIABLE, raising=False)
+    assert cores_share() == available_cores()
+    (tmp_path / "cores").write_text("1")
+    monkeypatch.setenv(CORE_SHARE_VARIABLE, str(tmp_path / "cores"))
+    assert cores_share() == 1
+    (tmp_path / "cores").write_text("3")  # the runner raised it: read again each time
+    assert cores_share() == 3
+    (tmp_path / "cores").unlink()  # the runner has gone
+    assert cores_share() == available_cores()
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -68,7 +65,7 @@ def test_only_a_side_by_side_series_names_a_share_to_its_kernels(jobs, tmp_path,
     real = series.kernel_environment
 
     def spy(**variables):
-        named.append(variables.get(THREAD_SHARE_VARIABLE))
+        named.append(variables.get(CORE_SHARE_VARIABLE))
         return real(**variables)
 
     monkeypatch.setattr(series, "kernel_environment", spy)

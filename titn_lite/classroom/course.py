@@ -20,12 +20,14 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from titn_lite.results.stats import SeedResults, seed_results
-from titn_lite.system.devices import check_device
+from titn_lite.system.cpu import cores_share
+from titn_lite.system.devices import check_device, wants_cuda
 from titn_lite.system.files import write_json
 from titn_lite.system.usage import UsageError, check_positive_int
 from titn_lite.train.config import TrainConfig
@@ -33,6 +35,7 @@ from titn_lite.train.engine import EpochCallback
 from titn_lite.train.profiles import DEFAULT_PROFILE, Profile, get_profile, list_profiles
 from titn_lite.train.run_folder import RunFolder, RunResult
 from titn_lite.train.runs import train_or_load, train_teacher
+from titn_lite.train.side_by_side import side_by_side_available, threads, train_side_by_side
 
 # Relative to where the kit is run: in a clone, its root (the notebooks' "../artifacts");
 # in a folder made by ``notebooks copy``, that folder.
@@ -124,13 +127,36 @@ class Course:
                 return prepared
         return self.runs_folder / name
 
+    @property
+    def on_cpu(self) -> bool:
+        return not wants_cuda(self.device)
+
+    def _run_threads(self) -> AbstractContextManager[None]:
+        """On a CPU, a course's run trains on one thread (``titn_lite.train.side_by_side``): its
+        numbers then do not depend on the machine's cores or on what else the series runs."""
+        return threads() if self.on_cpu else nullcontext()
+
     def run(self, model: str, *, tag: str | None = None, progress: bool | None = None,
             callbacks: list[EpochCallback] | None = None, **settings: Any) -> RunResult:
         """The shared run of ``model`` with ``settings`` (any ``TrainConfig`` field; the
         profile fills the rest): reused when it exists, trained (or finished) otherwise."""
         progress = self.progress if progress is None else progress
-        return train_or_load(self.prepare_run(model, tag=tag, progress=progress, **settings), callbacks=callbacks,
-                             progress=progress)
+        config = self.prepare_run(model, tag=tag, progress=progress, **settings)
+        with self._run_threads():
+            return train_or_load(config, callbacks=callbacks, progress=progress)
+
+    def make_runs(self, configs: Sequence[TrainConfig], *, progress: bool | None = None,
+                  label: str = "runs") -> list[RunResult]:
+        """The runs of ``configs`` (each from ``prepare_run``), reused or trained. On a CPU the
+        missing ones train side by side, one thread each, as many at once as this kernel has
+        cores (beside other notebooks of a series, its share: ``cores_share``); on a GPU one
+        after another. Results in the order of ``configs``."""
+        progress = self.progress if progress is None else progress
+        missing = [config for config in configs if not RunFolder(config.out_dir).is_complete]
+        if len(missing) > 1 and self.on_cpu and side_by_side_available():
+            train_side_by_side(missing, cores_share, progress=progress, label=label)
+        with self._run_threads():
+            return [train_or_load(config, progress=progress) for config in configs]
 
     def seed_runs(self, model: str, *, seeds: int | None = None, tag: str | None = None,
                   progress: bool | None = None, **settings: Any) -> list[RunResult]:
@@ -139,7 +165,8 @@ class Course:
         (``titn_lite.results.stats``). Seed 0 is the run the other notebooks share."""
         seeds = self.profile.seeds if seeds is None else seeds
         check_positive_int("seeds", seeds)
-        return [self.run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
+        configs = [self.prepare_run(model, tag=tag, progress=progress, seed=seed, **settings) for seed in range(seeds)]
+        return self.make_runs(configs, progress=progress, label=f"{tag or model} x {seeds} seeds")
 
     def few_labels(self, labelled: int, unlabelled: int | None = None, epochs: int | None = None,
                    warmup_epochs: float | None = None) -> FewLabels:
@@ -160,7 +187,8 @@ class Course:
         """The course's teacher run (``COURSE_TEACHER`` at this profile), made once."""
         config = self.prepare_run(COURSE_TEACHER)  # a shared run like any other, placed where course.run puts it
         progress = self.progress if progress is None else progress
-        return train_teacher(config, RunFolder(config.out_dir), progress=progress).result()
+        with self._run_threads():
+            return train_teacher(config, RunFolder(config.out_dir), progress=progress).result()
 
     # The results page's records: ARTIFACTS/PROFILE/results/NAME.json, beside the runs they summarize.
     def record_path(self, name: str) -> Path:

@@ -44,8 +44,10 @@ class Experiment:
         last variant first and the last seed first, so a notebook beside another that trains the
         same runs first to last (``notebooks run --jobs 2``) trains the ones the other has not reached."""
         seeds = list(range(self.seeds) if seeds is None else seeds)
-        made = {(label, seed): course.run(v.model, tag=v.tag, seed=seed, progress=False, **v.settings)
-                for label, v in reversed(self.variants.items()) for seed in reversed(seeds)}
+        order = [(label, seed) for label in reversed(self.variants) for seed in reversed(seeds)]
+        configs = [course.prepare_run(self.variants[label].model, tag=self.variants[label].tag, seed=seed,
+                                      progress=False, **self.variants[label].settings) for label, seed in order]
+        made = dict(zip(order, course.make_runs(configs, progress=False), strict=True))
         return {label: [made[label, seed] for seed in seeds] for label in self.variants}
 
     def accuracy(self, course: Course, seeds: Sequence[int] | None = None) -> dict[str, SeedResults]:

@@ -32,7 +32,7 @@ from titn_lite.classroom.warm_kernels import WarmKernels, interpreter_of
 from titn_lite.classroom.warm_kernels import available as warm_kernels_available
 from titn_lite.results.report import results_page_markdown
 from titn_lite.results.tables import markdown_table
-from titn_lite.system.cpu import THREAD_SHARE_VARIABLE, available_cores
+from titn_lite.system.cpu import CORE_SHARE_VARIABLE, available_cores
 from titn_lite.system.files import write_atomic, write_json
 from titn_lite.system.packaged import series_folder
 from titn_lite.system.usage import UsageError, check_positive_int
@@ -174,11 +174,12 @@ def kernel_threads(jobs: int, cores: int | None = None) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
-class ThreadShare:
-    """The file a series run names to its kernels (``THREAD_SHARE_VARIABLE``): how many threads
+class CoreShare:
+    """The file a series run names to its kernels (``CORE_SHARE_VARIABLE``): how many cores
     each running notebook may use. Notebooks start with ``cores // jobs`` each; when one ends
-    and none is left to start, the rest share the freed cores from their next training run on
-    (``take_thread_share``), instead of finishing on one core beside an idle one."""
+    and none is left to start, the rest share the freed cores: a notebook training several runs
+    then trains more of them at once (``Course.make_runs``), instead of finishing on one core
+    beside an idle one."""
 
     def __init__(self, path: Path, jobs: int, notebooks: int, cores: int | None = None) -> None:
         self.path, self.jobs, self.notebooks = path, jobs, notebooks
@@ -186,7 +187,7 @@ class ThreadShare:
         self._write()
 
     @property
-    def threads(self) -> int:
+    def each(self) -> int:
         return threads_each(min(self.jobs, self.notebooks - self.finished), self.cores)
 
     def notebook_finished(self) -> None:
@@ -194,7 +195,7 @@ class ThreadShare:
         self._write()
 
     def _write(self) -> None:
-        write_atomic(self.path, str(self.threads).encode())
+        write_atomic(self.path, str(self.each).encode())
 
 
 def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | Path = "runs/notebooks",
@@ -215,10 +216,10 @@ def run_series(course: Course, *, only: list[str] | None = None, out_dir: str | 
     series_started = time.perf_counter()
     # Older ipykernels (6.2x, as hosted images ship) load debugpy, which prints a four-line
     # warning per kernel on Python 3.11+ unless this is set while the kernels start.
-    share_folder = tempfile.TemporaryDirectory(prefix="titn-lite-threads-")
-    share = ThreadShare(Path(share_folder.name) / "threads", jobs, len(notebooks)) if jobs > 1 else None
-    threads = {THREAD_SHARE_VARIABLE: str(share.path)} if share else {}
-    with share_folder, kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs), **threads), \
+    share_folder = tempfile.TemporaryDirectory(prefix="titn-lite-cores-")
+    share = CoreShare(Path(share_folder.name) / "cores", jobs, len(notebooks)) if jobs > 1 else None
+    shared_cores = {CORE_SHARE_VARIABLE: str(share.path)} if share else {}
+    with share_folder, kernel_environment(PYDEVD_DISABLE_FILE_VALIDATION="1", **kernel_threads(jobs), **shared_cores), \
             warm_kernels(kernel := ensure_kernel(), notebooks) as warm:
         import papermill  # noqa: F401 (before anything is cleared: a missing papermill stops the run here)
 
@@ -307,7 +308,7 @@ def _execute_notebook(notebook: Path, *, out_dir: Path, parameters: dict[str, An
 
 
 def _execute_all(notebooks: list[Path], execute: Callable[[Path], NotebookResult], jobs: int,
-                 bar: Any, share: ThreadShare | None = None) -> list[NotebookResult]:
+                 bar: Any, share: CoreShare | None = None) -> list[NotebookResult]:
     """``execute`` each notebook, ``jobs`` at once; results in the series' order. ``share``
     hears of each notebook that ends, so the last ones get the freed cores."""
     if jobs == 1:

@@ -27,24 +27,19 @@ def capped_workers(requested: int, *, cores: int | None = None, note=print) -> i
     return cores
 
 
-# Where notebooks run side by side, the series runner names here a file holding how many threads
+# Where notebooks run side by side, the series runner names here a file holding how many cores
 # each notebook's kernel may use now; it raises the number when a notebook ends and none is left
 # to start, so the last ones do not finish on one core while the others sit idle.
-THREAD_SHARE_VARIABLE = "TITN_LITE_THREAD_SHARE"
+CORE_SHARE_VARIABLE = "TITN_LITE_CORE_SHARE"
 
 
-def take_thread_share() -> int | None:
-    """Use the threads the series runner now gives this kernel (``THREAD_SHARE_VARIABLE``),
-    from the next training run on; the count, or None outside such a series (nothing changes)."""
-    path = os.environ.get(THREAD_SHARE_VARIABLE)
-    if not path:
-        return None
-    try:
-        threads = int(Path(path).read_text())
-    except (OSError, ValueError):  # the runner is gone, or mid-write on a system without atomic renames
-        return None
-    import torch
-
-    if threads >= 1 and threads != torch.get_num_threads():
-        torch.set_num_threads(threads)
-    return threads
+def cores_share() -> int:
+    """The cores this process may use now: the series runner's share (``CORE_SHARE_VARIABLE``)
+    where it names one, else every core it may run on."""
+    path = os.environ.get(CORE_SHARE_VARIABLE)
+    if path:
+        try:
+            return max(1, int(Path(path).read_text()))
+        except (OSError, ValueError):  # the runner is gone, or mid-write on a system without atomic renames
+            pass
+    return available_cores()

@@ -26,6 +26,11 @@ def check_device(requested: str) -> None:
         raise UsageError(f"unknown device {requested!r}; valid: auto, cpu, cuda (or cuda:N)")
 
 
+def wants_cuda(requested: str) -> bool:
+    """Whether ``requested`` trains on a GPU: named, or ``auto`` on a machine that has one."""
+    return requested.startswith("cuda") or (requested == "auto" and torch.cuda.is_available())
+
+
 def resolve_device(requested: str = "auto") -> torch.device:
     """``auto``: CUDA if there is a GPU, else the CPU; under torchrun, this process's GPU."""
     check_device(requested)

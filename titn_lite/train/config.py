@@ -22,7 +22,7 @@ from titn_lite.data.datasets import DEFAULT_DATASET, IMG_SIZE, Augmentation, dat
 from titn_lite.data.mixing import MixMode, check_alpha, check_mix_prob
 from titn_lite.models.students import MODEL_CONFIGS, list_models, model_config, validate_config
 from titn_lite.models.teachers import list_teachers
-from titn_lite.system.devices import DEVICES, check_device
+from titn_lite.system.devices import DEVICES, check_device, wants_cuda
 from titn_lite.system.usage import UsageError, check_positive_int
 from titn_lite.train.identity import identity_key, settings_identity
 from titn_lite.train.losses import DistillMode, check_distill_alpha
@@ -131,7 +131,7 @@ class TrainConfig:
     @property
     def on_cuda(self) -> bool:
         """Whether the run trains on a GPU: asked for, or ``auto`` on a machine that has one."""
-        return self.device.startswith("cuda") or (self.device == "auto" and torch.cuda.is_available())
+        return wants_cuda(self.device)
 
     @property
     def is_distilled(self) -> bool:

@@ -43,7 +43,6 @@ from titn_lite.data.datasets import dataset_info
 from titn_lite.data.mixing import BatchMixer, MixedBatch
 from titn_lite.models.registry import build_model
 from titn_lite.models.students import mean_of_heads
-from titn_lite.system.cpu import take_thread_share
 from titn_lite.system.devices import all_reduce, amp_dtype, init_distributed, resolve_device
 from titn_lite.system.usage import UsageError
 from titn_lite.train.checkpoint import restore_training, training_checkpoint
@@ -149,7 +148,6 @@ def fit(
     ``teacher``: the trained CNN a distilled student learns from. ``callbacks`` are called
     with each epoch's history row (e.g. a live plot).
     """
-    take_thread_share()  # beside other notebooks: the cores the series runner gives this kernel now
     run = _prepare(cfg, writer, teacher, checkpoint)
     with _stop_on_sigterm() as stop:  # a scheduler's SIGTERM: finish the epoch, checkpoint it
         for epoch in range(run.start_epoch, cfg.epochs):
