@@ -41,6 +41,9 @@ def test_benchmarks_refuse_unknown_choices_naming_the_valid_ones(monkeypatch, ca
     with pytest.raises(SystemExit):
         benchmark("distillation_regimes").main()
     assert "unknown nope; valid: classroom, teacher-all" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark("side_by_side").main(["--models", "titn,nope"])
+    assert "unknown models nope; valid: vit, deit" in capsys.readouterr().err
     monkeypatch.setattr(sys, "argv", ["fashion_mnist.py", "--data-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="apt-get install dataset-fashion-mnist"):
         benchmark("fashion_mnist").main()

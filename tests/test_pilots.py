@@ -94,3 +94,41 @@ def test_notebook_11_starts_from_the_regime_the_pilot_measured():
     parameters = "".join(json.loads((ROOT / "notebooks" / "11_unlabelled.ipynb").read_text())["cells"][1]["source"])
     assert f"few_labels = {experiments.FEW_LABELS} " in parameters
     assert "few_labels_epochs, few_labels_seeds = None, None" in parameters
+
+
+def test_a_plan_is_off_either_way_beyond_the_same_bound():
+    plan = pilots.PairPlan("a", "b", scatter=1.0, pilot_seeds=4, seeds=3, comparisons=1)
+    steady = seed_results({"a": [1.0, 2.0, 3.0], "b": [0.0, 1.0, 2.0 - 0.05]})  # gaps scatter 0.03: far narrower
+    wild = seed_results({"a": [5.0, 0.0, 4.0], "b": [0.0, 0.0, 0.0]})  # gaps 5, 0, 4: scatter 2.6, wider
+    alike = seed_results({"a": [2.0, 1.0, 3.0], "b": [0.0, 0.0, 0.0]})  # scatter 1.0: on plan
+    assert plan.off_plan(steady) == "narrower than planned" and plan.hindsight_ratio(steady) < 1 / pilots.OFF_PLAN
+    assert plan.off_plan(wild) == "wider than planned" and plan.hindsight_ratio(wild) > pilots.OFF_PLAN
+    assert plan.off_plan(alike) == "" and plan.hindsight_ratio(alike) == pytest.approx(1.0)
+
+
+def test_the_pooled_interval_weighs_the_pilots_scatter_by_its_degrees_of_freedom():
+    from scipy import stats
+
+    plan = pilots.PairPlan("a", "b", scatter=3.0, pilot_seeds=4, seeds=3, comparisons=5)
+    results = seed_results({"a": [10.0, 10.5, 10.2], "b": [0.0, 0.0, 0.0]})
+    gaps = [10.0, 10.5, 10.2]
+    pooled_sd = ((2 * statistics.variance(gaps) + 3 * 9.0) / 5) ** 0.5
+    half = stats.t.ppf(1 - 0.01 / 2, 5) * pooled_sd / 3 ** 0.5  # simultaneous: 1 - 0.05 / 5 = 99%
+    interval = plan.pooled_interval(results)
+    assert interval.level == pytest.approx(0.99) and interval.family == 5
+    assert interval.low == pytest.approx(statistics.fmean(gaps) - half)
+    assert interval.high == pytest.approx(statistics.fmean(gaps) + half)
+
+
+def test_a_ruling_from_seeds_that_scattered_little_is_checked_with_the_pilot_pooled_in():
+    from titn_lite.results.stats import compare
+
+    results = seed_results({"a": [10.0, 10.5, 10.2], "b": [0.0, 0.0, 0.0]})
+    difference = compare(results["a"], results["b"], paired=True)  # a 95% interval of about 9.6 to 11
+    noisy = pilots.PairPlan("a", "b", scatter=4.0, pilot_seeds=4, seeds=3, comparisons=1)
+    text = pilots.read_effect(6.0, difference, noisy, results)
+    assert text.startswith("outside this run's 95% interval") and "pooled in" in text
+    assert "holds it: the ruling leans on these seeds' luck" in text  # at the pilot's scatter 6 fits
+    calm = pilots.PairPlan("a", "b", scatter=0.3, pilot_seeds=4, seeds=3, comparisons=1)
+    assert "pooled in" not in pilots.read_effect(6.0, difference, calm, results)  # on plan: nothing to check
+    assert pilots.read_effect(10.3, difference, noisy, results).startswith("inside this run's")

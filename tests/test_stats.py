@@ -126,7 +126,7 @@ def test_results_page_gathers_the_records_with_their_tests(tmp_path):
                           detectable={"titn − tnt": 2.5}, hindsight={"titn − tnt": 1.5})
     course.record_results("teacher", title="The CNN teacher", setting="one seed", values={"small_cnn": [88.0]})
     page = results_page_markdown("smoke", course.results())
-    assert page.index("The CNN teacher") < page.index("The five students")  # the series' order, not the records'
+    assert page.index("## The CNN teacher") < page.index("## The five students")  # the series' order, not the records'
     assert row_starting(page, "titn") == ["titn", "84.5 ± 0.5", "84.0, 85.0, 84.5"]  # no CIFAR-100 accuracy beside it
     difference = row_starting(page, "titn − tnt")
     assert difference[1] == "+4.9" and "paired" in difference and "beyond the noise" in page
@@ -362,3 +362,28 @@ def test_mean_history_averages_the_seeds_epoch_by_epoch_at_their_steps():
     curve = mean_history(histories, steps_per_epoch=31)
     assert curve == [pytest.approx({"epoch": 1, "steps": 31, "val_top1": 0.4, "train_top1": 0.3}),
                      pytest.approx({"epoch": 2, "steps": 62, "val_top1": 0.6, "train_top1": 0.7})]
+
+
+def test_the_page_says_what_it_found_and_which_rulings_the_wider_family_undoes(tmp_path):
+    course = Course("smoke", artifacts=tmp_path)
+    course.record_results("teacher", title="The CNN teacher", setting="one seed", values={"small_cnn": [88.0]})
+    students = {"deit": [80.0, 81.0, 80.4], "vit": [79.1, 80.4, 79.5]}
+    course.record_results("comparison", title="The students", setting="-", values=students, pairs=[("deit", "vit")])
+    ablations = {"none": [79.0, 79.4, 79.1], "ref": [79.2, 79.5, 79.4]}
+    course.record_results("ablations", title="Ablations", setting="-", values=ablations, pairs=[("none", "ref")],
+                          claims={"none − ref": -0.55})
+    regimes = {"soft": [80.05, 80.0, 80.05], "twin": [76.05, 77.6, 76.4]}
+    course.record_results("regimes", title="Few labels", setting="-", values=regimes, pairs=[("soft", "twin")],
+                          exploratory=True)
+    page = results_page_markdown("smoke", course.results())
+    assert header(page)[:2] == ["setting", "top-1 %"]  # the teacher's one seed: no "mean ± std"
+    found = page[page.index("## What this run found"):page.index("## The CNN teacher")]
+    section = {title: compare(*seed_results(values).values(), paired=True) for title, values in
+               (("The students", students), ("Ablations", ablations), ("Few labels", regimes))}
+    for title, difference in section.items():  # each line follows its section's verdict
+        assert f"{title}: {int(difference.exceeds_noise)} of 1 differences beyond the noise" in found
+    assert "(exploratory" in found.split("Few labels")[1]
+    alone = section["Ablations"].interval
+    together = holm([section["The students"], section["Ablations"], section["Few labels"]])[1].interval
+    assert alone.excludes(-0.55) and not together.excludes(-0.55)  # the section rules it out, the page does not
+    assert "Rulings that change with the family: the chapter's -0.55 for Ablations: none − ref" in page

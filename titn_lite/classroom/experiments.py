@@ -40,9 +40,10 @@ class Experiment:
     seeds: int
 
     def runs(self, course: Course, seeds: Sequence[int] | None = None) -> dict[str, list[RunResult]]:
-        """Every variant's runs at ``seeds`` (default: the experiment's), trained or reused; the
-        last variant first and the last seed first, so a notebook beside another that trains the
-        same runs first to last (``notebooks run --jobs 2``) trains the ones the other has not reached."""
+        """Every variant's runs at ``seeds`` (default: the experiment's), reused or trained in one
+        ``Course.make_runs`` call (on a CPU, side by side where there are cores); the last variant
+        first and the last seed first, so that notebook 10's reference, notebook 08's TITN runs (its
+        first variant), comes last: beside 08 it trains its own runs before it needs 08's."""
         seeds = list(range(self.seeds) if seeds is None else seeds)
         order = [(label, seed) for label in reversed(self.variants) for seed in reversed(seeds)]
         configs = [course.prepare_run(self.variants[label].model, tag=self.variants[label].tag, seed=seed,

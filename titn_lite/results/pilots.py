@@ -24,13 +24,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from titn_lite.results.stats import POWER, SeedResults, detectable_difference
+from titn_lite.results.stats import (
+    NOISE_LEVEL,
+    POWER,
+    Difference,
+    Interval,
+    SeedResults,
+    detectable_difference,
+    paired_gaps,
+)
 from titn_lite.system.files import write_json
 from titn_lite.system.packaged import assets_folder
 from titn_lite.system.usage import UsageError
 
 PILOT_SEEDS = range(100, 104)  # seeds no experiment of the series trains (they use 0, 1, 2, ...)
 PILOTS_FILE = "pilots.json"
+# A plan is off when its hindsight figure (the same computation from the run's own per-seed
+# differences) is more than this many times larger, or smaller, than planned.
+OFF_PLAN = 1.5
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,7 @@ class Pilot:
 
     def scatter(self, first: str, second: str) -> float:
         """The standard deviation of ``first`` − ``second`` over the pilot's seeds (points)."""
-        gaps = [a - b for a, b in zip(self.values[first], self.values[second])]
-        return statistics.stdev(gaps)
+        return statistics.stdev(paired_gaps(self.values[first], self.values[second]))
 
     def matches(self, keys: Mapping[str, str]) -> list[str]:
         """The labels whose runs differ from the pilot's (empty: the pilot measured these runs)."""
@@ -97,10 +107,42 @@ class PairPlan:
         tail = (1 - coverage) / 2
         return (math.sqrt(df / stats.chi2.ppf(1 - tail, df)), math.sqrt(df / stats.chi2.ppf(tail, df)))
 
+    def gaps(self, results: Mapping[str, SeedResults]) -> list[float]:
+        """The experiment's own per-seed differences, first − second."""
+        return paired_gaps(results[self.first].values, results[self.second].values)
+
     def hindsight(self, results: Mapping[str, SeedResults]) -> float:
         """The same figure from the experiment's own per-seed differences (after its runs)."""
-        gaps = [a - b for a, b in zip(results[self.first].values, results[self.second].values)]
-        return detectable_difference(statistics.stdev(gaps), self.seeds, self.comparisons)
+        return detectable_difference(statistics.stdev(self.gaps(results)), self.seeds, self.comparisons)
+
+    def hindsight_ratio(self, results: Mapping[str, SeedResults]) -> float:
+        """The hindsight figure as a multiple of the plan (NaN where the pilot did not scatter)."""
+        return self.hindsight(results) / self.detectable if self.detectable > 0 else math.nan
+
+    def off_plan(self, results: Mapping[str, SeedResults]) -> str:
+        """"narrower than planned" or "wider than planned" where the hindsight figure is more than
+        ``OFF_PLAN`` times off the plan, else "": a narrower run's intervals exclude more than planned,
+        by luck of its seeds as much as by the data."""
+        ratio = self.hindsight_ratio(results)
+        if ratio < 1 / OFF_PLAN:
+            return "narrower than planned"
+        return "wider than planned" if ratio > OFF_PLAN else ""
+
+    def pooled_interval(self, results: Mapping[str, SeedResults], level: float | None = None) -> Interval:
+        """The interval of the run's mean difference with the pilot's scatter pooled into the run's
+        (the same runs on other seeds: one scatter, estimated from both), at ``level`` (default: the
+        simultaneous level of the experiment's family, 1 − 0.05 / comparisons). It checks an interval
+        drawn from a few seeds that happened to agree: it rests on more degrees of freedom."""
+        from scipy import stats
+
+        level = 1 - NOISE_LEVEL / self.comparisons if level is None else level
+        gaps = self.gaps(results)
+        df_run, df_pilot = len(gaps) - 1, self.pilot_seeds - 1
+        pooled = math.sqrt((df_run * statistics.variance(gaps) + df_pilot * self.scatter ** 2) / (df_run + df_pilot))
+        half = stats.t.ppf(1 - (1 - level) / 2, df_run + df_pilot) * pooled / math.sqrt(len(gaps))
+        mean = statistics.fmean(gaps)
+        family = self.comparisons if level == 1 - NOISE_LEVEL / self.comparisons else 1
+        return Interval(mean - half, mean + half, level, "Bonferroni, pilot pooled" if family > 1 else "", family)
 
     def chance_of_ratio(self, ratio: float) -> float:
         """How often a hindsight figure lands at least as far from the plan as ``ratio`` (either
@@ -167,6 +209,30 @@ def format_hindsight(plans: Sequence[PairPlan], results: Mapping[str, SeedResult
                      f"the time by chance alone, when the run's seeds scatter as the pilot's)")
         else:
             ratio = " (the pilot's did not scatter)"
+        off = plan.off_plan(results) if plan.detectable > 0 else ""
         lines.append(f"{plan.first} − {plan.second}: detectable difference {plan.detectable:.1f} points as planned "
-                     f"from the pilot, {realised:.1f} in hindsight from this run's own differences{ratio}")
+                     f"from the pilot, {realised:.1f} in hindsight from this run's own differences{ratio}"
+                     + (f"; {off} (more than {OFF_PLAN:g} x off)" if off else ""))
     return "\n".join(lines)
+
+
+def read_effect(effect: float, difference: Difference, plan: PairPlan | None,
+                results: Mapping[str, SeedResults]) -> str:
+    """Whether a claimed ``effect`` (a paper's gap, say) is still possible by the run's interval of
+    ``difference`` or ruled out by it, at the interval's coverage; and where the run's seeds
+    scattered less than its ``plan`` (``PairPlan.off_plan``), whether the same interval with the
+    pilot's scatter pooled in (``PairPlan.pooled_interval``) still rules it out."""
+    if not difference.testable:
+        return "this design cannot tell"
+    interval = difference.interval
+    if not interval.excludes(effect):
+        return f"inside this run's {interval.describe()}: still possible"
+    text = (f"outside this run's {interval.describe()}: ruled out at that coverage, if the noise between seeds is "
+            "normal")
+    if plan is not None and plan.off_plan(results) == "narrower than planned":
+        pooled = plan.pooled_interval(results, interval.level)
+        text += (f"; but these seeds scattered less than planned ({plan.hindsight_ratio(results):.2f} x), and with "
+                 f"the pilot's {plan.pilot_seeds} seeds pooled in the interval is {pooled.low:+.1f} to "
+                 f"{pooled.high:+.1f}, which " + ("still rules it out" if pooled.excludes(effect) else
+                                                   "holds it: the ruling leans on these seeds' luck"))
+    return text

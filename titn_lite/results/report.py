@@ -12,7 +12,16 @@ from typing import Any
 
 from titn_lite.results import paper
 from titn_lite.results.flops import count_flops, count_parameters
-from titn_lite.results.stats import Difference, compare_pairs, format_differences, holm, seed_results
+from titn_lite.results.pilots import OFF_PLAN
+from titn_lite.results.stats import (
+    NOISE_LEVEL,
+    Difference,
+    compare_pairs,
+    format_differences,
+    holm,
+    seed_results,
+    smallest_sign_flip_p,
+)
 from titn_lite.results.tables import MarkdownTable, markdown_table
 from titn_lite.system.usage import UsageError
 from titn_lite.train.checkpoint import CheckpointFacts, model_from_checkpoint
@@ -110,7 +119,8 @@ def format_record(record: dict[str, Any]) -> str:
     results = seed_results(record["values"])
     rows = [(label, result.describe(), ", ".join(f"{v:.1f}" for v in result.values))
             for label, result in results.items()]
-    table = markdown_table(["setting", "top-1 % (mean ± std)", "each seed"], rows, align="lrl")
+    spread = " (mean ± std)" if any(result.count > 1 for result in results.values()) else ""  # one seed: no spread
+    table = markdown_table(["setting", f"top-1 %{spread}", "each seed"], rows, align="lrl")
     section = [f"## {record['title']}", "", record["setting"], "", table]
     if record["pairs"]:
         differences = _record_differences(record)
@@ -129,43 +139,90 @@ def format_record(record: dict[str, Any]) -> str:
     return "\n".join(section)
 
 
+def _off_plan(planned: float | None, hindsight: float | None) -> str:
+    """"narrower than planned" / "wider than planned" where the hindsight figure is more than
+    ``OFF_PLAN`` times off the plan (``PairPlan.off_plan``, from a record's two figures)."""
+    if not planned or hindsight is None:
+        return ""
+    if hindsight < planned / OFF_PLAN:
+        return "narrower than planned"
+    return "wider than planned" if hindsight > planned * OFF_PLAN else ""
+
+
 def _planned(record: dict[str, Any]) -> str:
     """What the chapter said, before its runs, the design could detect (its pilot's plan)."""
     planned, hindsight = record.get("detectable") or {}, record.get("hindsight") or {}
     if not planned:
         return ""
-    return ("\nPlanned before the runs, from the chapter's pilot: " + "; ".join(
-        f"{name} beyond the noise from {size:.1f} points"
-        + (f" ({hindsight[name]:.1f} in hindsight, from this run's own scatter)" if name in hindsight else "")
-        for name, size in planned.items())
-            + ". \"Within the noise\" means this run did not show a difference, not that there is none; "
-            "a difference smaller than its plan was not expected to show, and one that shows anyway, like an interval "
-            "that excludes more than planned, leans on seeds that scattered less than the pilot's.")
+
+    def read(name: str, size: float) -> str:
+        if name not in hindsight:
+            return f"{name} beyond the noise from {size:.1f} points"
+        off = _off_plan(size, hindsight[name])
+        return (f"{name} beyond the noise from {size:.1f} points ({hindsight[name]:.1f} in hindsight, from this run's "
+                f"own scatter{'; ' + off if off else ''})")
+
+    return ("\nPlanned before the runs, from the chapter's pilot: " + "; ".join(read(n, v) for n, v in planned.items())
+            + f". A plan more than {OFF_PLAN:g} times off its hindsight figure is marked. \"Within the noise\" means "
+            "this run did not show a difference, not that there is none; a difference smaller than its plan was not "
+            "expected to show. Where the run scattered less than planned, a verdict or an interval that excludes "
+            "more than planned leans on seeds that happened to agree; where it scattered more, the design saw less "
+            "than planned and a \"within the noise\" says even less.")
 
 
 def _paper_gaps(record: dict[str, Any], differences: list[Difference]) -> str:
     """The paper's gap for each pair with a published figure on both sides, read against this
     run's simultaneous interval: the paper's accuracies are another dataset's (CIFAR-100), its
     gaps are what a run can be compared with."""
-    paper_top1 = record["paper_top1"]
     read = []
     for d in differences:
-        first, second = paper_top1.get(d.first), paper_top1.get(d.second)
-        if first is None or second is None or not d.testable:
+        gap = _paper_gap(record, d)
+        if gap is None or not d.testable:
             continue
-        gap, (low, high) = first - second, d.interval
+        low, high = d.interval
         name = f"{d.first} − {d.second}"
         planned, hindsight = (record.get(key, {}).get(name) for key in ("detectable", "hindsight"))
-        narrow = (f", an interval narrower than planned: {hindsight:.1f} against {planned:.1f} in hindsight"
-                  if planned and hindsight is not None and hindsight < 2 / 3 * planned else "")
+        off = _off_plan(planned, hindsight)
+        note = f", an interval {off}: {hindsight:.1f} against {planned:.1f} in hindsight" if off else ""
         read.append(f"{name} {gap:+.2f} ({'inside' if low <= gap <= high else 'outside'} "
-                    f"this run's {low:+.1f} to {high:+.1f}{narrow})")
+                    f"this run's {low:+.1f} to {high:+.1f}{note})")
     if not read:
         return ""
     return ("\nThe paper's gaps for the same pairs (its Table 3, on CIFAR-100; its accuracies are another "
             "dataset's and are not set beside these), against this run's simultaneous intervals: "
             + "; ".join(read) + ". A gap outside the interval is not what this setting gives, if the noise between "
             "seeds is normal; that says nothing about the paper's own setting.")
+
+
+def _paper_gap(record: dict[str, Any], difference: Difference) -> float | None:
+    first, second = (record["paper_top1"].get(label) for label in (difference.first, difference.second))
+    return None if first is None or second is None else first - second
+
+
+def _claims(record: dict[str, Any], difference: Difference) -> list[tuple[str, float]]:
+    """The effects a section reads against ``difference``'s interval: the paper's gap for the pair,
+    and what its chapter names (``Course.record_results``' claims)."""
+    name = f"{difference.first} − {difference.second}"
+    found = [("Table 3's gap", gap)] if (gap := _paper_gap(record, difference)) is not None else []
+    return found + ([("the chapter's", record["claims"][name])] if name in record.get("claims", {}) else [])
+
+
+def _findings(records: list[dict[str, Any]]) -> str:
+    """What the series found, in a few lines chosen by each section's own verdicts."""
+    lines = []
+    for record in (r for r in records if r["pairs"]):
+        differences = _record_differences(record)
+        beyond = [d for d in differences if d.exceeds_noise]
+        title = record["title"].split(" (")[0]
+        shown = ("; beyond the noise: " + ", ".join(f"{d.first} − {d.second} {d.difference:+.1f} points"
+                                                    for d in beyond)) if beyond else ""
+        chosen = " (exploratory: its setting was chosen on these test images)" if record.get("exploratory") else ""
+        lines.append(f"- {title}: {len(beyond)} of {len(differences)} differences beyond the noise in its own section"
+                     f"{shown}{chosen}.")
+    if not lines:
+        return ""
+    return ("## What this run found\n\nEach line is chosen by its section's verdicts below; the last section "
+            "tests every difference together, where fewer may stay beyond the noise.\n\n" + "\n".join(lines) + "\n\n")
 
 
 def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
@@ -181,6 +238,7 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
             "seeds the exact sign-flip test's p can never go below 2 / 2^n (0.25 with 3 seeds, 0.0625 with 5): "
             "where that floor is above a row's Holm threshold (0.05 divided by the number of differences still "
             "in play), a verdict beyond the noise rests on the t-test's assumption of normal noise between seeds.\n\n"
+            + _findings(records)
             + "\n\n".join(format_record(r) for r in records)
             + _whole_page_section(records, profile) + "\n")
 
@@ -205,6 +263,13 @@ def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str
     changed = [f"{alone.first} − {alone.second} ({'beyond' if alone.exceeds_noise else 'within'} the noise in its "
                f"section, {'beyond' if both.exceeds_noise else 'within'} it here)"
                for alone, both in zip(differences, together) if alone.exceeds_noise != both.exceeds_noise]
+    owners = [r for r in tested for _ in _record_differences(r)]  # each difference's record, in the same order
+    section = [d for r in tested for d in _record_differences(r)]
+    rulings = [f"{whose} {effect:+.2f} for {both.first} − {both.second} (ruled out by its section's interval, "
+               f"inside this one, {both.interval.low:+.1f} to {both.interval.high:+.1f})"
+               for record, alone, both in zip(owners, section, together) if alone.testable
+               for whose, effect in _claims(record, alone)
+               if alone.interval.excludes(effect) and not both.interval.excludes(effect)]
     exploratory = [r["title"].split(" (")[0] for r in tested if r.get("exploratory")]
     return ("\n\n## Every difference on this page, tested together\n\n"
             f"The sections above each correct for their own table. Here the p-values are Holm-adjusted over all "
@@ -217,4 +282,25 @@ def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str
             "difference a section's interval ruled out may fit this one.\n\n"
             + format_differences(together)
             + ("\n\nVerdicts that change with the family: " + "; ".join(changed) + "." if changed else
-               "\n\nEvery verdict is the same here as in its section."))
+               "\n\nEvery verdict is the same here as in its section.")
+            + ("\n\nRulings that change with the family: " + "; ".join(rulings) + "." if rulings else
+               "\n\nNo effect a section rules out fits this family's wider interval.")
+            + _beyond_here(together, owners))
+
+
+def _beyond_here(together: list[Difference], owners: list[dict[str, Any]]) -> str:
+    """What stands behind each difference still beyond the noise over the whole page."""
+    ranked = sorted(range(len(together)), key=lambda i: together[i].p_value if together[i].testable else 2.0)
+    in_play = {i: sum(d.testable for d in together) - rank for rank, i in enumerate(ranked)}  # Holm's divisor
+    notes = []
+    for i, (d, record) in enumerate(zip(together, owners)):
+        if not d.exceeds_noise:
+            continue
+        seeds = len(record["values"][d.second])
+        floor, threshold = smallest_sign_flip_p(seeds), NOISE_LEVEL / in_play[i]
+        caveats = (["exploratory"] if record.get("exploratory") else []) + (
+            [f"with {seeds} seeds the exact sign-flip test cannot go below {floor:.4g}, above its Holm threshold "
+             f"{threshold:.4g}, so the verdict rests on normal noise"] if floor >= threshold else [])
+        notes.append(f"{d.first} − {d.second}" + (f": {'; '.join(caveats)}" if caveats else ": no caveat beyond the "
+                                                   "page's"))
+    return ("\n\nBeyond the noise over the whole page: " + "; ".join(notes) + ".") if notes else ""

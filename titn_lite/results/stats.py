@@ -352,11 +352,18 @@ def compare_pairs(results: dict[str, SeedResults], pairs: Sequence[tuple[str, st
     return holm([compare(results[a], results[b], paired=paired) for a, b in pairs])
 
 
+def paired_gaps(first: Sequence[float], second: Sequence[float]) -> list[float]:
+    """Seed k's ``first`` minus seed k's ``second``: a paired design's per-seed differences."""
+    if len(first) != len(second):
+        raise UsageError(f"paired values need one per seed on both sides; got {len(first)} and {len(second)}")
+    return [a - b for a, b in zip(first, second)]
+
+
 def paired_scatter(results: dict[str, SeedResults], pairs: Sequence[tuple[str, str]]) -> float:
     """The standard deviation of per-seed differences, pooled over ``pairs`` (the root of their
     variances' mean): how much a paired difference moves from seed to seed in a finished
     experiment, which is what a next experiment's power depends on."""
-    variances = [statistics.variance([a - b for a, b in zip(results[first].values, results[second].values)])
+    variances = [statistics.variance(paired_gaps(results[first].values, results[second].values))
                  for first, second in pairs if results[first].count == results[second].count > 1]
     if not variances:
         raise UsageError("the scatter of paired differences needs two or more seeds on both sides of a pair")

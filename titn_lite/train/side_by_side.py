@@ -4,10 +4,11 @@ A notebook that trains many short runs (08's five students x three seeds, 10's a
 three arms x five seeds) hands them to ``train_side_by_side``, through ``Course.make_runs``. Two
 reasons for one thread a run:
 
-- a thread count changes a run's numbers: threads split a sum into parts and add them in
-  another order, so the last bits differ and, over a few hundred steps, the accuracy can move by
-  tenths of a point. At one thread a run gives the same numbers alone in JupyterLab, beside
-  another notebook in a series, or on any number of cores;
+- a thread count can change a run's numbers: threads split a sum into parts and add them in
+  another order, so the last bits of the weights can differ (measured for TITN: its weights after
+  ten steps on one thread and on two). At one thread a run's weights are the same bit for bit alone
+  in JupyterLab, beside another notebook in a series, or on any number of cores
+  (``tests/test_side_by_side.py``);
 - these models are small: two one-thread runs side by side train about 1.45x as many steps a
   second as one run on two threads (``benchmarks/side_by_side.py``).
 
