@@ -382,7 +382,7 @@ def test_the_page_says_what_it_found_and_which_rulings_the_wider_family_undoes(t
                (("The students", students), ("Ablations", ablations), ("Few labels", regimes))}
     for title, difference in section.items():  # each line follows its section's verdict
         assert f"{title}: {int(difference.exceeds_noise)} of 1 differences beyond the noise" in found
-    assert "(exploratory" in found.split("Few labels")[1]
+    assert "Exploratory:" in found.split("Few labels")[1]
     alone = section["Ablations"].interval
     together = holm([section["The students"], section["Ablations"], section["Few labels"]])[1].interval
     assert alone.excludes(-0.55) and not together.excludes(-0.55)  # the section rules it out, the page does not

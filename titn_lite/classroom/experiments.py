@@ -47,8 +47,8 @@ class Experiment:
         seeds = list(range(self.seeds) if seeds is None else seeds)
         order = [(label, seed) for label in reversed(self.variants) for seed in reversed(seeds)]
         configs = [course.prepare_run(self.variants[label].model, tag=self.variants[label].tag, seed=seed,
-                                      progress=False, **self.variants[label].settings) for label, seed in order]
-        made = dict(zip(order, course.make_runs(configs, progress=False), strict=True))
+                                      **self.variants[label].settings) for label, seed in order]
+        made = dict(zip(order, course.make_runs(configs, label=f"{self.name}: runs"), strict=True))
         return {label: [made[label, seed] for seed in seeds] for label in self.variants}
 
     def accuracy(self, course: Course, seeds: Sequence[int] | None = None) -> dict[str, SeedResults]:

@@ -227,8 +227,8 @@ def read_effect(effect: float, difference: Difference, plan: PairPlan | None,
     interval = difference.interval
     if not interval.excludes(effect):
         return f"inside this run's {interval.describe()}: still possible"
-    text = (f"outside this run's {interval.describe()}: ruled out at that coverage, if the noise between seeds is "
-            "normal")
+    text = (f"outside this run's {interval.describe()}: ruled out in this run's setting at that coverage, if the "
+            "noise between seeds is normal (it says nothing about the paper's own setting)")
     if plan is not None and plan.off_plan(results) == "narrower than planned":
         pooled = plan.pooled_interval(results, interval.level)
         text += (f"; but these seeds scattered less than planned ({plan.hindsight_ratio(results):.2f} x), and with "

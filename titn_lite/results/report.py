@@ -207,22 +207,42 @@ def _claims(record: dict[str, Any], difference: Difference) -> list[tuple[str, f
     return found + ([("the chapter's", record["claims"][name])] if name in record.get("claims", {}) else [])
 
 
+def _page_family(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Difference], list[Difference]]:
+    """Every tested difference on the page: each one's record, its section's test (Holm over its
+    table) and the page's (Holm over every difference on the page), in the page's order."""
+    tested = [r for r in records if r["pairs"]]
+    owners = [r for r in tested for _ in r["pairs"]]
+    section = [d for r in tested for d in _record_differences(r)]
+    together = holm([dataclasses.replace(d, first=f"{r['title'].split(' (')[0]}: {d.first}")
+                     for r, d in zip(owners, section)])
+    return owners, section, together
+
+
 def _findings(records: list[dict[str, Any]]) -> str:
-    """What the series found, in a few lines chosen by each section's own verdicts."""
-    lines = []
-    for record in (r for r in records if r["pairs"]):
-        differences = _record_differences(record)
-        beyond = [d for d in differences if d.exceeds_noise]
-        title = record["title"].split(" (")[0]
-        shown = ("; beyond the noise: " + ", ".join(f"{d.first} − {d.second} {d.difference:+.1f} points"
-                                                    for d in beyond)) if beyond else ""
-        chosen = " (exploratory: its setting was chosen on these test images)" if record.get("exploratory") else ""
-        lines.append(f"- {title}: {len(beyond)} of {len(differences)} differences beyond the noise in its own section"
-                     f"{shown}{chosen}.")
-    if not lines:
+    """What the series found, in a few lines chosen by the verdicts: each section's own, and
+    which of them stay beyond the noise when every difference on the page is tested together."""
+    owners, section, together = _page_family(records)
+    if not section:
         return ""
-    return ("## What this run found\n\nEach line is chosen by its section's verdicts below; the last section "
-            "tests every difference together, where fewer may stay beyond the noise.\n\n" + "\n".join(lines) + "\n\n")
+    lines = []
+    for record in dict.fromkeys(map(id, owners)):
+        mine = [(alone, both) for owner, alone, both in zip(owners, section, together) if id(owner) == record]
+        owner = next(r for r in owners if id(r) == record)
+        beyond = [alone for alone, _ in mine if alone.exceeds_noise]
+        kept = [(alone, both) for alone, both in mine if both.exceeds_noise]
+        shown = ("; beyond the noise there: " + ", ".join(
+            f"{d.first} − {d.second} {d.difference:+.1f} points ({d.plain_interval.describe()})" for d in beyond)
+                 if beyond else "")
+        survivors = ", ".join(f"{alone.first} − {alone.second} (its {both.interval.describe()})"
+                              for alone, both in kept) or "none"
+        page = f"; over the whole page's family: {survivors}" if beyond and len(together) > len(mine) else ""
+        chosen = " Exploratory: its setting was chosen on these test images." if owner.get("exploratory") else ""
+        lines.append(f"- {owner['title'].split(' (')[0]}: {len(beyond)} of {len(mine)} differences beyond the noise "
+                     f"in its own section{shown}{page}.{chosen}")
+    return ("## What this run found\n\nEach line is chosen by the verdicts below: first its section's (Holm over "
+            "its table), then, where the page has several sections, the whole page's (Holm over every difference "
+            "on the page, the stricter reading, which keeps a false \"beyond the noise\" anywhere on the page at "
+            "5%).\n\n" + "\n".join(lines) + "\n\n")
 
 
 def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
@@ -254,17 +274,13 @@ def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str
     own correction keeps a false "beyond the noise" at 5% per table, this one for the page.
     Each row names its section (the title up to its parenthesis)."""
     tested = [r for r in records if r["pairs"]]
-    differences = [dataclasses.replace(d, first=f"{r['title'].split(' (')[0]}: {d.first}")
-                   for r in tested for d in _record_differences(r)]
-    testable = sum(d.testable for d in differences)
+    owners, section, together = _page_family(records)
+    testable = sum(d.testable for d in together)
     if len(tested) < 2 or testable < 2:
         return ""  # one table: its own correction is already the page's
-    together = holm(differences)
-    changed = [f"{alone.first} − {alone.second} ({'beyond' if alone.exceeds_noise else 'within'} the noise in its "
+    changed = [f"{both.first} − {both.second} ({'beyond' if alone.exceeds_noise else 'within'} the noise in its "
                f"section, {'beyond' if both.exceeds_noise else 'within'} it here)"
-               for alone, both in zip(differences, together) if alone.exceeds_noise != both.exceeds_noise]
-    owners = [r for r in tested for _ in _record_differences(r)]  # each difference's record, in the same order
-    section = [d for r in tested for d in _record_differences(r)]
+               for alone, both in zip(section, together) if alone.exceeds_noise != both.exceeds_noise]
     rulings = [f"{whose} {effect:+.2f} for {both.first} − {both.second} (ruled out by its section's interval, "
                f"inside this one, {both.interval.low:+.1f} to {both.interval.high:+.1f})"
                for record, alone, both in zip(owners, section, together) if alone.testable

@@ -9,8 +9,8 @@ reasons for one thread a run:
   ten steps on one thread and on two). At one thread a run's weights are the same bit for bit alone
   in JupyterLab, beside another notebook in a series, or on any number of cores
   (``tests/test_side_by_side.py``);
-- these models are small: two one-thread runs side by side train about 1.45x as many steps a
-  second as one run on two threads (``benchmarks/side_by_side.py``).
+- these models are small: two one-thread runs side by side train 1.2-1.6 times as many steps a
+  second as one run on two threads (``benchmarks/side_by_side.py``; docs/measurements.md).
 
 As many runs go at once as the caller's ``cores()`` says, asked again whenever a run ends (and
 every ``POLL_SECONDS``), so a notebook left alone in a side-by-side series takes the core the
