@@ -132,3 +132,10 @@ def test_a_ruling_from_seeds_that_scattered_little_is_checked_with_the_pilot_poo
     calm = pilots.PairPlan("a", "b", scatter=0.3, pilot_seeds=4, seeds=3, comparisons=1)
     assert "pooled in" not in pilots.read_effect(6.0, difference, calm, results)  # on plan: nothing to check
     assert pilots.read_effect(10.3, difference, noisy, results).startswith("inside this run's")
+
+
+def test_the_power_at_the_plan_is_what_the_plan_says():
+    plan = pilots.PairPlan("a", "b", scatter=1.0, pilot_seeds=4, seeds=3, comparisons=2)
+    assert plan.power_at(plan.caught_at_power) == pytest.approx(0.8, abs=1e-6)  # the 80% size, by its own definition
+    assert 0.5 < plan.power_at(plan.detectable) < 0.8  # a little over half, with two degrees of freedom
+    assert plan.power_at(0.0) < 0.05 and plan.power_at(-plan.caught_at_power) == pytest.approx(0.8, abs=1e-6)

@@ -32,6 +32,7 @@ from titn_lite.results.stats import (
     SeedResults,
     detectable_difference,
     paired_gaps,
+    power_at,
 )
 from titn_lite.system.files import write_json
 from titn_lite.system.packaged import assets_folder
@@ -97,6 +98,11 @@ class PairPlan:
     def caught_at_power(self) -> float:
         """The true difference the design calls beyond the noise ``POWER`` of the time."""
         return detectable_difference(self.scatter, self.seeds, self.comparisons, power=POWER)
+
+    def power_at(self, effect: float) -> float:
+        """How often the design calls a true difference of ``effect`` beyond the noise (Holm's first
+        step), at the pilot's scatter (``stats.power_at``)."""
+        return power_at(effect, self.scatter, self.seeds, self.comparisons)
 
     def scatter_range(self, coverage: float = 0.95) -> tuple[float, float]:
         """Where the true scatter lies, as a multiple of the pilot's estimate, at ``coverage``

@@ -190,8 +190,9 @@ def _paper_gaps(record: dict[str, Any], differences: list[Difference]) -> str:
         return ""
     return ("\nThe paper's gaps for the same pairs (its Table 3, on CIFAR-100; its accuracies are another "
             "dataset's and are not set beside these), against this run's simultaneous intervals: "
-            + "; ".join(read) + ". A gap outside the interval is not what this setting gives, if the noise between "
-            "seeds is normal; that says nothing about the paper's own setting.")
+            + "; ".join(read) + ". A gap outside its interval is ruled out for this setting at the interval's "
+            f"coverage (each is a {differences[0].interval.name}), if the noise between seeds is normal; that says "
+            "nothing about the paper's own setting.")
 
 
 def _paper_gap(record: dict[str, Any], difference: Difference) -> float | None:
@@ -230,9 +231,12 @@ def _findings(records: list[dict[str, Any]]) -> str:
         owner = next(r for r in owners if id(r) == record)
         beyond = [alone for alone, _ in mine if alone.exceeds_noise]
         kept = [(alone, both) for alone, both in mine if both.exceeds_noise]
+        alone_list = [alone for alone, _ in mine]
+        unconfirmed = _sign_flip_short(alone_list, [_seeds(owner, d) for d in alone_list])
+        leans = {id(d): _leans_on(d, owner, i in unconfirmed) for i, d in enumerate(alone_list)}
         shown = ("; beyond the noise there: " + ", ".join(
-            f"{d.first} − {d.second} {d.difference:+.1f} points ({d.plain_interval.describe()})" for d in beyond)
-                 if beyond else "")
+            f"{d.first} − {d.second} {d.difference:+.1f} points ({d.interval.describe()}{leans[id(d)]})"
+            for d in beyond) if beyond else "")
         survivors = ", ".join(f"{alone.first} − {alone.second} (its {both.interval.describe()})"
                               for alone, both in kept) or "none"
         page = f"; over the whole page's family: {survivors}" if beyond and len(together) > len(mine) else ""
@@ -292,7 +296,7 @@ def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str
             f"{testable} testable differences the page reports, so the chance of any false \"beyond the noise\" "
             "anywhere on the page stays at 5%, if the noise between seeds is normal and every setting was fixed "
             "before its test images were read"
-            + (f" (not so for {', '.join(exploratory)}: exploratory)" if exploratory else "")
+            + (f" (not so for {', '.join(f'“{title}”' for title in exploratory)}: exploratory)" if exploratory else "")
             + (f"; {RECIPE_READ_TEST[profile]}" if profile in RECIPE_READ_TEST else "")
             + "; an adjusted p < 0.05 counts as beyond the noise. The intervals widen with the family, so a "
             "difference a section's interval ruled out may fit this one.\n\n"
@@ -304,19 +308,39 @@ def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str
             + _beyond_here(together, owners))
 
 
+def _sign_flip_short(differences: list[Difference], seeds: list[int]) -> set[int]:
+    """The positions in ``differences`` (one Holm family; ``seeds``: each one's seed count) of the
+    verdicts beyond the noise whose exact sign-flip p could never reach their Holm threshold: they
+    rest on normal noise."""
+    ranked = sorted((i for i, d in enumerate(differences) if d.testable), key=lambda i: differences[i].p_value)
+    return {i for rank, i in enumerate(ranked) if differences[i].exceeds_noise
+            and smallest_sign_flip_p(seeds[i]) >= NOISE_LEVEL / (len(ranked) - rank)}
+
+
+def _seeds(record: dict[str, Any], difference: Difference) -> int:
+    return len(record["values"][difference.second])
+
+
+def _leans_on(difference: Difference, record: dict[str, Any], unconfirmed: bool) -> str:
+    """What a verdict beyond the noise leans on: a difference smaller than its plan, a sign-flip
+    test that cannot confirm it."""
+    plan = (record.get("detectable") or {}).get(f"{difference.first} − {difference.second}")
+    notes = [f"smaller than its planned {plan:.1f}, so it leans on small scatter"] if plan and abs(
+        difference.difference) < plan else []
+    notes += ["the exact sign-flip test cannot confirm it"] if unconfirmed else []
+    return "".join(f"; {note}" for note in notes)
+
+
 def _beyond_here(together: list[Difference], owners: list[dict[str, Any]]) -> str:
     """What stands behind each difference still beyond the noise over the whole page."""
-    ranked = sorted(range(len(together)), key=lambda i: together[i].p_value if together[i].testable else 2.0)
-    in_play = {i: sum(d.testable for d in together) - rank for rank, i in enumerate(ranked)}  # Holm's divisor
+    seeds = [_seeds(record, d) for d, record in zip(together, owners)]
+    unconfirmed = _sign_flip_short(together, seeds)
     notes = []
     for i, (d, record) in enumerate(zip(together, owners)):
         if not d.exceeds_noise:
             continue
-        seeds = len(record["values"][d.second])
-        floor, threshold = smallest_sign_flip_p(seeds), NOISE_LEVEL / in_play[i]
         caveats = (["exploratory"] if record.get("exploratory") else []) + (
-            [f"with {seeds} seeds the exact sign-flip test cannot go below {floor:.4g}, above its Holm threshold "
-             f"{threshold:.4g}, so the verdict rests on normal noise"] if floor >= threshold else [])
-        notes.append(f"{d.first} − {d.second}" + (f": {'; '.join(caveats)}" if caveats else ": no caveat beyond the "
-                                                   "page's"))
+            [f"with {seeds[i]} seeds the exact sign-flip test cannot go below {smallest_sign_flip_p(seeds[i]):.4g}, "
+             "above its Holm threshold, so the verdict rests on normal noise"] if i in unconfirmed else [])
+        notes.append(f"{d.first} − {d.second}: " + ("; ".join(caveats) if caveats else "no caveat beyond the page's"))
     return ("\n\nBeyond the noise over the whole page: " + "; ".join(notes) + ".") if notes else ""

@@ -393,14 +393,28 @@ def detectable_difference(scatter: float, seeds: int, comparisons: int = 1, *, p
     if not 0 < power < 1:
         raise UsageError(f"power is a probability between 0 and 1, got {power}")
 
-    def shortfall(effect: float) -> float:  # chance of |t| > critical when the true difference is effect
-        shift = effect / standard_error
-        wrong_side = stats.nct.cdf(-critical, df, shift)  # negligible, and NaN in scipy far out in the tail
-        return stats.nct.sf(critical, df, shift) + (0.0 if math.isnan(wrong_side) else wrong_side) - power
+    def shortfall(effect: float) -> float:
+        return power_at(effect, scatter, seeds, comparisons) - power
 
     if scatter <= 0:
         return 0.0
     return float(optimize.brentq(shortfall, 0.0, 4 * critical * standard_error))
+
+
+def power_at(effect: float, scatter: float, seeds: int, comparisons: int = 1) -> float:
+    """How often a design of ``seeds`` paired seeds and ``comparisons`` Holm-corrected tests calls a
+    true difference of ``effect`` beyond the noise at Holm's first step, if the per-seed differences
+    scatter by ``scatter``: the chance that |t| passes t(1 - 0.05 / (2 comparisons), seeds - 1), from
+    the noncentral t."""
+    from scipy import stats
+
+    df = seeds - 1
+    critical = stats.t.ppf(1 - NOISE_LEVEL / (2 * comparisons), df)
+    if scatter <= 0:
+        return 1.0 if effect else 0.0
+    shift = abs(effect) / (scatter / math.sqrt(seeds))
+    wrong_side = stats.nct.cdf(-critical, df, shift)  # negligible, and NaN in scipy far out in the tail
+    return float(stats.nct.sf(critical, df, shift) + (0.0 if math.isnan(wrong_side) else wrong_side))
 
 
 def first_epoch_reaching(histories: Sequence[Sequence[dict[str, float]]], target: float, *,
