@@ -388,4 +388,4 @@ def test_the_page_says_what_it_found_and_which_rulings_the_wider_family_undoes(t
     alone = section["Ablations"].interval
     together = holm([section["The students"], section["Ablations"], section["Few labels"]])[1].interval
     assert alone.excludes(-0.55) and not together.excludes(-0.55)  # the section rules it out, the page does not
-    assert "Rulings that change with the family: the chapter's -0.55 for Ablations: none − ref" in page
+    assert "Rulings that change with the family: the chapter's yardstick -0.55 for Ablations: none − ref" in page

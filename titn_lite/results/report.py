@@ -205,7 +205,7 @@ def _claims(record: dict[str, Any], difference: Difference) -> list[tuple[str, f
     and what its chapter names (``Course.record_results``' claims)."""
     name = f"{difference.first} − {difference.second}"
     found = [("Table 3's gap", gap)] if (gap := _paper_gap(record, difference)) is not None else []
-    return found + ([("the chapter's", record["claims"][name])] if name in record.get("claims", {}) else [])
+    return found + ([("the chapter's yardstick", record["claims"][name])] if name in record.get("claims", {}) else [])
 
 
 def _page_family(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Difference], list[Difference]]:
@@ -243,6 +243,7 @@ def _findings(records: list[dict[str, Any]]) -> str:
         chosen = " Exploratory: its setting was chosen on these test images." if owner.get("exploratory") else ""
         lines.append(f"- {owner['title'].split(' (')[0]}: {len(beyond)} of {len(mine)} differences beyond the noise "
                      f"in its own section{shown}{page}.{chosen}")
+    lines += _claims_found(owners, section, together)
     return ("## What this run found\n\nEach line is chosen by the verdicts below: first its section's (Holm over "
             "its table), then, where the page has several sections, the whole page's (Holm over every difference "
             "on the page, the stricter reading, which keeps a false \"beyond the noise\" anywhere on the page at "
@@ -306,6 +307,23 @@ def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str
             + ("\n\nRulings that change with the family: " + "; ".join(rulings) + "." if rulings else
                "\n\nNo effect a section rules out fits this family's wider interval.")
             + _beyond_here(together, owners))
+
+
+def _claims_found(owners: list[dict[str, Any]], section: list[Difference], together: list[Difference]) -> list[str]:
+    """One line on the effects the sections read against their intervals (Table 3's gaps, the
+    chapters' claims): which this setting rules out, in its section and over the whole page."""
+    read = {"out in its section and over the whole page": [], "out in its section only": [], "still possible": []}
+    for record, alone, both in zip(owners, section, together):
+        for whose, effect in _claims(record, alone) if alone.testable else []:
+            where = ("out in its section and over the whole page" if both.interval.excludes(effect) else
+                     "out in its section only") if alone.interval.excludes(effect) else "still possible"
+            read[where].append(f"{whose} {effect:+.2f} for {alone.first} − {alone.second}")
+    if not any(read.values()):
+        return []
+    return ["- Effects read against this setting's simultaneous intervals (Table 3's gaps, from CIFAR-100, and the "
+            "chapters' own; a ruling is about this setting, not the paper's): "
+            + "; ".join(f"ruled {where}: {', '.join(found)}" if where != "still possible" else
+                        f"{where}: {', '.join(found)}" for where, found in read.items() if found) + "."]
 
 
 def _sign_flip_short(differences: list[Difference], seeds: list[int]) -> set[int]:
