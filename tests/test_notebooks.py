@@ -309,7 +309,8 @@ def test_smoke_series_runs_from_the_cli(tmp_path):
     # The series gathers what 06, 08 and 10 measured, every seed of every setting, into one page.
     results = (tmp_path / "out" / "results.md").read_text()
     sections = re.findall(r"^## (.+)$", results, flags=re.MULTILINE)
-    assert sections == ["The CNN teacher", "The five students (notebook 08)", "TITN ablations (notebook 10)",
+    assert sections == ["What this run found", "The CNN teacher", "The five students (notebook 08)",
+                        "TITN ablations (notebook 10)",
                         "The teacher on images without labels (notebook 11)",
                         "Every difference on this page, tested together"]
     seeds = get_profile("smoke").seeds
