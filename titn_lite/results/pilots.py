@@ -45,6 +45,16 @@ PILOTS_FILE = "pilots.json"
 OFF_PLAN = 1.5
 
 
+def off_plan(planned: float | None, hindsight: float | None) -> str:
+    """"narrower than planned" or "wider than planned" where a hindsight figure is more than
+    ``OFF_PLAN`` times off its plan, else "" (and "" without both figures)."""
+    if not planned or hindsight is None:
+        return ""
+    if hindsight < planned / OFF_PLAN:
+        return "narrower than planned"
+    return "wider than planned" if hindsight > planned * OFF_PLAN else ""
+
+
 @dataclass(frozen=True)
 class Pilot:
     """One experiment's pilot at one profile: each setting's top-1 (percent) at the pilot seeds,
@@ -129,10 +139,7 @@ class PairPlan:
         """"narrower than planned" or "wider than planned" where the hindsight figure is more than
         ``OFF_PLAN`` times off the plan, else "": a narrower run's intervals exclude more than planned,
         by luck of its seeds as much as by the data."""
-        ratio = self.hindsight_ratio(results)
-        if ratio < 1 / OFF_PLAN:
-            return "narrower than planned"
-        return "wider than planned" if ratio > OFF_PLAN else ""
+        return off_plan(self.detectable, self.hindsight(results))
 
     def pooled_interval(self, results: Mapping[str, SeedResults], level: float | None = None) -> Interval:
         """The interval of the run's mean difference with the pilot's scatter pooled into the run's

@@ -12,7 +12,7 @@ from typing import Any
 
 from titn_lite.results import paper
 from titn_lite.results.flops import count_flops, count_parameters
-from titn_lite.results.pilots import OFF_PLAN
+from titn_lite.results.pilots import OFF_PLAN, off_plan
 from titn_lite.results.stats import (
     NOISE_LEVEL,
     Difference,
@@ -139,16 +139,6 @@ def format_record(record: dict[str, Any]) -> str:
     return "\n".join(section)
 
 
-def _off_plan(planned: float | None, hindsight: float | None) -> str:
-    """"narrower than planned" / "wider than planned" where the hindsight figure is more than
-    ``OFF_PLAN`` times off the plan (``PairPlan.off_plan``, from a record's two figures)."""
-    if not planned or hindsight is None:
-        return ""
-    if hindsight < planned / OFF_PLAN:
-        return "narrower than planned"
-    return "wider than planned" if hindsight > planned * OFF_PLAN else ""
-
-
 def _planned(record: dict[str, Any]) -> str:
     """What the chapter said, before its runs, the design could detect (its pilot's plan)."""
     planned, hindsight = record.get("detectable") or {}, record.get("hindsight") or {}
@@ -158,7 +148,7 @@ def _planned(record: dict[str, Any]) -> str:
     def read(name: str, size: float) -> str:
         if name not in hindsight:
             return f"{name} beyond the noise from {size:.1f} points"
-        off = _off_plan(size, hindsight[name])
+        off = off_plan(size, hindsight[name])
         return (f"{name} beyond the noise from {size:.1f} points ({hindsight[name]:.1f} in hindsight, from this run's "
                 f"own scatter{'; ' + off if off else ''})")
 
@@ -182,7 +172,7 @@ def _paper_gaps(record: dict[str, Any], differences: list[Difference]) -> str:
         low, high = d.interval
         name = f"{d.first} − {d.second}"
         planned, hindsight = (record.get(key, {}).get(name) for key in ("detectable", "hindsight"))
-        off = _off_plan(planned, hindsight)
+        off = off_plan(planned, hindsight)
         note = f", an interval {off}: {hindsight:.1f} against {planned:.1f} in hindsight" if off else ""
         read.append(f"{name} {gap:+.2f} ({'inside' if low <= gap <= high else 'outside'} "
                     f"this run's {low:+.1f} to {high:+.1f}{note})")
