@@ -209,10 +209,10 @@ def _page_family(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
     return owners, section, together
 
 
-def _findings(records: list[dict[str, Any]]) -> str:
+def _findings(family: tuple[list[dict[str, Any]], list[Difference], list[Difference]]) -> str:
     """What the series found, in a few lines chosen by the verdicts: each section's own, and
     which of them stay beyond the noise when every difference on the page is tested together."""
-    owners, section, together = _page_family(records)
+    owners, section, together = family
     if not section:
         return ""
     lines = []
@@ -246,6 +246,7 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
     at once (Holm over every difference on the page), the stricter reading."""
     if not records:
         return ""
+    family = _page_family(records)  # tested once: the findings and the last section read the same verdicts
     return (f"# What the `{profile}` series measured\n\n"
             "Top-1 accuracy on the test split, in percent. The paper's figures are CIFAR-100 after its GPU "
             "training: where the paper has figures for a section's pairs, the section compares the paper's gaps, "
@@ -253,9 +254,9 @@ def results_page_markdown(profile: str, records: list[dict[str, Any]]) -> str:
             "seeds the exact sign-flip test's p can never go below 2 / 2^n (0.25 with 3 seeds, 0.0625 with 5): "
             "where that floor is above a row's Holm threshold (0.05 divided by the number of differences still "
             "in play), a verdict beyond the noise rests on the t-test's assumption of normal noise between seeds.\n\n"
-            + _findings(records)
+            + _findings(family)
             + "\n\n".join(format_record(r) for r in records)
-            + _whole_page_section(records, profile) + "\n")
+            + _whole_page_section(records, family, profile) + "\n")
 
 
 # Where a profile's own recipe was chosen by runs that read the test images (its comment in
@@ -264,12 +265,14 @@ RECIPE_READ_TEST = {"classroom": "the classroom profile's recipe (no mixing, no 
                                  "early one-seed probes that read the test images (notebook 12)"}
 
 
-def _whole_page_section(records: list[dict[str, Any]], profile: str = "") -> str:
+def _whole_page_section(records: list[dict[str, Any]],
+                        family: tuple[list[dict[str, Any]], list[Difference], list[Difference]],
+                        profile: str = "") -> str:
     """Every difference the page reports, Holm-adjusted over all of them together: a section's
     own correction keeps a false "beyond the noise" at 5% per table, this one for the page.
     Each row names its section (the title up to its parenthesis)."""
     tested = [r for r in records if r["pairs"]]
-    owners, section, together = _page_family(records)
+    owners, section, together = family
     testable = sum(d.testable for d in together)
     if len(tested) < 2 or testable < 2:
         return ""  # one table: its own correction is already the page's
