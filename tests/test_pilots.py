@@ -139,3 +139,37 @@ def test_the_power_at_the_plan_is_what_the_plan_says():
     assert plan.power_at(plan.caught_at_power) == pytest.approx(0.8, abs=1e-6)  # the 80% size, by its own definition
     assert 0.5 < plan.power_at(plan.detectable) < 0.8  # a little over half, with two degrees of freedom
     assert plan.power_at(0.0) < 0.05 and plan.power_at(-plan.caught_at_power) == pytest.approx(0.8, abs=1e-6)
+
+
+def test_the_chance_a_right_plan_lands_off_is_that_of_two_scatters_of_the_same_noise():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    run = np.std(rng.normal(size=(200_000, 3)), axis=1, ddof=1)
+    pilot = np.std(rng.normal(size=(200_000, 8)), axis=1, ddof=1)
+    ratio = run / pilot
+    simulated = float(np.mean((ratio > pilots.OFF_PLAN) | (ratio < 1 / pilots.OFF_PLAN)))
+    assert pilots.chance_off_plan(3, 8) == pytest.approx(simulated, abs=0.01)
+    assert pilots.chance_off_plan(5, 8) < pilots.chance_off_plan(3, 8)  # more seeds, a tighter estimate
+    # at least k of several events: the binomial where the chances agree, and by hand where they do not
+    assert pilots.chance_of_at_least([0.5] * 4, 3) == pytest.approx(5 / 16)
+    assert pilots.chance_of_at_least([0.2, 0.5], 1) == pytest.approx(1 - 0.8 * 0.5)
+    assert pilots.chance_of_at_least([0.2, 0.5], 0) == pytest.approx(1.0)
+    assert pilots.chance_of_at_least([0.2, 0.5], 3) == 0.0
+
+
+def test_the_results_page_weighs_the_plans_that_landed_off_against_chance(tmp_path):
+    from titn_lite.results.report import results_page_markdown
+
+    course = Course("smoke", artifacts=tmp_path)
+    values = {"a": [80.0, 81.0, 82.5], "b": [79.0, 80.9, 80.0], "c": [78.0, 80.0, 79.1]}
+    course.record_results("comparison", title="Students", setting="-", values=values, pairs=[("a", "b"), ("c", "b")],
+                          detectable={"a − b": 2.0, "c − b": 2.0}, hindsight={"a − b": 3.5, "c − b": 2.2},
+                          pilot_seeds=8)
+    page = results_page_markdown("smoke", course.results())
+    chance = pilots.chance_of_at_least([pilots.chance_off_plan(3, 8)] * 2, 1)
+    assert "The plans: 1 of 2 hindsight figures landed more than 1.5 times off their plans: a − b (1.75 x)" in page
+    assert f"chance alone would put 1 or more that far off in {chance:.0%} of runs" in page
+    course.record_results("comparison", title="Students", setting="-", values=values, pairs=[("a", "b")],
+                          detectable={"a − b": 2.0}, hindsight={"a − b": 3.5})  # no pilot said: no line
+    assert "The plans:" not in results_page_markdown("smoke", course.results())

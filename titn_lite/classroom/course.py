@@ -198,7 +198,7 @@ class Course:
                        pairs: Sequence[tuple[str, str]] = (), paper_top1: dict[str, float | None] | None = None,
                        paired: bool = True, detectable: dict[str, float] | None = None,
                        hindsight: dict[str, float] | None = None, exploratory: bool = False,
-                       claims: dict[str, float] | None = None) -> Path:
+                       claims: dict[str, float] | None = None, pilot_seeds: int | None = None) -> Path:
         """Save one notebook's measured top-1 (percent, one value per seed) for the results page.
 
         ``setting`` says in words what was trained (epochs, images, seeds); ``pairs`` are the
@@ -210,7 +210,8 @@ class Course:
         ``hindsight`` the same figure from the run's own scatter; ``exploratory``: the setting was
         chosen by looking at these test images; ``claims``: "first − second" -> an effect the chapter
         reads against that pair's interval (the page says whether its own, wider family still rules
-        it out)."""
+        it out); ``pilot_seeds``: how many seeds the plans' pilot had (the page weighs plans that
+        landed off against chance)."""
         if name not in RESULT_RECORDS:
             raise UsageError(f"unknown results record {name!r}; valid: {', '.join(RESULT_RECORDS)}")
         unknown = sorted({label for pair in pairs for label in pair} - set(values))
@@ -219,7 +220,8 @@ class Course:
         path = self.record_path(name)
         write_json(path, {"title": title, "setting": setting, "values": values, "pairs": [list(p) for p in pairs],
                           "paper_top1": paper_top1 or {}, "paired": paired, "detectable": detectable or {},
-                          "hindsight": hindsight or {}, "exploratory": exploratory, "claims": claims or {}})
+                          "hindsight": hindsight or {}, "exploratory": exploratory, "claims": claims or {},
+                          "pilot_seeds": pilot_seeds})
         return path
 
     def clear_results(self) -> None:

@@ -38,7 +38,7 @@ from titn_lite.system.files import write_json
 from titn_lite.system.packaged import assets_folder
 from titn_lite.system.usage import UsageError
 
-PILOT_SEEDS = range(100, 104)  # seeds no experiment of the series trains (they use 0, 1, 2, ...)
+PILOT_SEEDS = range(100, 108)  # seeds no experiment of the series trains (they use 0, 1, 2, ...)
 PILOTS_FILE = "pilots.json"
 # A plan is off when its hindsight figure (the same computation from the run's own per-seed
 # differences) is more than this many times larger, or smaller, than planned.
@@ -53,6 +53,27 @@ def off_plan(planned: float | None, hindsight: float | None) -> str:
     if hindsight < planned / OFF_PLAN:
         return "narrower than planned"
     return "wider than planned" if hindsight > planned * OFF_PLAN else ""
+
+
+def chance_off_plan(seeds: int, pilot_seeds: int) -> float:
+    """How often a hindsight figure lands more than ``OFF_PLAN`` times off a plan that was right:
+    the run's and the pilot's scatter are two estimates of one standard deviation, from
+    ``seeds`` - 1 and ``pilot_seeds`` - 1 degrees of freedom, so their squared ratio is
+    F-distributed. With three seeds against a pilot's eight it is about one time in two: a few
+    seeds estimate a scatter loosely, and a single plan off says little about the pilot."""
+    from scipy import stats
+
+    ratio = stats.f(seeds - 1, pilot_seeds - 1)
+    return float(ratio.cdf(OFF_PLAN ** -2) + ratio.sf(OFF_PLAN ** 2))
+
+
+def chance_of_at_least(chances: Sequence[float], count: int) -> float:
+    """How often at least ``count`` of several events happen, each with its own chance, independently
+    (the Poisson-binomial tail): how often chance alone puts ``count`` or more plans off."""
+    spread = [1.0]  # spread[k]: the chance that exactly k events happened so far
+    for chance in chances:
+        spread = [stay * (1 - chance) + step * chance for stay, step in zip(spread + [0.0], [0.0] + spread)]
+    return min(1.0, sum(spread[count:]))
 
 
 @dataclass(frozen=True)

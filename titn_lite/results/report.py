@@ -12,7 +12,7 @@ from typing import Any
 
 from titn_lite.results import paper
 from titn_lite.results.flops import count_flops, count_parameters
-from titn_lite.results.pilots import OFF_PLAN, off_plan
+from titn_lite.results.pilots import OFF_PLAN, chance_of_at_least, chance_off_plan, off_plan
 from titn_lite.results.stats import (
     NOISE_LEVEL,
     Difference,
@@ -233,7 +233,7 @@ def _findings(family: tuple[list[dict[str, Any]], list[Difference], list[Differe
         chosen = " Exploratory: its setting was chosen on these test images." if owner.get("exploratory") else ""
         lines.append(f"- {owner['title'].split(' (')[0]}: {len(beyond)} of {len(mine)} differences beyond the noise "
                      f"in its own section{shown}{page}.{chosen}")
-    lines += _claims_found(owners, section, together)
+    lines += _claims_found(owners, section, together) + _plans_found(list({id(r): r for r in owners}.values()))
     return ("## What this run found\n\nEach line is chosen by the verdicts below: first its section's (Holm over "
             "its table), then, where the page has several sections, the whole page's (Holm over every difference "
             "on the page, the stricter reading, which keeps a false \"beyond the noise\" anywhere on the page at "
@@ -317,6 +317,32 @@ def _claims_found(owners: list[dict[str, Any]], section: list[Difference], toget
             "chapters' own; a ruling is about this setting, not the paper's): "
             + "; ".join(f"ruled {where}: {', '.join(found)}" if where != "still possible" else
                         f"{where}: {', '.join(found)}" for where, found in read.items() if found) + "."]
+
+
+def _plans_found(records: list[dict[str, Any]]) -> list[str]:
+    """One line on the plans: how many landed more than ``OFF_PLAN`` times off their hindsight
+    figures, and how often chance alone puts that many off when every plan is right (each
+    comparison's chance from its seeds and its pilot's, ``pilots.chance_off_plan``)."""
+    off, chances = [], []
+    for record in records:
+        if not record.get("pilot_seeds"):
+            continue
+        for name, planned in (record.get("detectable") or {}).items():
+            hindsight = (record.get("hindsight") or {}).get(name)
+            if not planned or hindsight is None:
+                continue
+            seeds = len(record["values"][name.split(" − ")[-1]])
+            chances.append(chance_off_plan(seeds, record["pilot_seeds"]))
+            if off_plan(planned, hindsight):
+                off.append(f"{name} ({hindsight / planned:.2f} x)")
+    if not chances:
+        return []
+    return [f"- The plans: {len(off)} of {len(chances)} hindsight figures landed more than {OFF_PLAN:g} times off "
+            f"their plans{': ' + ', '.join(off) if off else ''}. Were every plan right, chance alone would put "
+            f"{len(off)} or more that far off in {chance_of_at_least(chances, len(off)):.0%} of runs like this one "
+            f"(a few seeds estimate a scatter loosely: each comparison lands that far off "
+            f"{min(chances):.0%} to {max(chances):.0%} of the time; the comparisons are counted as independent, "
+            "which those sharing a setting are not quite)."]
 
 
 def _sign_flip_short(differences: list[Difference], seeds: list[int]) -> set[int]:

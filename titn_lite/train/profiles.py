@@ -48,7 +48,7 @@ class Profile:
     # how many seeds notebooks 08 and 10 train per setting, to weigh differences against noise
     seeds: int = 1
     # notebook 11's seeds per setting (None: ``seeds``). Five at the classroom profile: its pilot
-    # (assets/pilots.json; docs/measurements.md) plans 0.8-3.2 points for its three comparisons
+    # (assets/pilots.json; docs/measurements.md) plans 0.8-2.8 points for its three comparisons
     # with five seeds, where three would need about two and a half times as much.
     few_labels_seeds: int | None = None
     # Notebook 11's few-labels regime: bare images per labelled one, from the embedded Fashion-MNIST
