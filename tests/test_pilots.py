@@ -173,3 +173,18 @@ def test_the_results_page_weighs_the_plans_that_landed_off_against_chance(tmp_pa
     course.record_results("comparison", title="Students", setting="-", values=values, pairs=[("a", "b")],
                           detectable={"a − b": 2.0}, hindsight={"a − b": 3.5})  # no pilot said: no line
     assert "The plans:" not in results_page_markdown("smoke", course.results())
+
+
+def test_a_plan_far_off_names_the_seed_that_moved_it_and_how_rare_that_is():
+    plan = pilots.PairPlan("soft", "hard", scatter=0.44, pilot_seeds=8, seeds=5, comparisons=3)
+    far_out = seed_results({"soft": [75.2, 76.3, 75.9, 76.1, 76.0], "hard": [73.1, 70.2, 72.7, 72.0, 72.0]})
+    reading = plan.read_off_plan(far_out)
+    assert reading.startswith("soft − hard: 3.3") and "wider than planned" in reading
+    assert "seed 1's difference (+6.1) lies farthest from their mean (+3.9)" in reading
+    assert "rare, so this pair's differences may scatter with heavier tails" in reading
+    lucky = pilots.PairPlan("soft", "hard", scatter=0.9, pilot_seeds=8, seeds=5, comparisons=3)
+    assert plan.chance_of_ratio(plan.hindsight_ratio(far_out)) < 0.05 <= lucky.chance_of_ratio(
+        lucky.hindsight_ratio(far_out))
+    assert "common enough to be the seeds' luck" in lucky.read_off_plan(far_out)
+    on_plan = pilots.PairPlan("soft", "hard", scatter=1.47, pilot_seeds=8, seeds=5, comparisons=3)
+    assert on_plan.read_off_plan(far_out) == ""

@@ -187,6 +187,25 @@ class PairPlan:
         f = stats.f(self.seeds - 1, self.pilot_seeds - 1)
         return min(1.0, 2 * min(f.cdf(ratio ** 2), f.sf(ratio ** 2)))
 
+    def read_off_plan(self, results: Mapping[str, SeedResults]) -> str:
+        """Where the hindsight figure is more than ``OFF_PLAN`` times off the plan (else ""): which
+        seed's difference lies farthest from the mean, how far the pilot itself may miss, and how
+        rare a ratio that far off is when the run's noise is the pilot's; rare points at noise with
+        heavier tails than normal (a seed far out), which a t-test's interval does not allow for."""
+        off = self.off_plan(results)
+        if not off:
+            return ""
+        gaps, times, (low, high) = self.gaps(results), self.hindsight_ratio(results), self.scatter_range()
+        mean, chance = statistics.fmean(gaps), self.chance_of_ratio(times)
+        far = max(range(len(gaps)), key=lambda k: abs(gaps[k] - mean))
+        return (f"{self.first} − {self.second}: {times:.2f} x its plan, {off}; seed {far}'s difference "
+                f"({gaps[far]:+.1f}) lies farthest from their mean ({mean:+.1f}); the pilot's {self.pilot_seeds} seeds "
+                f"put the true scatter at {low:.2f} to {high:.1f} times their {self.scatter:.2f} points (95%), and a "
+                f"ratio this far from 1 comes {chance:.1%} of the time when the run's noise is the pilot's: "
+                + ("common enough to be the seeds' luck" if chance >= NOISE_LEVEL else
+                   "rare, so this pair's differences may scatter with heavier tails than normal noise (a seed far "
+                   "out), which the t-test's interval does not allow for"))
+
     def describe(self) -> str:
         low, high = self.scatter_range()
         return (f"{self.first} − {self.second}: the pilot's {self.pilot_seeds} seeds scatter by {self.scatter:.2f} "
