@@ -39,12 +39,15 @@ def test_the_chance_of_a_hindsight_ratio_is_that_of_two_scatters_of_the_same_noi
     rng = np.random.default_rng(0)
     run = np.std(rng.normal(size=(200_000, 3)), axis=1, ddof=1)
     pilot = np.std(rng.normal(size=(200_000, 4)), axis=1, ddof=1)
-    for ratio in (0.13, 0.5, 2.55):  # either tail, doubled: a ratio "this far from 1" either way
-        simulated = 2 * float(np.mean(run / pilot <= ratio) if ratio < 1 else np.mean(run / pilot >= ratio))
+    for ratio in (0.13, 0.5, 2.55):  # "this far from 1, either way": at or beyond the ratio or its inverse
+        far = max(ratio, 1 / ratio)
+        simulated = float(np.mean((run / pilot >= far) | (run / pilot <= 1 / far)))
         assert plan.chance_of_ratio(ratio) == pytest.approx(simulated, abs=0.01)
+        assert plan.chance_of_ratio(ratio) == plan.chance_of_ratio(1 / ratio)
     results = seed_results({"a": [72.0, 73.0, 71.0], "b": [70.0, 71.5, 70.5]})
     realised = plan.hindsight(results) / plan.detectable
-    assert f"{realised:.2f} x the plan; a ratio this far from 1 comes {plan.chance_of_ratio(realised):.0%}" in \
+    chance = plan.chance_of_ratio(realised)
+    assert f"{realised:.2f} x the plan; a ratio this far from 1, either way, comes {chance:.1%}" in \
         pilots.format_hindsight([plan], results)
 
 
@@ -179,12 +182,37 @@ def test_a_plan_far_off_names_the_seed_that_moved_it_and_how_rare_that_is():
     plan = pilots.PairPlan("soft", "hard", scatter=0.44, pilot_seeds=8, seeds=5, comparisons=3)
     far_out = seed_results({"soft": [75.2, 76.3, 75.9, 76.1, 76.0], "hard": [73.1, 70.2, 72.7, 72.0, 72.0]})
     reading = plan.read_off_plan(far_out)
-    assert reading.startswith("soft − hard: 3.3") and "wider than planned" in reading
-    assert "seed 1's difference (+6.1) lies farthest from their mean (+3.9)" in reading
+    assert reading.startswith("seed 1's difference (+6.1) lies farthest from their mean (+3.9)")
     assert "rare, so this pair's differences may scatter with heavier tails" in reading
+    shown = pilots.format_hindsight([plan], far_out)  # the hindsight line carries the reading
+    assert shown.splitlines()[0].startswith("with 5 seeds against the pilot's 8, a right plan's hindsight figure")
+    assert "3.3" in shown and f"wider than planned (more than 1.5 x off): {reading}" in shown
     lucky = pilots.PairPlan("soft", "hard", scatter=0.9, pilot_seeds=8, seeds=5, comparisons=3)
     assert plan.chance_of_ratio(plan.hindsight_ratio(far_out)) < 0.05 <= lucky.chance_of_ratio(
         lucky.hindsight_ratio(far_out))
     assert "common enough to be the seeds' luck" in lucky.read_off_plan(far_out)
     on_plan = pilots.PairPlan("soft", "hard", scatter=1.47, pilot_seeds=8, seeds=5, comparisons=3)
     assert on_plan.read_off_plan(far_out) == ""
+
+
+def test_the_results_page_flags_a_knife_edge_ruling_and_a_verdict_whose_seeds_scattered_off_plan(tmp_path):
+    from titn_lite.results.report import results_page_markdown
+    from titn_lite.results.stats import compare
+
+    course = Course("smoke", artifacts=tmp_path)
+    values = {"soft": [75.2, 76.3, 75.9, 76.1, 76.0], "hard": [73.1, 70.2, 72.7, 72.0, 72.0]}
+    low = compare(*seed_results(values).values(), paired=True).interval.low  # one comparison: its 95% interval
+    course.record_results("regimes", title="Regimes", setting="-", values=values, pairs=[("soft", "hard")],
+                          detectable={"soft − hard": 0.78}, hindsight={"soft − hard": 2.56}, pilot_seeds=8,
+                          claims={"soft − hard": low - 0.02})
+    page = results_page_markdown("smoke", course.results())
+    chance = pilots.chance_of_ratio(2.56 / 0.78, 5, 8)
+    caveat = (f"wider than planned: its seeds scattered 3.28 x as planned, which chance gives {chance:.1%} of the time "
+              "under normal noise")
+    assert caveat in page.split("## Regimes")[0]  # the findings carry it beside the verdict
+    assert "outside by only 0.02 points, a knife edge" in page
+    course.record_results("regimes", title="Regimes", setting="-", values=values, pairs=[("soft", "hard")],
+                          detectable={"soft − hard": 2.5}, hindsight={"soft − hard": 2.56}, pilot_seeds=8,
+                          claims={"soft − hard": low - 1.0})
+    page = results_page_markdown("smoke", course.results())
+    assert "knife edge" not in page and "scattered" not in page.split("## Regimes")[0]

@@ -55,16 +55,25 @@ def off_plan(planned: float | None, hindsight: float | None) -> str:
     return "wider than planned" if hindsight > planned * OFF_PLAN else ""
 
 
-def chance_off_plan(seeds: int, pilot_seeds: int) -> float:
-    """How often a hindsight figure lands more than ``OFF_PLAN`` times off a plan that was right:
-    the run's and the pilot's scatter are two estimates of one standard deviation, from
-    ``seeds`` - 1 and ``pilot_seeds`` - 1 degrees of freedom, so their squared ratio is
-    F-distributed. With three seeds against a pilot's eight it is about one time in two: a few
-    seeds estimate a scatter loosely, and a single plan off says little about the pilot."""
+def chance_of_ratio(ratio: float, seeds: int, pilot_seeds: int) -> float:
+    """How often the run's scatter lands at least ``ratio`` times off the pilot's, either way (at
+    or beyond ``ratio`` or at or below its inverse), when the two are estimates of one normal
+    noise from ``seeds`` - 1 and ``pilot_seeds`` - 1 degrees of freedom: their squared ratio is
+    F-distributed. A hindsight figure is the plan's computation at the run's own scatter, so this
+    is also how often a right plan's hindsight figure lands that far off it."""
     from scipy import stats
 
-    ratio = stats.f(seeds - 1, pilot_seeds - 1)
-    return float(ratio.cdf(OFF_PLAN ** -2) + ratio.sf(OFF_PLAN ** 2))
+    far = max(ratio, 1 / ratio) if ratio > 0 else math.inf
+    f = stats.f(seeds - 1, pilot_seeds - 1)
+    return float(min(1.0, f.sf(far ** 2) + f.cdf(far ** -2)))
+
+
+def chance_off_plan(seeds: int, pilot_seeds: int) -> float:
+    """How often a right plan's hindsight figure lands more than ``OFF_PLAN`` times off it
+    (``chance_of_ratio`` at ``OFF_PLAN``). With three seeds against a pilot's eight it is about one
+    time in two: a few seeds estimate a scatter loosely, and a single plan off says little about
+    the pilot."""
+    return chance_of_ratio(OFF_PLAN, seeds, pilot_seeds)
 
 
 def chance_of_at_least(chances: Sequence[float], count: int) -> float:
@@ -179,38 +188,36 @@ class PairPlan:
         return Interval(mean - half, mean + half, level, "Bonferroni, pilot pooled" if family > 1 else "", family)
 
     def chance_of_ratio(self, ratio: float) -> float:
-        """How often a hindsight figure lands at least as far from the plan as ``ratio`` (either
-        way), if the run's seeds and the pilot's scatter alike: the squared ratio of two standard
-        deviations of normal values is F-distributed (``seeds`` - 1 over ``pilot_seeds`` - 1)."""
-        from scipy import stats
-
-        f = stats.f(self.seeds - 1, self.pilot_seeds - 1)
-        return min(1.0, 2 * min(f.cdf(ratio ** 2), f.sf(ratio ** 2)))
+        """How often chance alone puts the hindsight figure ``ratio`` times off the plan or further,
+        either way, if the run's seeds and the pilot's scatter alike (``pilots.chance_of_ratio``)."""
+        return chance_of_ratio(ratio, self.seeds, self.pilot_seeds)
 
     def read_off_plan(self, results: Mapping[str, SeedResults]) -> str:
         """Where the hindsight figure is more than ``OFF_PLAN`` times off the plan (else ""): which
-        seed's difference lies farthest from the mean, how far the pilot itself may miss, and how
-        rare a ratio that far off is when the run's noise is the pilot's; rare points at noise with
-        heavier tails than normal (a seed far out), which a t-test's interval does not allow for."""
-        off = self.off_plan(results)
-        if not off:
+        seed's difference lies farthest from the mean, how far the pilot itself may miss, and
+        whether chance explains a ratio that far off when the run's noise is the pilot's; where it
+        does not, the noise may have heavier tails than normal (a seed far out), which a t-test's
+        interval does not allow for."""
+        if not self.off_plan(results):
             return ""
-        gaps, times, (low, high) = self.gaps(results), self.hindsight_ratio(results), self.scatter_range()
-        mean, chance = statistics.fmean(gaps), self.chance_of_ratio(times)
+        gaps, (low, high) = self.gaps(results), self.scatter_range()
+        mean, chance = statistics.fmean(gaps), self.chance_of_ratio(self.hindsight_ratio(results))
         far = max(range(len(gaps)), key=lambda k: abs(gaps[k] - mean))
-        return (f"{self.first} − {self.second}: {times:.2f} x its plan, {off}; seed {far}'s difference "
-                f"({gaps[far]:+.1f}) lies farthest from their mean ({mean:+.1f}); the pilot's {self.pilot_seeds} seeds "
-                f"put the true scatter at {low:.2f} to {high:.1f} times their {self.scatter:.2f} points (95%), and a "
-                f"ratio this far from 1 comes {chance:.1%} of the time when the run's noise is the pilot's: "
-                + ("common enough to be the seeds' luck" if chance >= NOISE_LEVEL else
-                   "rare, so this pair's differences may scatter with heavier tails than normal noise (a seed far "
-                   "out), which the t-test's interval does not allow for"))
+        return (f"seed {far}'s difference ({gaps[far]:+.1f}) lies farthest from their mean ({mean:+.1f}); the "
+                f"pilot's {self.pilot_seeds} seeds put the true scatter at {low:.2f} to {high:.1f} times their "
+                f"{self.scatter:.2f} points (95%); " + ("a ratio that far off is common enough to be the seeds' luck" if
+                                    chance >= NOISE_LEVEL else
+                                    "a ratio that far off is rare, so this pair's differences may scatter with heavier "
+                                    "tails than normal noise (a seed far out), which the t-test's interval does not "
+                                    "allow for"))
 
     def describe(self) -> str:
         low, high = self.scatter_range()
         return (f"{self.first} − {self.second}: the pilot's {self.pilot_seeds} seeds scatter by {self.scatter:.2f} "
                 f"points (the true scatter lies between {low:.2f} and {high:.1f} times that, 95%); beyond the noise "
-                f"from {self.detectable:.1f} points, caught {POWER:.0%} of the time from {self.caught_at_power:.1f}")
+                f"from {self.detectable:.1f} points (a true difference that size is caught "
+                f"{self.power_at(self.detectable):.0%} of the time), caught {POWER:.0%} of the time from "
+                f"{self.caught_at_power:.1f}")
 
 
 def pilots_path() -> Path:
@@ -252,20 +259,25 @@ def format_plans(plans: Sequence[PairPlan], source: str, *, seeds: int, comparis
 def format_hindsight(plans: Sequence[PairPlan], results: Mapping[str, SeedResults]) -> str:
     """Each planned comparison's detectable difference beside the same figure from the
     experiment's own per-seed differences, their ratio and how often chance alone puts a
-    ratio that far from 1 (``PairPlan.chance_of_ratio``)."""
-    lines = []
+    ratio that far from 1 either way (``PairPlan.chance_of_ratio``); for a ratio more than
+    ``OFF_PLAN`` times off, what moved it (``PairPlan.read_off_plan``). A first line says how often a
+    right plan lands that far off by chance alone at this design."""
+    lines = [f"with {seeds} seeds against the pilot's {pilot}, a right plan's hindsight figure lands more than "
+             f"{OFF_PLAN:g} x off it {chance_off_plan(seeds, pilot):.0%} of the time by chance alone"
+             for seeds, pilot in dict.fromkeys((plan.seeds, plan.pilot_seeds) for plan in plans)]
     for plan in plans:
         realised = plan.hindsight(results)
         if plan.detectable > 0:
             times = realised / plan.detectable
-            ratio = (f" ({times:.2f} x the plan; a ratio this far from 1 comes {plan.chance_of_ratio(times):.0%} of "
-                     f"the time by chance alone, when the run's seeds scatter as the pilot's)")
+            ratio = (f" ({times:.2f} x the plan; a ratio this far from 1, either way, comes "
+                     f"{plan.chance_of_ratio(times):.1%} of the time by chance alone, when the run's seeds scatter as "
+                     "the pilot's)")
         else:
             ratio = " (the pilot's did not scatter)"
         off = plan.off_plan(results) if plan.detectable > 0 else ""
         lines.append(f"{plan.first} − {plan.second}: detectable difference {plan.detectable:.1f} points as planned "
                      f"from the pilot, {realised:.1f} in hindsight from this run's own differences{ratio}"
-                     + (f"; {off} (more than {OFF_PLAN:g} x off)" if off else ""))
+                     + (f"; {off} (more than {OFF_PLAN:g} x off): {plan.read_off_plan(results)}" if off else ""))
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from titn_lite.results import paper
 from titn_lite.results.flops import count_flops, count_parameters
-from titn_lite.results.pilots import OFF_PLAN, chance_of_at_least, chance_off_plan, off_plan
+from titn_lite.results.pilots import OFF_PLAN, chance_of_at_least, chance_of_ratio, chance_off_plan, off_plan
 from titn_lite.results.stats import (
     NOISE_LEVEL,
     Difference,
@@ -299,7 +299,7 @@ def _whole_page_section(records: list[dict[str, Any]],
                "\n\nEvery verdict is the same here as in its section.")
             + ("\n\nRulings that change with the family: " + "; ".join(rulings) + "." if rulings else
                "\n\nNo effect a section rules out fits this family's wider interval.")
-            + _beyond_here(together, owners))
+            + _beyond_here(together, owners, section))
 
 
 def _claims_found(owners: list[dict[str, Any]], section: list[Difference], together: list[Difference]) -> list[str]:
@@ -310,13 +310,38 @@ def _claims_found(owners: list[dict[str, Any]], section: list[Difference], toget
         for whose, effect in _claims(record, alone) if alone.testable else []:
             where = ("out in its section and over the whole page" if both.interval.excludes(effect) else
                      "out in its section only") if alone.interval.excludes(effect) else "still possible"
-            read[where].append(f"{whose} {effect:+.2f} for {alone.first} − {alone.second}")
+            notes = [_plan_caveat(record, alone)] if where != "still possible" else []
+            ruling = both.interval if where.endswith("whole page") else alone.interval  # the widest that rules
+            margin = min(abs(effect - ruling.low), abs(effect - ruling.high))
+            notes += [f"outside by only {margin:.2g} points, a knife edge"] if where != "still possible" and \
+                margin < KNIFE_EDGE else []
+            notes = [note for note in notes if note]
+            read[where].append(f"{whose} {effect:+.2f} for {alone.first} − {alone.second}"
+                               + (f" ({'; '.join(notes)})" if notes else ""))
     if not any(read.values()):
         return []
     return ["- Effects read against this setting's simultaneous intervals (Table 3's gaps, from CIFAR-100, and the "
             "chapters' own; a ruling is about this setting, not the paper's): "
             + "; ".join(f"ruled {where}: {', '.join(found)}" if where != "still possible" else
                         f"{where}: {', '.join(found)}" for where, found in read.items() if found) + "."]
+
+
+# A ruling closer to its interval's end than this (points) turns on the last decimals of a few runs.
+KNIFE_EDGE = 0.1
+
+
+def _plan_caveat(record: dict[str, Any], difference: Difference) -> str:
+    """Where a difference's seeds scattered more than ``OFF_PLAN`` times off its plan: by how much,
+    and (with the pilot's seeds recorded) how often chance alone puts it that far either way."""
+    name = f"{difference.first} − {difference.second}"
+    planned, hindsight = (record.get(key, {}).get(name) for key in ("detectable", "hindsight"))
+    off = off_plan(planned, hindsight)
+    if not off:
+        return ""
+    pilot = record.get("pilot_seeds")
+    chance = (f", which chance gives {chance_of_ratio(hindsight / planned, _seeds(record, difference), pilot):.1%} "
+              "of the time under normal noise" if pilot else "")
+    return f"{off}: its seeds scattered {hindsight / planned:.2f} x as planned{chance}"
 
 
 def _plans_found(records: list[dict[str, Any]]) -> list[str]:
@@ -365,11 +390,13 @@ def _leans_on(difference: Difference, record: dict[str, Any], unconfirmed: bool)
     notes = [f"smaller than its planned {plan:.1f}, so it leans on small scatter"] if plan and abs(
         difference.difference) < plan else []
     notes += ["the exact sign-flip test cannot confirm it"] if unconfirmed else []
+    notes += [caveat] if (caveat := _plan_caveat(record, difference)) else []
     return "".join(f"; {note}" for note in notes)
 
 
-def _beyond_here(together: list[Difference], owners: list[dict[str, Any]]) -> str:
-    """What stands behind each difference still beyond the noise over the whole page."""
+def _beyond_here(together: list[Difference], owners: list[dict[str, Any]], section: list[Difference]) -> str:
+    """What stands behind each difference still beyond the noise over the whole page (``section``:
+    the same differences as their sections name them)."""
     seeds = [_seeds(record, d) for d, record in zip(together, owners)]
     unconfirmed = _sign_flip_short(together, seeds)
     notes = []
@@ -378,6 +405,7 @@ def _beyond_here(together: list[Difference], owners: list[dict[str, Any]]) -> st
             continue
         caveats = (["exploratory"] if record.get("exploratory") else []) + (
             [f"with {seeds[i]} seeds the exact sign-flip test cannot go below {smallest_sign_flip_p(seeds[i]):.4g}, "
-             "above its Holm threshold, so the verdict rests on normal noise"] if i in unconfirmed else [])
+             "above its Holm threshold, so the verdict rests on normal noise"] if i in unconfirmed else []) + (
+            [caveat] if (caveat := _plan_caveat(record, section[i])) else [])
         notes.append(f"{d.first} − {d.second}: " + ("; ".join(caveats) if caveats else "no caveat beyond the page's"))
     return ("\n\nBeyond the noise over the whole page: " + "; ".join(notes) + ".") if notes else ""
