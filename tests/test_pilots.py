@@ -173,6 +173,9 @@ def test_the_results_page_weighs_the_plans_that_landed_off_against_chance(tmp_pa
     chance = pilots.chance_of_at_least([pilots.chance_off_plan(3, 8)] * 2, 1)
     assert "The plans: 1 of 2 hindsight figures landed more than 1.5 times off their plans: a − b (1.75 x)" in page
     assert f"chance alone would put 1 or more that far off in {chance:.0%} of runs" in page
+    alone = pilots.chance_of_ratio(1.75, 3, 8)  # the farthest off, read alone and as the most extreme of the two
+    extreme = 1 - (1 - alone) ** 2
+    assert f"The farthest off, a − b at 1.75 x, comes {alone:.1%} of the time alone and {extreme:.0%}" in page
     course.record_results("comparison", title="Students", setting="-", values=values, pairs=[("a", "b")],
                           detectable={"a − b": 2.0}, hindsight={"a − b": 3.5})  # no pilot said: no line
     assert "The plans:" not in results_page_markdown("smoke", course.results())
@@ -193,6 +196,13 @@ def test_a_plan_far_off_names_the_seed_that_moved_it_and_how_rare_that_is():
     assert "common enough to be the seeds' luck" in lucky.read_off_plan(far_out)
     on_plan = pilots.PairPlan("soft", "hard", scatter=1.47, pilot_seeds=8, seeds=5, comparisons=3)
     assert on_plan.read_off_plan(far_out) == ""
+    assert "without it the mean is +3.4 (paired t-test p 0.005, unadjusted)" in reading  # the verdict without seed 1
+    among = plan.read_off_plan(far_out, family=3)  # the farthest off of three is less surprising than one alone
+    extreme = 1 - (1 - plan.chance_of_ratio(plan.hindsight_ratio(far_out))) ** 3
+    assert f"{extreme:.1%} for the most extreme of 3" in among
+    calm = seed_results({"soft": [75.0, 76.0, 75.5], "hard": [73.0, 74.1, 73.4]})
+    narrow = pilots.PairPlan("soft", "hard", scatter=1.5, pilot_seeds=8, seeds=3, comparisons=3).read_off_plan(calm)
+    assert narrow.startswith("the seeds' differences lie close together (+1.9 to +2.1)") and "seed" not in narrow[30:60]
 
 
 def test_the_results_page_flags_a_knife_edge_ruling_and_a_verdict_whose_seeds_scattered_off_plan(tmp_path):

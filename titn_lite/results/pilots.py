@@ -76,6 +76,13 @@ def chance_off_plan(seeds: int, pilot_seeds: int) -> float:
     return chance_of_ratio(OFF_PLAN, seeds, pilot_seeds)
 
 
+def most_extreme_chance(chance: float, family: int) -> float:
+    """How often the most extreme of ``family`` independent ratios lands as far off as one that
+    lands there ``chance`` of the time alone: a ratio picked for being the farthest off is less
+    surprising than one read alone."""
+    return 1 - (1 - chance) ** family
+
+
 def chance_of_at_least(chances: Sequence[float], count: int) -> float:
     """How often at least ``count`` of several events happen, each with its own chance, independently
     (the Poisson-binomial tail): how often chance alone puts ``count`` or more plans off."""
@@ -192,24 +199,37 @@ class PairPlan:
         either way, if the run's seeds and the pilot's scatter alike (``pilots.chance_of_ratio``)."""
         return chance_of_ratio(ratio, self.seeds, self.pilot_seeds)
 
-    def read_off_plan(self, results: Mapping[str, SeedResults]) -> str:
-        """Where the hindsight figure is more than ``OFF_PLAN`` times off the plan (else ""): which
-        seed's difference lies farthest from the mean, how far the pilot itself may miss, and
-        whether chance explains a ratio that far off when the run's noise is the pilot's; where it
-        does not, the noise may have heavier tails than normal (a seed far out), which a t-test's
-        interval does not allow for."""
-        if not self.off_plan(results):
+    def read_off_plan(self, results: Mapping[str, SeedResults], family: int = 1) -> str:
+        """Where the hindsight figure is more than ``OFF_PLAN`` times off the plan (else ""): how the
+        run's differences lay (wider: which seed lies farthest out, and the difference without it),
+        how far the pilot itself may miss, and whether chance explains a ratio that far off when the
+        run's noise is the pilot's, for one comparison and for the most extreme of ``family``
+        comparisons read together (``most_extreme_chance``). A ratio still rare then points at
+        noise with heavier tails than normal, which a t-test's interval does not allow for."""
+        off = self.off_plan(results)
+        if not off:
             return ""
+        from scipy import stats
+
         gaps, (low, high) = self.gaps(results), self.scatter_range()
         mean, chance = statistics.fmean(gaps), self.chance_of_ratio(self.hindsight_ratio(results))
-        far = max(range(len(gaps)), key=lambda k: abs(gaps[k] - mean))
-        return (f"seed {far}'s difference ({gaps[far]:+.1f}) lies farthest from their mean ({mean:+.1f}); the "
-                f"pilot's {self.pilot_seeds} seeds put the true scatter at {low:.2f} to {high:.1f} times their "
-                f"{self.scatter:.2f} points (95%); " + ("a ratio that far off is common enough to be the seeds' luck" if
-                                    chance >= NOISE_LEVEL else
-                                    "a ratio that far off is rare, so this pair's differences may scatter with heavier "
-                                    "tails than normal noise (a seed far out), which the t-test's interval does not "
-                                    "allow for"))
+        if off == "wider than planned":
+            far = max(range(len(gaps)), key=lambda k: abs(gaps[k] - mean))
+            rest = gaps[:far] + gaps[far + 1:]
+            testable = len(rest) > 1 and statistics.pstdev(rest) > 0
+            test = stats.ttest_1samp(rest, 0.0).pvalue if testable else math.nan
+            lay = (f"seed {far}'s difference ({gaps[far]:+.1f}) lies farthest from their mean ({mean:+.1f}); "
+                   f"without it the mean is {statistics.fmean(rest):+.1f} (paired t-test p {test:.3f}, unadjusted)")
+        else:
+            lay = f"the seeds' differences lie close together ({min(gaps):+.1f} to {max(gaps):+.1f})"
+        extreme = most_extreme_chance(chance, family)
+        among = f", {extreme:.1%} for the most extreme of {family} read together" if family > 1 else ""
+        return (f"{lay}; the pilot's {self.pilot_seeds} seeds put the true scatter at {low:.2f} to {high:.1f} times "
+                f"their {self.scatter:.2f} points (95%); a ratio that far off comes {chance:.1%} of the time for one "
+                f"comparison{among}: " + ("common enough to be the seeds' luck" if extreme >= NOISE_LEVEL else
+                                          "rare, so this pair's differences may scatter with heavier tails than "
+                                          "normal noise (a seed far out), which the t-test's interval does not allow "
+                                          "for"))
 
     def describe(self) -> str:
         low, high = self.scatter_range()
@@ -277,7 +297,8 @@ def format_hindsight(plans: Sequence[PairPlan], results: Mapping[str, SeedResult
         off = plan.off_plan(results) if plan.detectable > 0 else ""
         lines.append(f"{plan.first} − {plan.second}: detectable difference {plan.detectable:.1f} points as planned "
                      f"from the pilot, {realised:.1f} in hindsight from this run's own differences{ratio}"
-                     + (f"; {off} (more than {OFF_PLAN:g} x off): {plan.read_off_plan(results)}" if off else ""))
+                     + (f"; {off} (more than {OFF_PLAN:g} x off): {plan.read_off_plan(results, len(plans))}"
+                        if off else ""))
     return "\n".join(lines)
 
 

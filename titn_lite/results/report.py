@@ -12,7 +12,14 @@ from typing import Any
 
 from titn_lite.results import paper
 from titn_lite.results.flops import count_flops, count_parameters
-from titn_lite.results.pilots import OFF_PLAN, chance_of_at_least, chance_of_ratio, chance_off_plan, off_plan
+from titn_lite.results.pilots import (
+    OFF_PLAN,
+    chance_of_at_least,
+    chance_of_ratio,
+    chance_off_plan,
+    most_extreme_chance,
+    off_plan,
+)
 from titn_lite.results.stats import (
     NOISE_LEVEL,
     Difference,
@@ -348,7 +355,7 @@ def _plans_found(records: list[dict[str, Any]]) -> list[str]:
     """One line on the plans: how many landed more than ``OFF_PLAN`` times off their hindsight
     figures, and how often chance alone puts that many off when every plan is right (each
     comparison's chance from its seeds and its pilot's, ``pilots.chance_off_plan``)."""
-    off, chances = [], []
+    off, chances, farthest = [], [], []
     for record in records:
         if not record.get("pilot_seeds"):
             continue
@@ -360,14 +367,22 @@ def _plans_found(records: list[dict[str, Any]]) -> list[str]:
             chances.append(chance_off_plan(seeds, record["pilot_seeds"]))
             if off_plan(planned, hindsight):
                 off.append(f"{name} ({hindsight / planned:.2f} x)")
+                farthest.append((chance_of_ratio(hindsight / planned, seeds, record["pilot_seeds"]), name,
+                                 hindsight / planned))
     if not chances:
         return []
+    extreme = ""
+    if farthest:
+        alone, name, ratio = min(farthest)
+        extreme = (f" The farthest off, {name} at {ratio:.2f} x, comes {alone:.1%} of the time alone and "
+                   f"{most_extreme_chance(alone, len(chances)):.0%} as the most extreme of the {len(chances)}: a ratio "
+                   "picked for being the farthest off is less surprising than one read alone.")
     return [f"- The plans: {len(off)} of {len(chances)} hindsight figures landed more than {OFF_PLAN:g} times off "
             f"their plans{': ' + ', '.join(off) if off else ''}. Were every plan right, chance alone would put "
             f"{len(off)} or more that far off in {chance_of_at_least(chances, len(off)):.0%} of runs like this one "
             f"(a few seeds estimate a scatter loosely: each comparison lands that far off "
             f"{min(chances):.0%} to {max(chances):.0%} of the time; the comparisons are counted as independent, "
-            "which those sharing a setting are not quite)."]
+            "which those sharing a setting are not quite)." + extreme]
 
 
 def _sign_flip_short(differences: list[Difference], seeds: list[int]) -> set[int]:
