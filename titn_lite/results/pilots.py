@@ -30,6 +30,7 @@ from titn_lite.results.stats import (
     Difference,
     Interval,
     SeedResults,
+    compare,
     detectable_difference,
     paired_gaps,
     power_at,
@@ -209,17 +210,17 @@ class PairPlan:
         off = self.off_plan(results)
         if not off:
             return ""
-        from scipy import stats
-
         gaps, (low, high) = self.gaps(results), self.scatter_range()
         mean, chance = statistics.fmean(gaps), self.chance_of_ratio(self.hindsight_ratio(results))
         if off == "wider than planned":
             far = max(range(len(gaps)), key=lambda k: abs(gaps[k] - mean))
-            rest = gaps[:far] + gaps[far + 1:]
-            testable = len(rest) > 1 and statistics.pstdev(rest) > 0
-            test = stats.ttest_1samp(rest, 0.0).pvalue if testable else math.nan
+            first, second = (SeedResults(label, tuple(v for k, v in enumerate(results[label].values) if k != far))
+                             for label in (self.first, self.second))
+            without = compare(first, second, paired=True)  # the same paired t-test, on the other seeds
+            test = without.p_value if without.testable else math.nan
             lay = (f"seed {far}'s difference ({gaps[far]:+.1f}) lies farthest from their mean ({mean:+.1f}); "
-                   f"without it the mean is {statistics.fmean(rest):+.1f} (paired t-test p {test:.3f}, unadjusted)")
+                   f"without it the mean is {statistics.fmean(gaps[:far] + gaps[far + 1:]):+.1f} (paired t-test p "
+                   f"{test:.3f}, unadjusted)")
         else:
             lay = f"the seeds' differences lie close together ({min(gaps):+.1f} to {max(gaps):+.1f})"
         extreme = most_extreme_chance(chance, family)
